@@ -1,0 +1,17 @@
+r"""Checks sampled random-unit-vector distances against the exact sqrt(2) null.
+
+    python -m experiments.run --config=sqrt2_null
+"""
+
+import ml_collections
+
+
+def get_config(arg=None):
+  config = ml_collections.ConfigDict()
+  config.task = "sqrt2_null"
+  config.seed = 0
+  config.dims = (2, 16, 256)
+  config.num_pairs = 100_000
+  if arg == "runlocal":
+    config.num_pairs = 2_000
+  return config

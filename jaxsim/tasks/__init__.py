@@ -1,0 +1,1 @@
+"""One module per task, each with `run(config, workdir) -> metrics`."""
