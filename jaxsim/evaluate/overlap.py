@@ -88,22 +88,22 @@ def null_distance_test(distances: np.typing.ArrayLike, dim: int) -> dict[str, fl
     raise ValueError("need at least 2 distances")
   if d.min() < -1e-6 or d.max() > 2 + 1e-6:
     raise ValueError(
-        f"distances must lie in [0, 2] (L2-normalised embeddings); got range "
-        f"[{d.min():.4g}, {d.max():.4g}]"
+      f"distances must lie in [0, 2] (L2-normalised embeddings); got range "
+      f"[{d.min():.4g}, {d.max():.4g}]"
     )
   mean, std = null_distance_moments(dim)
   ks = stats.kstest(d, lambda x: null_distance_cdf(x, dim))
   return {
-      "n": float(d.size),
-      "dim": float(dim),
-      "observed_mean": float(d.mean()),
-      "observed_std": float(d.std(ddof=1)),
-      "null_mean": mean,
-      "null_std": std,
-      "mean_z": float((d.mean() - mean) / (std / np.sqrt(d.size))),
-      "std_ratio": float(d.std(ddof=1) / std),
-      "ks_statistic": float(ks.statistic),
-      "ks_pvalue": float(ks.pvalue),
+    "n": float(d.size),
+    "dim": float(dim),
+    "observed_mean": float(d.mean()),
+    "observed_std": float(d.std(ddof=1)),
+    "null_mean": mean,
+    "null_std": std,
+    "mean_z": float((d.mean() - mean) / (std / np.sqrt(d.size))),
+    "std_ratio": float(d.std(ddof=1) / std),
+    "ks_statistic": float(ks.statistic),
+    "ks_pvalue": float(ks.pvalue),
   }
 
 
@@ -140,7 +140,7 @@ def _histograms(g: np.ndarray, i: np.ndarray, bins: int) -> tuple[np.ndarray, np
 
 
 def bhattacharyya_coefficient(
-    genuine: np.typing.ArrayLike, impostor: np.typing.ArrayLike, bins: int = 50
+  genuine: np.typing.ArrayLike, impostor: np.typing.ArrayLike, bins: int = 50
 ) -> float:
   """BC = sum_b sqrt(p_b q_b) over a shared equal-width histogram (1 = identical, 0 = disjoint).
 
@@ -151,7 +151,7 @@ def bhattacharyya_coefficient(
 
 
 def overlap_coefficient(
-    genuine: np.typing.ArrayLike, impostor: np.typing.ArrayLike, bins: int = 50
+  genuine: np.typing.ArrayLike, impostor: np.typing.ArrayLike, bins: int = 50
 ) -> float:
   """OVL = sum_b min(p_b, q_b) over a shared equal-width histogram (the shared probability mass).
 
@@ -173,20 +173,20 @@ def ks_statistic(genuine: np.typing.ArrayLike, impostor: np.typing.ArrayLike) ->
 
 
 OVERLAP_STATISTICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
-    "auc": auc,
-    "decidability": decidability,
-    "bhattacharyya": bhattacharyya_coefficient,
-    "overlap_coefficient": overlap_coefficient,
-    "ks_statistic": ks_statistic,
+  "auc": auc,
+  "decidability": decidability,
+  "bhattacharyya": bhattacharyya_coefficient,
+  "overlap_coefficient": overlap_coefficient,
+  "ks_statistic": ks_statistic,
 }
 
 
 def overlap_metrics(
-    genuine: np.typing.ArrayLike,
-    impostor: np.typing.ArrayLike,
-    num_resamples: int = 1000,
-    confidence: float = 0.95,
-    seed: int = 0,
+  genuine: np.typing.ArrayLike,
+  impostor: np.typing.ArrayLike,
+  num_resamples: int = 1000,
+  confidence: float = 0.95,
+  seed: int = 0,
 ) -> dict[str, float]:
   """All overlap statistics with stratified percentile-bootstrap intervals.
 
@@ -206,13 +206,13 @@ def overlap_metrics(
 
 
 def auc_gap(
-    train_genuine: np.typing.ArrayLike,
-    train_impostor: np.typing.ArrayLike,
-    test_genuine: np.typing.ArrayLike,
-    test_impostor: np.typing.ArrayLike,
-    num_resamples: int = 1000,
-    confidence: float = 0.95,
-    seed: int = 0,
+  train_genuine: np.typing.ArrayLike,
+  train_impostor: np.typing.ArrayLike,
+  test_genuine: np.typing.ArrayLike,
+  test_impostor: np.typing.ArrayLike,
+  num_resamples: int = 1000,
+  confidence: float = 0.95,
+  seed: int = 0,
 ) -> dict[str, float]:
   """Train-pair AUC minus test-pair AUC: a memorisation gauge, with a bootstrap interval.
 
@@ -222,8 +222,10 @@ def auc_gap(
   Returns:
     ``train_auc``, ``test_auc``, ``auc_gap``, ``auc_gap_ci_low``, ``auc_gap_ci_high``.
   """
-  samples = [np.asarray(a, np.float64).reshape(-1) for a in
-             (train_genuine, train_impostor, test_genuine, test_impostor)]
+  samples = [
+    np.asarray(a, np.float64).reshape(-1)
+    for a in (train_genuine, train_impostor, test_genuine, test_impostor)
+  ]
 
   def gap(a, b, c, d):
     return auc(a, b) - auc(c, d)
@@ -231,9 +233,9 @@ def auc_gap(
   lo, hi = bootstrap_ci(gap, samples, num_resamples, confidence, seed)
   train, test = auc(*samples[:2]), auc(*samples[2:])
   return {
-      "train_auc": train,
-      "test_auc": test,
-      "auc_gap": train - test,
-      "auc_gap_ci_low": lo,
-      "auc_gap_ci_high": hi,
+    "train_auc": train,
+    "test_auc": test,
+    "auc_gap": train - test,
+    "auc_gap_ci_low": lo,
+    "auc_gap_ci_high": hi,
   }

@@ -42,10 +42,10 @@ from jaxsim.evaluate import search
 
 
 def retrieval_metrics_from_relevance(
-    relevant: np.typing.ArrayLike,
-    num_relevant: np.typing.ArrayLike,
-    ks: Sequence[int] = (1, 5, 10),
-    map_at_k_denominator: str = "min_r_k",
+  relevant: np.typing.ArrayLike,
+  num_relevant: np.typing.ArrayLike,
+  ks: Sequence[int] = (1, 5, 10),
+  map_at_k_denominator: str = "min_r_k",
 ) -> dict[str, float]:
   """Retrieval metrics from a ranked relevance matrix.
 
@@ -64,9 +64,13 @@ def retrieval_metrics_from_relevance(
   rel = np.asarray(relevant, bool)
   r = np.asarray(num_relevant, np.int64).reshape(-1)
   if rel.ndim != 2 or rel.shape[0] != r.size:
-    raise ValueError(f"relevant must be [Q, K] with Q = len(num_relevant), got {rel.shape}, {r.shape}")
+    raise ValueError(
+      f"relevant must be [Q, K] with Q = len(num_relevant), got {rel.shape}, {r.shape}"
+    )
   if map_at_k_denominator not in ("min_r_k", "hits"):
-    raise ValueError(f"map_at_k_denominator must be 'min_r_k' or 'hits', got {map_at_k_denominator!r}")
+    raise ValueError(
+      f"map_at_k_denominator must be 'min_r_k' or 'hits', got {map_at_k_denominator!r}"
+    )
   num_k = rel.shape[1]
   keep = r > 0
   out_counts = {"num_queries": float(r.size), "num_lone_queries": float((~keep).sum())}
@@ -74,8 +78,8 @@ def retrieval_metrics_from_relevance(
     raise ValueError(f"relevant has {num_k} columns, fewer than max(ks) = {max(ks)}")
   if keep.any() and r[keep].max() > num_k:
     raise ValueError(
-        f"relevant has {num_k} columns but a query has R = {r[keep].max()} relevant items; "
-        "R-precision and MAP@R need the first R neighbours"
+      f"relevant has {num_k} columns but a query has R = {r[keep].max()} relevant items; "
+      "R-precision and MAP@R need the first R neighbours"
     )
   names = ["precision_at_1", "r_precision", "map_at_r"]
   names += [f"{m}_at_{k}" for k in ks for m in ("recall", "map", "mrr")]
@@ -89,9 +93,9 @@ def retrieval_metrics_from_relevance(
   ap_terms = precision_at_i * rel
   first_hit = np.where(rel.any(1), np.argmax(rel, axis=1) + 1, num_k + 1)
   out = {
-      "precision_at_1": float(rel[:, 0].mean()),
-      "r_precision": float(np.mean(np.sum(rel & within_r, 1) / r)),
-      "map_at_r": float(np.mean(np.sum(ap_terms * within_r, 1) / r)),
+    "precision_at_1": float(rel[:, 0].mean()),
+    "r_precision": float(np.mean(np.sum(rel & within_r, 1) / r)),
+    "map_at_r": float(np.mean(np.sum(ap_terms * within_r, 1) / r)),
   }
   for k in ks:
     out[f"recall_at_{k}"] = float(rel[:, :k].any(1).mean())
@@ -105,10 +109,10 @@ def retrieval_metrics_from_relevance(
 
 
 def count_relevant(
-    query_labels: np.typing.ArrayLike,
-    gallery_labels: np.typing.ArrayLike,
-    query_ids: np.typing.ArrayLike | None = None,
-    gallery_ids: np.typing.ArrayLike | None = None,
+  query_labels: np.typing.ArrayLike,
+  gallery_labels: np.typing.ArrayLike,
+  query_ids: np.typing.ArrayLike | None = None,
+  gallery_ids: np.typing.ArrayLike | None = None,
 ) -> np.ndarray:
   """R_q: gallery items with the query's label, minus gallery entries with the query's id.
 
@@ -121,24 +125,29 @@ def count_relevant(
   pos = np.clip(np.searchsorted(labels, query_labels), 0, max(labels.size - 1, 0))
   r = np.where(labels[pos] == query_labels, counts[pos], 0).astype(np.int64)
   if query_ids is not None:
-    same = collections.Counter(zip(np.asarray(gallery_ids).tolist(), gallery_labels.tolist(),
-                                   strict=True))
-    r -= np.array([same.get((i, l), 0) for i, l in
-                   zip(np.asarray(query_ids).tolist(), query_labels.tolist(), strict=True)],
-                  np.int64)
+    same = collections.Counter(
+      zip(np.asarray(gallery_ids).tolist(), gallery_labels.tolist(), strict=True)
+    )
+    r -= np.array(
+      [
+        same.get((i, lab), 0)
+        for i, lab in zip(np.asarray(query_ids).tolist(), query_labels.tolist(), strict=True)
+      ],
+      np.int64,
+    )
   return r
 
 
 def retrieval_metrics(
-    query_embeddings: np.typing.ArrayLike,
-    gallery_embeddings: np.typing.ArrayLike,
-    query_labels: np.typing.ArrayLike,
-    gallery_labels: np.typing.ArrayLike,
-    query_ids: np.typing.ArrayLike | None = None,
-    gallery_ids: np.typing.ArrayLike | None = None,
-    ks: Sequence[int] = (1, 5, 10),
-    metric: str = "cosine",
-    map_at_k_denominator: str = "min_r_k",
+  query_embeddings: np.typing.ArrayLike,
+  gallery_embeddings: np.typing.ArrayLike,
+  query_labels: np.typing.ArrayLike,
+  gallery_labels: np.typing.ArrayLike,
+  query_ids: np.typing.ArrayLike | None = None,
+  gallery_ids: np.typing.ArrayLike | None = None,
+  ks: Sequence[int] = (1, 5, 10),
+  metric: str = "cosine",
+  map_at_k_denominator: str = "min_r_k",
 ) -> dict[str, float]:
   """Retrieval metrics of queries against a gallery by exact (tiled) nearest-neighbour search.
 
@@ -166,8 +175,8 @@ def retrieval_metrics(
   g = np.asarray(gallery_embeddings)
   if q.shape[0] != query_labels.size or g.shape[0] != gallery_labels.size:
     raise ValueError(
-        f"labels must match embeddings: queries {q.shape} vs {query_labels.shape}, "
-        f"gallery {g.shape} vs {gallery_labels.shape}"
+      f"labels must match embeddings: queries {q.shape} vs {query_labels.shape}, "
+      f"gallery {g.shape} vs {gallery_labels.shape}"
     )
   r = count_relevant(query_labels, gallery_labels, query_ids, gallery_ids)
   num_k = int(max(max(ks), r.max(initial=0)))

@@ -26,7 +26,9 @@ def _check_scores_labels(scores, labels) -> tuple[np.ndarray, np.ndarray]:
   scores = np.asarray(scores, np.float64).reshape(-1)
   labels = np.asarray(labels).reshape(-1)
   if scores.shape != labels.shape:
-    raise ValueError(f"scores and labels must have the same length: {scores.shape} vs {labels.shape}")
+    raise ValueError(
+      f"scores and labels must have the same length: {scores.shape} vs {labels.shape}"
+    )
   if not np.all(np.isin(labels, (0, 1))):
     raise ValueError("labels must be 0 (impostor pair) or 1 (genuine pair)")
   if not np.all(np.isfinite(scores)):
@@ -42,7 +44,7 @@ def _far_key(far: float) -> str:
 
 
 def roc_curve(
-    scores: np.typing.ArrayLike, labels: np.typing.ArrayLike
+  scores: np.typing.ArrayLike, labels: np.typing.ArrayLike
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   """ROC curve with one point per distinct score (no points dropped).
 
@@ -92,7 +94,7 @@ def average_precision(scores: np.typing.ArrayLike, labels: np.typing.ArrayLike) 
 
 
 def det_curve(
-    scores: np.typing.ArrayLike, labels: np.typing.ArrayLike
+  scores: np.typing.ArrayLike, labels: np.typing.ArrayLike
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   """Detection error trade-off: (fpr = FAR, fnr = FRR, thresholds), one point per distinct score.
 
@@ -104,9 +106,9 @@ def det_curve(
 
 
 def equal_error_rate(
-    scores: np.typing.ArrayLike, labels: np.typing.ArrayLike
+  scores: np.typing.ArrayLike, labels: np.typing.ArrayLike
 ) -> tuple[float, float]:
-  """Equal error rate, linearly interpolated between the two ROC points where FNR - FPR changes sign.
+  """Equal error rate, interpolated linearly between the ROC points where FNR - FPR changes sign.
 
   Returns:
     (eer, threshold): the interpolated rate where FAR = FRR and the threshold interpolated
@@ -127,10 +129,10 @@ def equal_error_rate(
 
 
 def tar_at_far(
-    scores: np.typing.ArrayLike,
-    labels: np.typing.ArrayLike,
-    far: float,
-    min_false_accepts: float = 1.0,
+  scores: np.typing.ArrayLike,
+  labels: np.typing.ArrayLike,
+  far: float,
+  min_false_accepts: float = 1.0,
 ) -> dict[str, float]:
   """True accept rate at the strictest operating point whose empirical FAR is <= ``far``.
 
@@ -156,10 +158,10 @@ def tar_at_far(
   fpr, tpr, thresholds = roc_curve(scores, labels)
   i = int(np.flatnonzero(fpr <= far)[-1])
   return {
-      "tar": float(tpr[i]),
-      "far": float(fpr[i]),
-      "threshold": float(_midpoint_threshold(thresholds, i)),
-      "supported": 1.0,
+    "tar": float(tpr[i]),
+    "far": float(fpr[i]),
+    "threshold": float(_midpoint_threshold(thresholds, i)),
+    "supported": 1.0,
   }
 
 
@@ -177,9 +179,9 @@ def _midpoint_threshold(thresholds: np.ndarray, i: int) -> float:
 
 
 def verification_metrics(
-    scores: np.typing.ArrayLike,
-    labels: np.typing.ArrayLike,
-    fars: Sequence[float] = DEFAULT_FARS,
+  scores: np.typing.ArrayLike,
+  labels: np.typing.ArrayLike,
+  fars: Sequence[float] = DEFAULT_FARS,
 ) -> dict[str, float]:
   """Threshold-free verification metrics.
 
@@ -192,10 +194,10 @@ def verification_metrics(
   scores, labels = _check_scores_labels(scores, labels)
   eer, eer_thr = equal_error_rate(scores, labels)
   out = {
-      "auc": roc_auc(scores, labels),
-      "average_precision": average_precision(scores, labels),
-      "eer": eer,
-      "eer_threshold": eer_thr,
+    "auc": roc_auc(scores, labels),
+    "average_precision": average_precision(scores, labels),
+    "eer": eer,
+    "eer_threshold": eer_thr,
   }
   for far in fars:
     r = tar_at_far(scores, labels, far)
@@ -209,10 +211,10 @@ def verification_metrics(
 
 
 def select_threshold(
-    scores: np.typing.ArrayLike,
-    labels: np.typing.ArrayLike,
-    method: str = "max_accuracy",
-    target_far: float | None = None,
+  scores: np.typing.ArrayLike,
+  labels: np.typing.ArrayLike,
+  method: str = "max_accuracy",
+  target_far: float | None = None,
 ) -> float:
   """Choose a decision threshold on validation scores.
 
@@ -242,15 +244,15 @@ def select_threshold(
     r = tar_at_far(scores, labels, target_far)
     if not r["supported"]:
       raise ValueError(
-          f"target_far={target_far} needs at least {int(np.ceil(1 / target_far))} impostor "
-          f"pairs in the validation split, got {int((labels == 0).sum())}"
+        f"target_far={target_far} needs at least {int(np.ceil(1 / target_far))} impostor "
+        f"pairs in the validation split, got {int((labels == 0).sum())}"
       )
     return r["threshold"]
   raise ValueError(f"method must be 'max_accuracy', 'eer' or 'far', got {method!r}")
 
 
 def metrics_at_threshold(
-    scores: np.typing.ArrayLike, labels: np.typing.ArrayLike, threshold: float
+  scores: np.typing.ArrayLike, labels: np.typing.ArrayLike, threshold: float
 ) -> dict[str, float]:
   """Decision metrics for the rule ``score >= threshold``.
 
@@ -269,28 +271,28 @@ def metrics_at_threshold(
   recall = tp / (tp + fn)
   f1 = 2 * tp / (2 * tp + fp + fn)
   return {
-      "threshold": float(threshold),
-      "accuracy": (tp + tn) / labels.size,
-      "precision": precision,
-      "recall": recall,
-      "f1": f1,
-      "far": fp / (fp + tn),
-      "frr": fn / (fn + tp),
-      "tn": tn,
-      "fp": fp,
-      "fn": fn,
-      "tp": tp,
+    "threshold": float(threshold),
+    "accuracy": (tp + tn) / labels.size,
+    "precision": precision,
+    "recall": recall,
+    "f1": f1,
+    "far": fp / (fp + tn),
+    "frr": fn / (fn + tp),
+    "tn": tn,
+    "fp": fp,
+    "fn": fn,
+    "tp": tp,
   }
 
 
 def verification_report(
-    val_scores: np.typing.ArrayLike,
-    val_labels: np.typing.ArrayLike,
-    test_scores: np.typing.ArrayLike,
-    test_labels: np.typing.ArrayLike,
-    method: str = "max_accuracy",
-    target_far: float | None = None,
-    fars: Sequence[float] = DEFAULT_FARS,
+  val_scores: np.typing.ArrayLike,
+  val_labels: np.typing.ArrayLike,
+  test_scores: np.typing.ArrayLike,
+  test_labels: np.typing.ArrayLike,
+  method: str = "max_accuracy",
+  target_far: float | None = None,
+  fars: Sequence[float] = DEFAULT_FARS,
 ) -> dict[str, float]:
   """Threshold-free metrics on test plus decision metrics at a threshold chosen on validation.
 
@@ -300,16 +302,16 @@ def verification_report(
   """
   threshold = select_threshold(val_scores, val_labels, method, target_far)
   return {
-      **verification_metrics(test_scores, test_labels, fars),
-      **metrics_at_threshold(test_scores, test_labels, threshold),
+    **verification_metrics(test_scores, test_labels, fars),
+    **metrics_at_threshold(test_scores, test_labels, threshold),
   }
 
 
 def k_fold_accuracy(
-    scores: np.typing.ArrayLike,
-    labels: np.typing.ArrayLike,
-    num_folds: int = 10,
-    fold_ids: np.typing.ArrayLike | None = None,
+  scores: np.typing.ArrayLike,
+  labels: np.typing.ArrayLike,
+  num_folds: int = 10,
+  fold_ids: np.typing.ArrayLike | None = None,
 ) -> dict[str, float]:
   """k-fold verification accuracy as in the insightface LFW protocol.
 
@@ -338,19 +340,19 @@ def k_fold_accuracy(
     accs.append(float(np.mean(pred == (labels[test] == 1))))
     thrs.append(thr)
   return {
-      "accuracy_mean": float(np.mean(accs)),
-      "accuracy_std": float(np.std(accs)),
-      "threshold_mean": float(np.mean(thrs)),
-      "num_folds": float(len(accs)),
+    "accuracy_mean": float(np.mean(accs)),
+    "accuracy_std": float(np.std(accs)),
+    "threshold_mean": float(np.mean(thrs)),
+    "num_folds": float(len(accs)),
   }
 
 
 def bootstrap_ci(
-    statistic: Callable[..., float],
-    samples: Sequence[np.typing.ArrayLike],
-    num_resamples: int = 1000,
-    confidence: float = 0.95,
-    seed: int = 0,
+  statistic: Callable[..., float],
+  samples: Sequence[np.typing.ArrayLike],
+  num_resamples: int = 1000,
+  confidence: float = 0.95,
+  seed: int = 0,
 ) -> tuple[float, float]:
   """Percentile bootstrap interval of ``statistic(*samples)``.
 
@@ -382,7 +384,7 @@ def bootstrap_ci(
 
 
 def split_by_label(
-    scores: np.typing.ArrayLike, labels: np.typing.ArrayLike
+  scores: np.typing.ArrayLike, labels: np.typing.ArrayLike
 ) -> tuple[np.ndarray, np.ndarray]:
   """(genuine scores, impostor scores) from scores and 0/1 labels."""
   scores, labels = _check_scores_labels(scores, labels)
