@@ -230,8 +230,8 @@ def top_k_search(
   metric: str = "cosine",
   query_ids: jax.typing.ArrayLike | None = None,
   gallery_ids: jax.typing.ArrayLike | None = None,
-  query_chunk: int = 1024,
-  gallery_tile: int = 8192,
+  query_chunk: int = 512,
+  gallery_tile: int = 4096,
 ) -> tuple[np.ndarray, np.ndarray]:
   """Exact top-k gallery items for each query, streamed over gallery tiles.
 
