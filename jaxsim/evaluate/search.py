@@ -73,6 +73,9 @@ def pairwise_scores(x: jax.typing.ArrayLike, y: jax.typing.ArrayLike, metric: st
   return -sq if metric == "squared_euclidean" else -jnp.sqrt(sq)
 
 
+_pairwise_scores_jit = jax.jit(pairwise_scores, static_argnames=("metric",))
+
+
 @functools.partial(jax.jit, static_argnames=("metric",))
 def _matched_chunk(x: jax.Array, y: jax.Array, metric: str) -> jax.Array:
   if metric == "cosine":
@@ -149,14 +152,13 @@ def tiled_pairwise_scores(
   _check_2d("y", y)
   if x.shape[1] != y.shape[1]:
     raise ValueError(f"x and y must share the embedding dimension, got {x.shape} and {y.shape}")
-  fn = jax.jit(pairwise_scores, static_argnames=("metric",))
   out = np.empty((x.shape[0], y.shape[0]), np.float32)
   tx = min(tile_size, max(x.shape[0], 1))
   ty = min(tile_size, max(y.shape[0], 1))
   for i0, i1 in _chunks(x.shape[0], tx):
     xs = _pad_rows(x[i0:i1], tx)
     for j0, j1 in _chunks(y.shape[0], ty):
-      tile = fn(xs, _pad_rows(y[j0:j1], ty), metric=metric)
+      tile = _pairwise_scores_jit(xs, _pad_rows(y[j0:j1], ty), metric=metric)
       out[i0:i1, j0:j1] = np.asarray(tile)[: i1 - i0, : j1 - j0]
   return out
 
