@@ -57,6 +57,8 @@ def roc_curve(
     thresholds are decreasing, the first is +inf (accept nothing), and point i is the
     operating point of the rule ``score >= thresholds[i]``. Same as
     ``sklearn.metrics.roc_curve(labels, scores, drop_intermediate=False)``.
+
+  Reference: Fawcett 2006, "An introduction to ROC analysis", Pattern Recognition Letters 27.
   """
   scores, labels = _check_scores_labels(scores, labels)
   fps, tps, thresholds = _cumulative_counts(scores, labels)
@@ -172,7 +174,7 @@ def _midpoint_threshold(thresholds: np.ndarray, i: int) -> float:
   itself, which sits on the edge of the accepted set.
   """
   if i == 0:
-    return float(np.inf) if thresholds.size == 1 else float(thresholds[1] + 1e-12)
+    return float(np.inf) if thresholds.size == 1 else float(np.nextafter(thresholds[1], np.inf))
   if i == thresholds.size - 1:
     return float(thresholds[i])
   return float(0.5 * (thresholds[i] + thresholds[i + 1]))
@@ -223,8 +225,8 @@ def select_threshold(
     labels: [N] validation labels.
     method: ``"max_accuracy"`` (highest accuracy; the strictest threshold among ties,
       placed halfway to the next distinct score), ``"eer"`` (the interpolated EER
-      threshold) or ``"far"`` (strictest-to-loosest: the loosest threshold with validation
-      FAR <= ``target_far``, halfway to the next distinct score).
+      threshold) or ``"far"`` (the loosest threshold with validation FAR <= ``target_far``,
+      halfway to the next distinct score).
     target_far: required for ``method="far"``.
 
   Returns:
