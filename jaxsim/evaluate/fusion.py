@@ -1,0 +1,248 @@
+"""Score-level fusion of two or more matchers, fitted on validation and applied to test.
+
+Scores are arranged as ``[N, M]``: N comparisons (pairs, or probe-identity pairs) by M
+matchers, each a similarity (higher = more likely the same identity). Labels are 1 for
+genuine and 0 for impostor.
+
+Normalisations (Jain, Nandakumar & Ross 2005, "Score normalization in multimodal
+biometric systems", Pattern Recognition 38(12)):
+- ``"min_max"``: (s - min) / (max - min), min and max of the validation scores.
+- ``"z_score"``: (s - mean) / std of the validation scores.
+- ``"tanh"``: 0.5 (tanh(0.01 (s - mu_GH) / sigma_GH) + 1), mu_GH and sigma_GH the Hampel
+  estimates of the location and spread of the *genuine* validation scores.
+- ``"none"``: unchanged.
+
+Rules (sum, max, min and product as in Jain et al. 2005 and Kittler et al. 1998, "On
+combining classifiers", IEEE TPAMI 20(3)):
+- ``"sum"``: mean of the normalised scores.
+- ``"weighted_sum"``: sum with weights proportional to 1 / EER of each matcher on
+  validation ("matcher weighting", Snelick et al. 2005, IEEE TPAMI 27(3)).
+- ``"max"``, ``"min"``, ``"product"``.
+- ``"likelihood_ratio"``: log f_genuine(s) - log f_impostor(s), both densities Gaussian
+  mixtures over the M-dimensional normalised score vector, the number of components
+  chosen by BIC (Nandakumar, Chen, Dass & Jain 2008, "Likelihood ratio-based biometric
+  score fusion", IEEE TPAMI 30(2), use mixtures chosen by a related criterion).
+- ``"logistic_regression"``: the log-odds of an L2-regularised logistic regression on the
+  normalised scores.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.mixture import GaussianMixture
+
+from jaxsim.evaluate import verification
+
+NORMALIZATIONS = ("none", "min_max", "z_score", "tanh")
+RULES = ("sum", "weighted_sum", "max", "min", "product", "likelihood_ratio", "logistic_regression")
+
+
+def _check_matrix(scores, labels=None) -> tuple[np.ndarray, np.ndarray | None]:
+  s = np.asarray(scores, np.float64)
+  if s.ndim == 1:
+    s = s[:, None]
+  if s.ndim != 2:
+    raise ValueError(f"scores must be [N, M] (N comparisons, M matchers), got {s.shape}")
+  if not np.all(np.isfinite(s)):
+    raise ValueError("scores contain NaN or inf")
+  if labels is None:
+    return s, None
+  y = np.asarray(labels).reshape(-1)
+  if y.size != s.shape[0] or not np.all(np.isin(y, (0, 1))):
+    raise ValueError(f"labels must be [{s.shape[0]}] values in {{0, 1}}, got shape {y.shape}")
+  return s, y.astype(np.int64)
+
+
+def hampel_location_scale(
+  x: np.typing.ArrayLike,
+  quantiles: tuple[float, float, float] = (0.7, 0.85, 0.95),
+  max_iter: int = 100,
+) -> tuple[float, float]:
+  """Hampel M-estimates of location and scale.
+
+  The three-part redescending psi has knees a < b < c set to the given quantiles of the
+  absolute deviations from the median (70%, 85%, 95% as suggested by Jain et al. 2005).
+  Location is solved by iteratively reweighted means with weights psi(u) / u; scale is
+  the square root of the Hampel-weighted mean squared deviation at that location, so
+  points beyond c (outliers) influence neither.
+
+  Reference: Hampel, Ronchetti, Rousseeuw & Stahel 1986, Robust Statistics, sec. 2.6.
+
+  Returns:
+    (location, scale).
+  """
+  x = np.asarray(x, np.float64).reshape(-1)
+  if x.size < 2:
+    raise ValueError("need at least 2 scores for Hampel estimates")
+  mu = np.median(x)
+  a, b, c = np.quantile(np.abs(x - mu), quantiles)
+  if not a > 0:
+    return float(mu), float(x.std())
+  c = max(c, b + 1e-12 * max(1.0, abs(b)))
+
+  def weights(u):
+    au = np.abs(u)
+    with np.errstate(divide="ignore", invalid="ignore"):
+      w = np.where(
+        au < a, 1.0, np.where(au < b, a / au, np.where(au < c, a * (c - au) / ((c - b) * au), 0.0))
+      )
+    return w
+
+  for _ in range(max_iter):
+    w = weights(x - mu)
+    new = np.sum(w * x) / np.sum(w)
+    if abs(new - mu) <= 1e-12 * max(1.0, abs(mu)):
+      mu = new
+      break
+    mu = new
+  w = weights(x - mu)
+  scale = np.sqrt(np.sum(w * (x - mu) ** 2) / np.sum(w))
+  return float(mu), float(scale)
+
+
+def fit_normalizer(
+  scores: np.typing.ArrayLike, labels: np.typing.ArrayLike | None = None, method: str = "z_score"
+) -> dict[str, float]:
+  """Fit one matcher's normalisation on validation scores ([N]); tanh needs labels."""
+  s = np.asarray(scores, np.float64).reshape(-1)
+  if method == "none":
+    return {"method": "none"}
+  if method == "min_max":
+    lo, hi = float(s.min()), float(s.max())
+    return {"method": "min_max", "min": lo, "max": hi}
+  if method == "z_score":
+    return {"method": "z_score", "mean": float(s.mean()), "std": float(s.std())}
+  if method == "tanh":
+    if labels is None:
+      raise ValueError("tanh normalisation is fitted on genuine scores: pass labels")
+    genuine = s[np.asarray(labels).reshape(-1) == 1]
+    mu, sigma = hampel_location_scale(genuine)
+    return {"method": "tanh", "location": mu, "scale": sigma}
+  raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {method!r}")
+
+
+def apply_normalizer(params: dict[str, Any], scores: np.typing.ArrayLike) -> np.ndarray:
+  """Apply a `fit_normalizer` result."""
+  s = np.asarray(scores, np.float64)
+  m = params["method"]
+  if m == "none":
+    return s
+  if m == "min_max":
+    return (s - params["min"]) / max(params["max"] - params["min"], 1e-12)
+  if m == "z_score":
+    return (s - params["mean"]) / max(params["std"], 1e-12)
+  if m == "tanh":
+    return 0.5 * (np.tanh(0.01 * (s - params["location"]) / max(params["scale"], 1e-12)) + 1)
+  raise ValueError(f"unknown normalization {m!r}")
+
+
+def _fit_gmm(x: np.ndarray, max_components: int, seed: int) -> GaussianMixture:
+  best, best_bic = None, np.inf
+  for n in range(1, min(max_components, x.shape[0]) + 1):
+    gmm = GaussianMixture(n, covariance_type="full", reg_covar=1e-6, random_state=seed).fit(x)
+    bic = gmm.bic(x)
+    if bic < best_bic:
+      best, best_bic = gmm, bic
+  return best
+
+
+def fit_fusion(
+  scores: np.typing.ArrayLike,
+  labels: np.typing.ArrayLike,
+  rule: str = "sum",
+  normalization: str = "z_score",
+  max_components: int = 3,
+  seed: int = 0,
+) -> dict[str, Any]:
+  """Fit normalisers and the fusion rule on validation scores.
+
+  Args:
+    scores: [N, M] validation scores of M matchers.
+    labels: [N] 1 = genuine, 0 = impostor.
+    rule: one of `RULES`.
+    normalization: one of `NORMALIZATIONS`, fitted per matcher.
+    max_components: largest mixture tried for ``likelihood_ratio``.
+    seed: seed for the mixture fits.
+
+  Returns:
+    A model dict for `apply_fusion` (it holds fitted scikit-learn objects for the
+    likelihood-ratio and logistic-regression rules).
+  """
+  s, y = _check_matrix(scores, labels)
+  if rule not in RULES:
+    raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
+  if normalization not in NORMALIZATIONS:
+    raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
+  normalizers = [fit_normalizer(s[:, m], y, normalization) for m in range(s.shape[1])]
+  model: dict[str, Any] = {"rule": rule, "normalizers": normalizers}
+  z = _normalize_all(normalizers, s)
+  if rule == "weighted_sum":
+    eers = np.array([verification.equal_error_rate(z[:, m], y)[0] for m in range(s.shape[1])])
+    inv = 1.0 / np.maximum(eers, 1e-6)
+    model["weights"] = inv / inv.sum()
+  elif rule == "likelihood_ratio":
+    model["genuine_density"] = _fit_gmm(z[y == 1], max_components, seed)
+    model["impostor_density"] = _fit_gmm(z[y == 0], max_components, seed)
+  elif rule == "logistic_regression":
+    model["classifier"] = LogisticRegression(C=1.0).fit(z, y)
+  return model
+
+
+def _normalize_all(normalizers, s: np.ndarray) -> np.ndarray:
+  if len(normalizers) != s.shape[1]:
+    raise ValueError(f"model fitted for {len(normalizers)} matchers, scores have {s.shape[1]}")
+  return np.stack([apply_normalizer(p, s[:, m]) for m, p in enumerate(normalizers)], axis=1)
+
+
+def apply_fusion(model: dict[str, Any], scores: np.typing.ArrayLike) -> np.ndarray:
+  """Fused [N] scores (higher = more likely genuine) from a `fit_fusion` model."""
+  s, _ = _check_matrix(scores)
+  z = _normalize_all(model["normalizers"], s)
+  rule = model["rule"]
+  if rule == "sum":
+    return z.mean(1)
+  if rule == "weighted_sum":
+    return z @ model["weights"]
+  if rule == "max":
+    return z.max(1)
+  if rule == "min":
+    return z.min(1)
+  if rule == "product":
+    return z.prod(1)
+  if rule == "likelihood_ratio":
+    return model["genuine_density"].score_samples(z) - model["impostor_density"].score_samples(z)
+  if rule == "logistic_regression":
+    return model["classifier"].decision_function(z)
+  raise ValueError(f"unknown rule {rule!r}")
+
+
+def fusion_comparison(
+  val_scores: np.typing.ArrayLike,
+  val_labels: np.typing.ArrayLike,
+  test_scores: np.typing.ArrayLike,
+  test_labels: np.typing.ArrayLike,
+  rules: tuple[str, ...] = RULES,
+  normalization: str = "z_score",
+  seed: int = 0,
+) -> dict[str, float]:
+  """Test AUC and EER of each single matcher and each fusion rule (all fitted on validation).
+
+  Returns:
+    Flat dict: ``matcher_{m}_auc``, ``matcher_{m}_eer``, ``{rule}_auc``, ``{rule}_eer``.
+  """
+  sv, yv = _check_matrix(val_scores, val_labels)
+  st, yt = _check_matrix(test_scores, test_labels)
+  out = {}
+  for m in range(st.shape[1]):
+    out[f"matcher_{m}_auc"] = verification.roc_auc(st[:, m], yt)
+    out[f"matcher_{m}_eer"] = verification.equal_error_rate(st[:, m], yt)[0]
+  for rule in rules:
+    # Products of signed z-scores are not monotone; the product rule gets min-max inputs.
+    norm = "min_max" if rule == "product" and normalization == "z_score" else normalization
+    fused = apply_fusion(fit_fusion(sv, yv, rule, norm, seed=seed), st)
+    out[f"{rule}_auc"] = verification.roc_auc(fused, yt)
+    out[f"{rule}_eer"] = verification.equal_error_rate(fused, yt)[0]
+  return out

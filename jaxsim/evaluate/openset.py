@@ -1,0 +1,309 @@
+"""Closed- and open-set identification (1:N): templates, CMC, FNIR at FPIR, Top-k candidates.
+
+A gallery enrols identities as templates (the centroid of each identity's embeddings, or
+every embedding); a probe is scored against every enrolled identity (its best template).
+Mated probes belong to an enrolled identity, non-mated probes do not, and open-set
+evaluation needs real non-mated probes (people never enrolled), not held-out images of
+enrolled people.
+
+Definitions (NIST FRVT Part 2: Identification, NISTIR 8271 sec. 3; Grother & Ngan), for a
+threshold T and rank R:
+- FPIR(T) = fraction of non-mated probes whose best identity score is >= T (at least one
+  candidate returned).
+- FNIR(T, R) = fraction of mated probes whose mated identity is not among the first R
+  candidates or scores below T.
+- DIR(T, R) = 1 - FNIR(T, R), the detection and identification rate; "DIR at FAR" in the
+  open-set literature is DIR at FPIR.
+- CMC(r) = fraction of mated probes whose mated identity is ranked r or better (closed
+  set, no threshold); CMC(1) is the rank-1 identification rate.
+Ranks: 1 + the number of identities scoring higher, ties going to the identity listed
+first (the same rule as `search.top_k_search`).
+
+Scores are similarities (higher = more similar).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from jaxsim.evaluate import search
+
+
+def identity_templates(
+  embeddings: np.typing.ArrayLike,
+  identities: np.typing.ArrayLike,
+  mode: str = "centroid",
+  normalize: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
+  """Gallery templates from enrolment embeddings.
+
+  Args:
+    embeddings: [N, D] enrolment embeddings.
+    identities: [N] int identity of each.
+    mode: ``"centroid"`` (one template per identity: the mean of its L2-normalised
+      embeddings, normalised again when ``normalize``) or ``"all"`` (every embedding).
+    normalize: L2-normalise embeddings (and centroids).
+
+  Returns:
+    (templates [T, D] float32, template_identities [T]).
+  """
+  x = np.asarray(embeddings, np.float64)
+  ids = np.asarray(identities).reshape(-1)
+  if x.ndim != 2 or x.shape[0] != ids.size:
+    raise ValueError(f"embeddings must be [N, D] with N = len(identities): {x.shape}, {ids.shape}")
+  if normalize:
+    x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+  if mode == "all":
+    return x.astype(np.float32), ids
+  if mode != "centroid":
+    raise ValueError(f"mode must be 'centroid' or 'all', got {mode!r}")
+  uniq, inverse = np.unique(ids, return_inverse=True)
+  sums = np.zeros((uniq.size, x.shape[1]))
+  np.add.at(sums, inverse, x)
+  cent = sums / np.bincount(inverse)[:, None]
+  if normalize:
+    cent /= np.maximum(np.linalg.norm(cent, axis=1, keepdims=True), 1e-12)
+  return cent.astype(np.float32), uniq
+
+
+def identity_scores(
+  probe_embeddings: np.typing.ArrayLike,
+  templates: np.typing.ArrayLike,
+  template_identities: np.typing.ArrayLike,
+  metric: str = "cosine",
+) -> tuple[np.ndarray, np.ndarray]:
+  """Score of every probe against every enrolled identity (max over its templates).
+
+  Returns:
+    (scores [P, I], identities [I] sorted ascending).
+  """
+  tid = np.asarray(template_identities).reshape(-1)
+  s = search.tiled_pairwise_scores(probe_embeddings, templates, metric)
+  order = np.argsort(tid, kind="stable")
+  tid_sorted = tid[order]
+  uniq, starts = np.unique(tid_sorted, return_index=True)
+  return np.maximum.reduceat(s[:, order], starts, axis=1), uniq
+
+
+def _mated_rank_and_score(scores, identities, probe_identities):
+  s = np.asarray(scores, np.float64)
+  ids = np.asarray(identities).reshape(-1)
+  pid = np.asarray(probe_identities).reshape(-1)
+  if s.shape != (pid.size, ids.size):
+    raise ValueError(f"scores must be [P, I] = [{pid.size}, {ids.size}], got {s.shape}")
+  col = {v: j for j, v in enumerate(ids.tolist())}
+  mated = np.array([p in col for p in pid.tolist()], bool)
+  j = np.array([col.get(p, 0) for p in pid.tolist()])
+  ms = s[np.arange(pid.size), j]
+  higher = np.sum(s > ms[:, None], axis=1)
+  tied_before = np.sum((s == ms[:, None]) & (np.arange(ids.size)[None, :] < j[:, None]), axis=1)
+  rank = 1 + higher + tied_before
+  return mated, np.where(mated, rank, 0), np.where(mated, ms, np.nan), s.max(axis=1)
+
+
+def cmc_curve(
+  scores: np.typing.ArrayLike,
+  identities: np.typing.ArrayLike,
+  probe_identities: np.typing.ArrayLike,
+  max_rank: int = 10,
+) -> np.ndarray:
+  """Closed-set CMC over the mated probes.
+
+  Args:
+    scores: [P, I] probe-identity scores.
+    identities: [I] enrolled identities (columns).
+    probe_identities: [P] true identity of each probe; non-mated probes are ignored.
+    max_rank: last rank.
+
+  Returns:
+    [max_rank] identification rates at ranks 1..max_rank.
+  """
+  mated, rank, _, _ = _mated_rank_and_score(scores, identities, probe_identities)
+  if not mated.any():
+    raise ValueError("no probe belongs to an enrolled identity; CMC needs mated probes")
+  r = rank[mated]
+  return np.array([np.mean(r <= k) for k in range(1, max_rank + 1)])
+
+
+def cmc_metrics(
+  scores, identities, probe_identities, ranks: Sequence[int] = (1, 5, 10)
+) -> dict[str, float]:
+  """``rank_{r}`` identification rates for the given ranks plus ``num_mated``."""
+  curve = cmc_curve(scores, identities, probe_identities, max(ranks))
+  mated = _mated_rank_and_score(scores, identities, probe_identities)[0]
+  return {**{f"rank_{r}": float(curve[r - 1]) for r in ranks}, "num_mated": float(mated.sum())}
+
+
+def fpir_threshold(nonmated_top_scores: np.typing.ArrayLike, target_fpir: float) -> float:
+  """Loosest threshold whose FPIR on these non-mated probes is <= ``target_fpir``.
+
+  Placed halfway between the highest rejected score and the next distinct score above
+  it, so that it transfers evenly to new data.
+  """
+  s = np.sort(np.asarray(nonmated_top_scores, np.float64).reshape(-1))[::-1]
+  if s.size == 0:
+    raise ValueError("need non-mated probes to set an open-set threshold")
+  allowed = int(np.floor(target_fpir * s.size + 1e-9))
+  if allowed >= s.size:
+    return float(-np.inf)
+  rejected = s[allowed]
+  above = s[s > rejected]
+  if above.size == 0:
+    return float(np.nextafter(rejected, np.inf))
+  return float(0.5 * (rejected + above.min()))
+
+
+def open_set_at_threshold(
+  scores: np.typing.ArrayLike,
+  identities: np.typing.ArrayLike,
+  probe_identities: np.typing.ArrayLike,
+  threshold: float,
+  rank: int = 1,
+) -> dict[str, float]:
+  """FPIR, FNIR and DIR at a given threshold and rank.
+
+  Returns:
+    ``threshold``, ``fpir``, ``fnir``, ``dir``, ``num_mated``, ``num_nonmated``
+    (rates over an empty group are NaN).
+  """
+  mated, r, ms, top = _mated_rank_and_score(scores, identities, probe_identities)
+  hit = mated & (r <= rank) & (ms >= threshold)
+  fnir = float(1 - hit[mated].mean()) if mated.any() else float("nan")
+  fpir = float(np.mean(top[~mated] >= threshold)) if (~mated).any() else float("nan")
+  return {
+    "threshold": float(threshold),
+    "fpir": fpir,
+    "fnir": fnir,
+    "dir": 1 - fnir,
+    "num_mated": float(mated.sum()),
+    "num_nonmated": float((~mated).sum()),
+  }
+
+
+def open_set_curve(
+  scores: np.typing.ArrayLike,
+  identities: np.typing.ArrayLike,
+  probe_identities: np.typing.ArrayLike,
+  rank: int = 1,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """(fpir, fnir, thresholds) at every distinct non-mated top score (the open-set DET)."""
+  mated, r, ms, top = _mated_rank_and_score(scores, identities, probe_identities)
+  if not mated.any() or mated.all():
+    raise ValueError("the open-set curve needs both mated and non-mated probes")
+  thr = np.r_[np.inf, np.unique(top[~mated])[::-1]]
+  nm = np.sort(top[~mated])
+  fpir = 1 - np.searchsorted(nm, thr, side="left") / nm.size
+  good = np.sort(np.where(r[mated] <= rank, ms[mated], -np.inf))
+  fnir = np.searchsorted(good, thr, side="left") / good.size
+  return fpir, fnir, thr
+
+
+def fnir_at_fpir(
+  scores: np.typing.ArrayLike,
+  identities: np.typing.ArrayLike,
+  probe_identities: np.typing.ArrayLike,
+  fpirs: Sequence[float] = (1e-1, 1e-2),
+  rank: int = 1,
+) -> dict[str, float]:
+  """FNIR and DIR at target FPIRs with thresholds set on these same probes (a curve summary).
+
+  For a decision threshold to report on test, set it on validation with `fpir_threshold`
+  (or use `open_set_report`). A target FPIR needs at least 1 / FPIR non-mated probes;
+  below that the values are NaN and ``..._supported`` is 0.0.
+
+  Returns:
+    Flat dict with, for each f (formatted ``f"{f:.0e}"``): ``fnir_at_fpir_{f}``,
+    ``dir_at_fpir_{f}``, ``threshold_at_fpir_{f}``, ``fnir_at_fpir_{f}_supported``.
+  """
+  mated, _, _, top = _mated_rank_and_score(scores, identities, probe_identities)
+  num_nonmated = int((~mated).sum())
+  out = {}
+  for f in fpirs:
+    key = f"{f:.0e}"
+    if num_nonmated * f < 1 or not mated.any():
+      out[f"fnir_at_fpir_{key}"] = out[f"dir_at_fpir_{key}"] = float("nan")
+      out[f"threshold_at_fpir_{key}"] = float("nan")
+      out[f"fnir_at_fpir_{key}_supported"] = 0.0
+      continue
+    t = fpir_threshold(top[~mated], f)
+    r = open_set_at_threshold(scores, identities, probe_identities, t, rank)
+    out[f"fnir_at_fpir_{key}"] = r["fnir"]
+    out[f"dir_at_fpir_{key}"] = r["dir"]
+    out[f"threshold_at_fpir_{key}"] = t
+    out[f"fnir_at_fpir_{key}_supported"] = 1.0
+  return out
+
+
+def open_set_report(
+  val_scores,
+  val_identities,
+  val_probe_identities,
+  test_scores,
+  test_identities,
+  test_probe_identities,
+  target_fpir: float = 0.01,
+  rank: int = 1,
+) -> dict[str, float]:
+  """Reject threshold for ``target_fpir`` set on validation non-mated probes, applied to test.
+
+  Returns:
+    `open_set_at_threshold` on test at that threshold, plus ``target_fpir`` and
+    ``val_fpir`` (the FPIR the threshold achieves on validation).
+  """
+  mated, _, _, top = _mated_rank_and_score(val_scores, val_identities, val_probe_identities)
+  num_nonmated = int((~mated).sum())
+  if num_nonmated * target_fpir < 1:
+    raise ValueError(
+      f"target_fpir={target_fpir} needs at least {int(np.ceil(1 / target_fpir))} non-mated "
+      f"validation probes, got {num_nonmated}"
+    )
+  t = fpir_threshold(top[~mated], target_fpir)
+  out = open_set_at_threshold(test_scores, test_identities, test_probe_identities, t, rank)
+  out["target_fpir"] = float(target_fpir)
+  out["val_fpir"] = float(np.mean(top[~mated] >= t))
+  return out
+
+
+def probe_identity_pairs(
+  scores: np.typing.ArrayLike,
+  identities: np.typing.ArrayLike,
+  probe_identities: np.typing.ArrayLike,
+) -> tuple[np.ndarray, np.ndarray]:
+  """Flatten a [P, I] score matrix into (scores, labels) with label 1 where the identity matches.
+
+  Use it on validation probes to fit a calibrator for `top_candidates`.
+  """
+  s = np.asarray(scores, np.float64)
+  ids = np.asarray(identities).reshape(-1)
+  pid = np.asarray(probe_identities).reshape(-1)
+  return s.reshape(-1), (pid[:, None] == ids[None, :]).astype(np.int64).reshape(-1)
+
+
+def top_candidates(
+  scores: np.typing.ArrayLike,
+  identities: np.typing.ArrayLike,
+  k: int = 5,
+  calibrator: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> dict[str, np.ndarray]:
+  """The k best identities per probe, with calibrated match probabilities.
+
+  Args:
+    scores: [P, I] probe-identity scores.
+    identities: [I] enrolled identities.
+    k: list length (capped at I).
+    calibrator: maps scores to P(match), e.g. ``calibration.fit_calibrator(*probe_identity_pairs(
+      val_scores, ...), "platt")``, fitted on validation; None leaves probabilities NaN.
+
+  Returns:
+    ``identities`` [P, k], ``scores`` [P, k], ``probabilities`` [P, k], best first.
+  """
+  s = np.asarray(scores, np.float64)
+  ids = np.asarray(identities).reshape(-1)
+  k = min(k, ids.size)
+  # Stable sort on the negated score keeps the lower column first among ties.
+  order = np.argsort(-s, axis=1, kind="stable")[:, :k]
+  top = np.take_along_axis(s, order, axis=1)
+  probs = calibrator(top) if calibrator is not None else np.full_like(top, np.nan)
+  return {"identities": ids[order], "scores": top, "probabilities": np.asarray(probs)}

@@ -1,0 +1,359 @@
+"""Figures and reports: the only module in jaxsim that writes them.
+
+Figures use matplotlib's object-oriented API (``matplotlib.figure.Figure`` renders with
+the Agg canvas), so nothing needs a display and no global pyplot state is touched.
+
+Multi-host runs: only process 0 writes. Every writer takes ``process_index`` (default:
+``jax.process_index()``) and returns None without writing on any other process.
+
+``metrics.json`` is a nesting of the flat metric dicts of `jaxsim.evaluate`, for example
+``{"test": {"verification": {"auc": ...}, "retrieval": {...}}}``. NaN and infinities
+(unsupported operating points) are written as ``null`` so the file is strict JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import pathlib
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import jax
+import numpy as np
+from matplotlib.figure import Figure
+from scipy import stats
+
+from jaxsim.evaluate import overlap
+
+
+def is_writer(process_index: int | None = None) -> bool:
+  """True on the process that writes files (process 0)."""
+  return (jax.process_index() if process_index is None else process_index) == 0
+
+
+def _save(fig: Figure, path: str | pathlib.Path) -> pathlib.Path:
+  path = pathlib.Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  return path
+
+
+def plot_distance_histograms(
+  genuine_distances: np.typing.ArrayLike,
+  impostor_distances: np.typing.ArrayLike,
+  dim: int | None,
+  path: str | pathlib.Path,
+  title: str = "Pair distances",
+  process_index: int | None = None,
+) -> pathlib.Path | None:
+  """Density histograms of genuine and impostor distances, the exact null density for
+  independent uniform unit vectors in R^dim overlaid (when ``dim`` is given) and sqrt(2) marked.
+  """
+  if not is_writer(process_index):
+    return None
+  g = np.asarray(genuine_distances, np.float64).reshape(-1)
+  i = np.asarray(impostor_distances, np.float64).reshape(-1)
+  fig = Figure(figsize=(6, 4))
+  ax = fig.add_subplot()
+  lo, hi = min(g.min(), i.min()), max(g.max(), i.max())
+  bins = np.linspace(lo, hi, 60)
+  ax.hist(g, bins, density=True, alpha=0.5, label=f"genuine (n={g.size})")
+  ax.hist(i, bins, density=True, alpha=0.5, label=f"impostor (n={i.size})")
+  if dim is not None:
+    mean, std = overlap.null_distance_moments(dim)
+    x = np.linspace(max(0.0, min(lo, mean - 5 * std)), min(2.0, max(hi, mean + 5 * std)), 400)
+    ax.plot(x, overlap.null_distance_pdf(x, dim), "k-", lw=1.5, label=f"null, d={dim}")
+  ax.axvline(math.sqrt(2), color="k", ls="--", lw=1, label="sqrt(2)")
+  ax.set_xlabel("Euclidean distance")
+  ax.set_ylabel("density")
+  ax.set_title(title)
+  ax.legend(fontsize=8)
+  return _save(fig, path)
+
+
+def plot_roc(
+  curves: Mapping[str, tuple[np.ndarray, np.ndarray]],
+  path: str | pathlib.Path,
+  log_far: bool = True,
+  process_index: int | None = None,
+) -> pathlib.Path | None:
+  """ROC curves, ``{name: (fpr, tpr)}``; FAR on a log axis by default."""
+  if not is_writer(process_index):
+    return None
+  fig = Figure(figsize=(5, 4))
+  ax = fig.add_subplot()
+  for name, (fpr, tpr) in curves.items():
+    fpr = np.asarray(fpr)
+    keep = fpr > 0 if log_far else slice(None)
+    ax.plot(fpr[keep], np.asarray(tpr)[keep], label=name)
+  if log_far:
+    ax.set_xscale("log")
+  else:
+    ax.plot([0, 1], [0, 1], "k:", lw=1)
+  ax.set_xlabel("false accept rate")
+  ax.set_ylabel("true accept rate")
+  ax.set_title("ROC")
+  ax.legend(fontsize=8)
+  return _save(fig, path)
+
+
+def plot_det(
+  curves: Mapping[str, tuple[np.ndarray, np.ndarray]],
+  path: str | pathlib.Path,
+  xlabel: str = "false accept rate",
+  ylabel: str = "false reject rate",
+  process_index: int | None = None,
+) -> pathlib.Path | None:
+  """DET curves, ``{name: (fpr, fnr)}`` on normal-deviate axes (also fits FPIR/FNIR curves)."""
+  if not is_writer(process_index):
+    return None
+  fig = Figure(figsize=(5, 4))
+  ax = fig.add_subplot()
+  ticks = np.array([1e-4, 1e-3, 1e-2, 0.05, 0.2, 0.5, 0.8, 0.95])
+  eps = 1e-5
+  for name, (fpr, fnr) in curves.items():
+    x = stats.norm.ppf(np.clip(np.asarray(fpr, np.float64), eps, 1 - eps))
+    y = stats.norm.ppf(np.clip(np.asarray(fnr, np.float64), eps, 1 - eps))
+    ax.plot(x, y, label=name)
+  ax.set_xticks(stats.norm.ppf(ticks), [f"{t:g}" for t in ticks], fontsize=7)
+  ax.set_yticks(stats.norm.ppf(ticks), [f"{t:g}" for t in ticks], fontsize=7)
+  ax.set_xlabel(xlabel)
+  ax.set_ylabel(ylabel)
+  ax.set_title("DET")
+  ax.legend(fontsize=8)
+  return _save(fig, path)
+
+
+def plot_cmc(
+  curves: Mapping[str, np.ndarray], path: str | pathlib.Path, process_index: int | None = None
+) -> pathlib.Path | None:
+  """CMC curves, ``{name: rates at ranks 1..k}``."""
+  if not is_writer(process_index):
+    return None
+  fig = Figure(figsize=(5, 4))
+  ax = fig.add_subplot()
+  for name, cmc in curves.items():
+    cmc = np.asarray(cmc)
+    ax.plot(np.arange(1, cmc.size + 1), cmc, marker="o", ms=3, label=name)
+  ax.set_xlabel("rank")
+  ax.set_ylabel("identification rate")
+  ax.set_ylim(0, 1.02)
+  ax.set_title("CMC (closed set)")
+  ax.legend(fontsize=8)
+  return _save(fig, path)
+
+
+def plot_reliability(
+  diagrams: Mapping[str, Mapping[str, np.ndarray]],
+  path: str | pathlib.Path,
+  process_index: int | None = None,
+) -> pathlib.Path | None:
+  """Reliability diagrams, ``{name: calibration.reliability_diagram(...)}``."""
+  if not is_writer(process_index):
+    return None
+  fig = Figure(figsize=(5, 4))
+  ax = fig.add_subplot()
+  ax.plot([0, 1], [0, 1], "k:", lw=1, label="perfect")
+  for name, d in diagrams.items():
+    nz = np.asarray(d["count"]) > 0
+    ax.plot(
+      np.asarray(d["mean_predicted"])[nz],
+      np.asarray(d["fraction_positive"])[nz],
+      marker="o",
+      ms=3,
+      label=name,
+    )
+  ax.set_xlabel("predicted P(same)")
+  ax.set_ylabel("observed fraction same")
+  ax.set_title("Reliability")
+  ax.legend(fontsize=8)
+  return _save(fig, path)
+
+
+def plot_tsne(
+  embeddings: np.typing.ArrayLike,
+  labels: np.typing.ArrayLike,
+  path: str | pathlib.Path,
+  seed: int = 0,
+  max_points: int = 2000,
+  perplexity: float = 30.0,
+  title: str = "t-SNE of embeddings",
+  process_index: int | None = None,
+) -> pathlib.Path | None:
+  """2-D t-SNE (scikit-learn) of at most ``max_points`` embeddings (seeded subsample), by label."""
+  if not is_writer(process_index):
+    return None
+  from sklearn.manifold import TSNE
+
+  x = np.asarray(embeddings, np.float32)
+  y = np.asarray(labels).reshape(-1)
+  rng = np.random.default_rng(seed)
+  if x.shape[0] > max_points:
+    keep = np.sort(rng.choice(x.shape[0], max_points, replace=False))
+    x, y = x[keep], y[keep]
+  perplexity = min(perplexity, max(1.0, (x.shape[0] - 1) / 3))
+  xy = TSNE(2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(x)
+  fig = Figure(figsize=(5, 5))
+  ax = fig.add_subplot()
+  ax.scatter(xy[:, 0], xy[:, 1], c=y, cmap="tab20", s=6)
+  ax.set_xticks([])
+  ax.set_yticks([])
+  ax.set_title(title)
+  return _save(fig, path)
+
+
+def plot_retrieval_grid(
+  query_images: np.typing.ArrayLike,
+  neighbor_images: np.typing.ArrayLike,
+  neighbor_correct: np.typing.ArrayLike,
+  path: str | pathlib.Path,
+  process_index: int | None = None,
+) -> pathlib.Path | None:
+  """One row per query: the query, then its top neighbours framed green (same label) or red.
+
+  Args:
+    query_images: [Q, H, W, C] float in [0, 1] (C = 1 or 3).
+    neighbor_images: [Q, K, H, W, C].
+    neighbor_correct: [Q, K] bool.
+  """
+  if not is_writer(process_index):
+    return None
+  q = np.asarray(query_images, np.float32)
+  n = np.asarray(neighbor_images, np.float32)
+  ok = np.asarray(neighbor_correct, bool)
+  num_q, k = ok.shape
+  fig = Figure(figsize=(1.4 * (k + 1), 1.4 * num_q))
+  axes = fig.subplots(num_q, k + 1, squeeze=False)
+
+  def show(ax, img, color=None, label=""):
+    img = np.clip(img, 0, 1)
+    ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray", vmin=0, vmax=1)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_xlabel(label, fontsize=7)
+    if color:
+      for spine in ax.spines.values():
+        spine.set_edgecolor(color)
+        spine.set_linewidth(3)
+
+  for r in range(num_q):
+    show(axes[r, 0], q[r], label="query")
+    for c in range(k):
+      show(axes[r, c + 1], n[r, c], "tab:green" if ok[r, c] else "tab:red", f"#{c + 1}")
+  return _save(fig, path)
+
+
+def null_test_sentence(
+  result: Mapping[str, float], name: str = "distances", alpha: float = 0.01
+) -> str:
+  """A plain sentence from `overlap.null_distance_test` output."""
+  d = int(result["dim"])
+  head = (
+    f"The {int(result['n'])} {name} have mean {result['observed_mean']:.4f} and std "
+    f"{result['observed_std']:.4f}; independent random unit vectors in {d} dimensions would "
+    f"give mean {result['null_mean']:.4f} and std {result['null_std']:.4f} "
+    f"(std ratio {result['std_ratio']:.2f}, KS = {result['ks_statistic']:.3f}, "
+    f"p = {result['ks_pvalue']:.2g})."
+  )
+  if result["ks_pvalue"] >= alpha:
+    return head + (
+      f" At level {alpha:g} they are consistent with random vectors: no evidence of structure."
+    )
+  return head + (
+    f" At level {alpha:g} they are NOT distributed like distances between random vectors"
+    + (
+      ", even though their mean is near sqrt(2)."
+      if abs(result["observed_mean"] - math.sqrt(2)) < 0.05
+      else "."
+    )
+  )
+
+
+def _jsonable(x: Any) -> Any:
+  if isinstance(x, Mapping):
+    return {str(k): _jsonable(v) for k, v in x.items()}
+  if isinstance(x, (list, tuple)):
+    return [_jsonable(v) for v in x]
+  if isinstance(x, np.ndarray):
+    return _jsonable(x.tolist())
+  if isinstance(x, (np.generic, jax.Array)):
+    return _jsonable(np.asarray(x).item())
+  if isinstance(x, float) and not math.isfinite(x):
+    return None
+  return x
+
+
+def write_metrics_json(
+  metrics: Mapping[str, Any], workdir: str | pathlib.Path, process_index: int | None = None
+) -> pathlib.Path | None:
+  """Write ``workdir/metrics.json`` (nested dict of flat metric dicts; NaN/inf as null)."""
+  if not is_writer(process_index):
+    return None
+  path = pathlib.Path(workdir) / "metrics.json"
+  path.parent.mkdir(parents=True, exist_ok=True)
+  path.write_text(json.dumps(_jsonable(metrics), indent=2, sort_keys=False, allow_nan=False))
+  return path
+
+
+def _fmt(v: Any) -> str:
+  if v is None or (isinstance(v, float) and math.isnan(v)):
+    return "n/a"
+  if isinstance(v, float):
+    if v.is_integer() and abs(v) < 1e9:
+      return str(int(v))
+    return f"{v:.4g}"
+  return str(v)
+
+
+def _flatten(prefix: str, tree: Mapping[str, Any], out: dict[str, Mapping[str, Any]]) -> None:
+  leaves = {k: v for k, v in tree.items() if not isinstance(v, Mapping)}
+  if leaves:
+    out[prefix or "metrics"] = leaves
+  for k, v in tree.items():
+    if isinstance(v, Mapping):
+      _flatten(f"{prefix}/{k}" if prefix else str(k), v, out)
+
+
+def write_report_md(
+  metrics: Mapping[str, Any],
+  workdir: str | pathlib.Path,
+  title: str,
+  figures: Mapping[str, str | pathlib.Path] | None = None,
+  sentences: Sequence[str] = (),
+  process_index: int | None = None,
+) -> pathlib.Path | None:
+  """Write ``workdir/report.md``: title, plain sentences, one table per flat metric dict, figures.
+
+  Args:
+    metrics: the nested dict written to metrics.json.
+    workdir: run directory; figure links are made relative to it.
+    title: report title.
+    figures: ``{caption: path}``.
+    sentences: findings in words (e.g. `null_test_sentence`), shown first.
+    process_index: see `is_writer`.
+  """
+  if not is_writer(process_index):
+    return None
+  workdir = pathlib.Path(workdir)
+  lines = [f"# {title}", ""]
+  for s in sentences:
+    lines += [s, ""]
+  groups: dict[str, Mapping[str, Any]] = {}
+  _flatten("", metrics, groups)
+  for group, leaves in groups.items():
+    lines += [f"## {group}", "", "| metric | value |", "|---|---|"]
+    lines += [f"| {k} | {_fmt(_jsonable(v))} |" for k, v in leaves.items()]
+    lines.append("")
+  if figures:
+    lines += ["## Figures", ""]
+    for caption, p in figures.items():
+      p = pathlib.Path(p)
+      rel = p.relative_to(workdir) if p.is_absolute() and p.is_relative_to(workdir) else p
+      lines += [f"![{caption}]({rel.as_posix()})", "", f"*{caption}*", ""]
+  lines.append("Full numbers: [metrics.json](metrics.json).")
+  path = workdir / "report.md"
+  path.parent.mkdir(parents=True, exist_ok=True)
+  path.write_text("\n".join(lines) + "\n")
+  return path

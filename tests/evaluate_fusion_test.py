@@ -1,0 +1,68 @@
+"""Score normalisation and fusion on constructed data with known answers."""
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from jaxsim.evaluate import fusion, verification
+
+
+def _gaussian_pairs(seed, n=6000, mean=(1.0, 1.0)):
+  """Genuine ~ N(mean, I), impostor ~ N(0, I): the true log-LR is <mean, s> - |mean|^2 / 2."""
+  rng = np.random.default_rng(seed)
+  y = rng.integers(0, 2, n)
+  return rng.normal(0, 1, (n, 2)) + y[:, None] * np.asarray(mean), y
+
+
+def test_normalizers():
+  s = np.array([2.0, 4.0, 6.0, 12.0])
+  mm = fusion.fit_normalizer(s, method="min_max")
+  np.testing.assert_allclose(fusion.apply_normalizer(mm, s), [0, 0.2, 0.4, 1])
+  z = fusion.apply_normalizer(fusion.fit_normalizer(s, method="z_score"), s)
+  assert z.mean() == pytest.approx(0) and z.std() == pytest.approx(1)
+  th = fusion.fit_normalizer(s, np.ones(4), method="tanh")
+  out = fusion.apply_normalizer(th, s)
+  assert np.all((out > 0) & (out < 1)) and np.all(np.diff(out) > 0)
+
+
+def test_hampel_estimates_ignore_gross_outliers():
+  rng = np.random.default_rng(0)
+  clean = rng.normal(3, 1, 1900)
+  loc, scale = fusion.hampel_location_scale(np.r_[clean, np.full(100, 1000.0)])
+  assert loc == pytest.approx(3, abs=0.1) and 0.5 < scale < 1.2
+  loc_sym, _ = fusion.hampel_location_scale(clean)
+  assert loc_sym == pytest.approx(clean.mean(), abs=0.05)
+
+
+def test_logistic_regression_recovers_the_true_log_likelihood_ratio():
+  s, y = _gaussian_pairs(0, 20_000)
+  model = fusion.fit_fusion(s, y, "logistic_regression", "none")
+  clf = model["classifier"]
+  np.testing.assert_allclose(clf.coef_[0], [1, 1], atol=0.06)
+  assert clf.intercept_[0] == pytest.approx(-1.0, abs=0.06)
+
+
+def test_likelihood_ratio_fusion_ranks_like_the_true_ratio():
+  s, y = _gaussian_pairs(1, mean=(1.5, 0.5))
+  model = fusion.fit_fusion(s, y, "likelihood_ratio", "none")
+  st, _ = _gaussian_pairs(2, mean=(1.5, 0.5))
+  true_llr = st @ np.array([1.5, 0.5])
+  assert stats.spearmanr(fusion.apply_fusion(model, st), true_llr).statistic > 0.97
+
+
+def test_weighted_sum_prefers_the_better_matcher_and_fusion_helps():
+  sv, yv = _gaussian_pairs(3, mean=(1.5, 0.0))  # matcher 1 carries no information
+  model = fusion.fit_fusion(sv, yv, "weighted_sum", "z_score")
+  assert model["weights"][0] > 0.55
+  sv2, yv2 = _gaussian_pairs(4)
+  st2, yt2 = _gaussian_pairs(5)
+  out = fusion.fusion_comparison(sv2, yv2, st2, yt2, rules=("sum", "max", "min", "product"))
+  best_single = max(out["matcher_0_auc"], out["matcher_1_auc"])
+  assert out["sum_auc"] > best_single + 0.03  # two independent equal matchers: sum is optimal
+  fused = fusion.apply_fusion(fusion.fit_fusion(sv2, yv2, "max", "z_score"), st2)
+  assert verification.roc_auc(fused, yt2) == pytest.approx(out["max_auc"])
+
+
+def test_bad_rule_raises():
+  with pytest.raises(ValueError, match="rule"):
+    fusion.fit_fusion(np.zeros((4, 2)), [0, 1, 0, 1], "median")

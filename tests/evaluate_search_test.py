@@ -1,0 +1,82 @@
+"""Streamed scores and tiled top-k equal the one-shot computation."""
+
+import numpy as np
+import pytest
+
+from jaxsim.evaluate import search
+
+
+def _data(seed, n, m, d):
+  rng = np.random.default_rng(seed)
+  return (
+    rng.standard_normal((n, d)).astype(np.float32),
+    rng.standard_normal((m, d)).astype(np.float32),
+  )
+
+
+def _stable_top_k(scores, k):
+  idx = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+  return np.take_along_axis(scores, idx, 1), idx
+
+
+@pytest.mark.parametrize("metric", search.METRICS)
+def test_tiled_top_k_equals_untiled(metric):
+  q, g = _data(0, 37, 3000, 8)
+  full = np.asarray(search.pairwise_scores(q, g, metric))
+  ref_s, ref_i = _stable_top_k(full, 7)
+  # Chunk and tile sizes that leave remainders; the 1024-wide tile uses the block top-k path.
+  s, i = search.top_k_search(q, g, 7, metric, query_chunk=16, gallery_tile=1024)
+  np.testing.assert_array_equal(i, ref_i)
+  np.testing.assert_allclose(s, ref_s, rtol=1e-5, atol=1e-5)
+
+
+def test_ties_go_to_lower_gallery_index_across_tiles():
+  rng = np.random.default_rng(1)
+  base = rng.standard_normal((5, 4)).astype(np.float32)
+  g = np.tile(base, (300, 1))  # every row repeated 300 times, across tile borders
+  q = base[:2]
+  s, i = search.top_k_search(q, g, 6, "dot", gallery_tile=256)
+  full = np.asarray(search.pairwise_scores(q, g, "dot"))
+  np.testing.assert_array_equal(i, _stable_top_k(full, 6)[1])
+  np.testing.assert_array_equal(i[0], [0, 5, 10, 15, 20, 25])
+
+
+def test_exclusion_is_by_id_not_position():
+  g = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]], np.float32)  # item 1 duplicates item 0
+  ids = np.array([10, 11, 12])
+  s, i = search.top_k_search(g, g, 2, "dot", query_ids=ids, gallery_ids=ids)
+  np.testing.assert_array_equal(i, [[1, 2], [0, 2], [0, 1]])
+  np.testing.assert_allclose(s[:, 0], [1.0, 1.0, 0.0])
+
+
+def test_k_larger_than_gallery_pads_with_minus_one():
+  q, g = _data(2, 3, 4, 5)
+  s, i = search.top_k_search(q, g, 6, "euclidean")
+  assert np.all(i[:, 4:] == -1) and np.all(np.isneginf(s[:, 4:]))
+  assert sorted(i[0, :4].tolist()) == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize("metric", search.METRICS)
+def test_tiled_pairwise_and_matched_scores(metric):
+  x, y = _data(3, 50, 70, 6)
+  full = np.asarray(search.pairwise_scores(x, y, metric))
+  np.testing.assert_allclose(
+    search.tiled_pairwise_scores(x, y, metric, tile_size=16), full, rtol=1e-5, atol=1e-5
+  )
+  matched = search.matched_scores(x, y[:50], metric, chunk_size=16)
+  np.testing.assert_allclose(matched, np.diag(full[:, :50]), rtol=1e-4, atol=1e-4)
+
+
+def test_matched_euclidean_of_identical_vectors_is_exactly_zero():
+  x, _ = _data(4, 10, 1, 16)
+  assert np.all(search.matched_scores(x, x, "euclidean") == 0.0)
+
+
+def test_bad_input_raises():
+  q, g = _data(5, 3, 4, 5)
+  with pytest.raises(ValueError, match="metric"):
+    search.top_k_search(q, g, 2, "manhattan")
+  with pytest.raises(ValueError, match="dimension"):
+    search.top_k_search(q, g[:, :3], 2)
+  with pytest.raises(ValueError, match="both"):
+    search.top_k_search(q, g, 2, query_ids=np.arange(3))

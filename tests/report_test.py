@@ -1,0 +1,76 @@
+"""Figures and report files are written headless, by process 0 only, as strict JSON."""
+
+import json
+
+import numpy as np
+import pytest
+
+from jaxsim import report
+from jaxsim.evaluate import calibration, overlap, verification
+
+
+def _png_ok(path):
+  return path is not None and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_all_figures(tmp_path):
+  rng = np.random.default_rng(0)
+  g, i = rng.normal(1.2, 0.1, 200), rng.normal(1.414, 0.05, 300)
+  assert _png_ok(report.plot_distance_histograms(g, i, 256, tmp_path / "hist.png"))
+  s = np.r_[-g, -i]
+  y = np.r_[np.ones(200, int), np.zeros(300, int)]
+  fpr, tpr, _ = verification.roc_curve(s, y)
+  assert _png_ok(report.plot_roc({"model": (fpr, tpr)}, tmp_path / "roc.png"))
+  assert _png_ok(report.plot_det({"model": (fpr, 1 - tpr)}, tmp_path / "det.png"))
+  assert _png_ok(report.plot_cmc({"model": np.linspace(0.5, 1, 10)}, tmp_path / "cmc.png"))
+  probs = calibration.platt_apply(calibration.platt_fit(s, y), s)
+  diagram = calibration.reliability_diagram(probs, y, 10)
+  assert _png_ok(report.plot_reliability({"platt": diagram}, tmp_path / "rel.png"))
+  emb = np.r_[rng.normal(0, 1, (30, 8)), rng.normal(4, 1, (30, 8))]
+  assert _png_ok(report.plot_tsne(emb, np.r_[np.zeros(30), np.ones(30)], tmp_path / "tsne.png"))
+  imgs = rng.random((2, 6, 8, 8, 1)).astype(np.float32)
+  correct = np.array([[1, 0, 1, 1, 0], [0, 0, 1, 0, 1]], bool)
+  assert _png_ok(
+    report.plot_retrieval_grid(imgs[:, 0], imgs[:, 1:], correct, tmp_path / "grid.png")
+  )
+
+
+def test_only_process_zero_writes(tmp_path):
+  assert report.plot_cmc({"m": [1.0]}, tmp_path / "cmc.png", process_index=1) is None
+  assert report.write_metrics_json({"a": {"x": 1.0}}, tmp_path, process_index=3) is None
+  assert report.write_report_md({"a": {"x": 1.0}}, tmp_path, "t", process_index=1) is None
+  assert not any(tmp_path.iterdir())
+  assert report.is_writer()  # single process: jax.process_index() == 0
+
+
+def test_metrics_json_and_report_md(tmp_path):
+  metrics = {
+    "test": {
+      "verification": {"auc": np.float32(0.75), "tar_at_far_1e-04": float("nan"), "n": 10.0},
+      "retrieval": {"precision_at_1": 0.5},
+    },
+    "config_seed": 3,
+  }
+  path = report.write_metrics_json(metrics, tmp_path)
+  loaded = json.loads(path.read_text())
+  assert loaded["test"]["verification"]["tar_at_far_1e-04"] is None
+  assert loaded["test"]["verification"]["auc"] == pytest.approx(0.75)
+  fig = report.plot_cmc({"m": [0.2, 0.4]}, tmp_path / "figures" / "cmc.png")
+  null = overlap.null_distance_test(
+    np.clip(np.random.default_rng(0).normal(1.41, 0.3, 500), 0, 2), 256
+  )
+  sentence = report.null_test_sentence(null, "impostor distances")
+  assert "NOT" in sentence and "sqrt(2)" in sentence
+  md = report.write_report_md(metrics, tmp_path, "Run", {"CMC": fig}, [sentence]).read_text()
+  assert (
+    "## test/verification" in md and "| auc | 0.75 |" in md and "| tar_at_far_1e-04 | n/a |" in md
+  )
+  assert "![CMC](figures/cmc.png)" in md and sentence in md
+
+
+def test_null_sentence_for_random_vectors():
+  rng = np.random.default_rng(1)
+  x = rng.standard_normal((2, 3000, 32))
+  x /= np.linalg.norm(x, axis=-1, keepdims=True)
+  r = overlap.null_distance_test(np.linalg.norm(x[0] - x[1], axis=-1), 32)
+  assert "consistent with random vectors" in report.null_test_sentence(r)
