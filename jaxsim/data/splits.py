@@ -77,16 +77,16 @@ def split_identities(
     names = list(counts)
     sizes = [int(counts[k]) for k in names]
     wanted = dict(counts)
-  too_small = [k for k, s in zip(names, sizes) if s < 1 and wanted[k] > 0]
+  too_small = [k for k, s in zip(names, sizes, strict=True) if s < 1 and wanted[k] > 0]
   if too_small or sum(sizes) > n:
     raise ValueError(
       f"too few identities: {n} distinct identities cannot fill splits "
-      f"{dict(zip(names, sizes))} (requested {wanted}); every split needs at least one "
-      "identity. Use more identities (a larger dataset) or fewer / smaller splits."
+      f"{dict(zip(names, sizes, strict=True))} (requested {wanted}); every split needs at "
+      "least one identity. Use more identities (a larger dataset) or fewer / smaller splits."
     )
   order = np.random.default_rng([seed, 0x5B1]).permutation(ids)
   out, start = {}, 0
-  for name, size in zip(names, sizes):
+  for name, size in zip(names, sizes, strict=True):
     out[name] = np.sort(order[start : start + size])
     start += size
   assert_disjoint(out)

@@ -211,7 +211,9 @@ def read_idx(path: str | pathlib.Path) -> np.ndarray:
   shape = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
   array = np.frombuffer(data, dtype=dtypes[data[2]], offset=4 + 4 * ndim)
   if array.size != int(np.prod(shape)):
-    raise ValueError(f"{path}: IDX header says shape {shape} but the file holds {array.size} values")
+    raise ValueError(
+      f"{path}: IDX header says shape {shape} but the file holds {array.size} values"
+    )
   return array.reshape(shape)
 
 

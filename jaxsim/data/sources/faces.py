@@ -69,7 +69,9 @@ def face_parameters(latent: np.ndarray) -> dict[str, float]:
   if latent.shape != (LATENT_DIM,):
     raise ValueError(f"face latent must have shape ({LATENT_DIM},), got {latent.shape}")
   u = scipy.special.ndtr(latent)
-  return {name: lo + (hi - lo) * float(ui) for (name, lo, hi), ui in zip(FACE_PARAMETERS, u)}
+  return {
+    name: lo + (hi - lo) * float(ui) for (name, lo, hi), ui in zip(FACE_PARAMETERS, u, strict=True)
+  }
 
 
 def sample_face_nuisance(rng: np.random.Generator, difficulty: float) -> dict[str, float]:
@@ -166,8 +168,9 @@ def render_face(params: dict[str, float], nuisance: dict[str, float], size: int)
   dx, dy = 0.3 * yaw, 0.15 * pitch
 
   def window(cx: float, cy_: float, rx: float, ry: float) -> tuple[slice, slice]:
-    corners = np.array([[cx - rx, cy_ - ry], [cx + rx, cy_ - ry], [cx - rx, cy_ + ry],
-                        [cx + rx, cy_ + ry]]) + np.array([dx, dy])
+    corners = np.array(
+      [[cx - rx, cy_ - ry], [cx + rx, cy_ - ry], [cx - rx, cy_ + ry], [cx + rx, cy_ + ry]]
+    ) + np.array([dx, dy])
     corners = corners * n["scale"]
     px_x = c * corners[:, 0] - s * corners[:, 1] + n["shift_x"]
     px_y = s * corners[:, 0] + c * corners[:, 1] + n["shift_y"]

@@ -70,7 +70,8 @@ def fingerprint_parameters(latent: np.ndarray) -> dict[str, float | str]:
     raise ValueError(f"fingerprint latent must have shape ({LATENT_DIM},), got {latent.shape}")
   u = scipy.special.ndtr(latent[:GLOBAL_DIM])
   params: dict[str, float | str] = {
-    name: lo + (hi - lo) * float(ui) for (name, lo, hi), ui in zip(FINGERPRINT_PARAMETERS, u)
+    name: lo + (hi - lo) * float(ui)
+    for (name, lo, hi), ui in zip(FINGERPRINT_PARAMETERS, u, strict=True)
   }
   params["pattern_class"] = PATTERN_CLASSES[int(np.searchsorted(_CLASS_EDGES, u[0]))]
   return params
@@ -114,8 +115,8 @@ class _MasterRenderer:
     m = self.size
     # The basis is fixed (not seeded by the dataset) so that a latent fully
     # determines a finger.
-    self.basis = np.random.default_rng(20240511).standard_normal((NOISE_DIM, m * m)).astype(
-      np.float32
+    self.basis = (
+      np.random.default_rng(20240511).standard_normal((NOISE_DIM, m * m)).astype(np.float32)
     )
     axis = (np.arange(m, dtype=np.float32) + 0.5) * (2 * _MASTER_MARGIN / m) - _MASTER_MARGIN
     self.y, self.x = np.meshgrid(axis, axis, indexing="ij")
@@ -216,7 +217,9 @@ def render_impression(master: np.ndarray, nuisance: dict, size: int) -> np.ndarr
     contact = contact * np.clip(-dist * size / 4.0, 0.0, 1.0)
   noise_rng = np.random.default_rng(n["noise_seed"])
   if n["dryness"] > 0:
-    blotch = scipy.ndimage.zoom(noise_rng.uniform(size=(6, 6)).astype(np.float32), size / 6, order=1)
+    blotch = scipy.ndimage.zoom(
+      noise_rng.uniform(size=(6, 6)).astype(np.float32), size / 6, order=1
+    )
     ink = ink * (1.0 - n["dryness"] * np.clip(blotch[:size, :size] * 2 - 1, 0.0, 1.0))
   image = n["background"] - n["contrast"] * contact * ink
   if n["blur"] > 0.3:

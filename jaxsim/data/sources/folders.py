@@ -95,9 +95,7 @@ def _is_readable(path: pathlib.Path) -> bool:
 
 
 def _image_files(folder: pathlib.Path) -> list[pathlib.Path]:
-  return sorted(
-    p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
-  )
+  return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
 
 
 def _require_dir(root: pathlib.Path, what: str) -> None:
@@ -144,9 +142,9 @@ class ImageFileSource:
     self.skipped_files: list[pathlib.Path] = []
     if skip_corrupt:
       keep = [_is_readable(f) for f in files]
-      self.skipped_files = [f for f, k in zip(files, keep) if not k]
-      files = [f for f, k in zip(files, keep) if k]
-      names = [n for n, k in zip(names, keep) if k]
+      self.skipped_files = [f for f, k in zip(files, keep, strict=True) if not k]
+      files = [f for f, k in zip(files, keep, strict=True) if k]
+      names = [n for n, k in zip(names, keep, strict=True) if k]
       if self.skipped_files:
         warnings.warn(
           f"skipped {len(self.skipped_files)} unreadable image file(s) out of "
@@ -318,7 +316,7 @@ def paired_stem_source(
   for d in dirs:
     _require_dir(d, f"{d.name} modality")
   stems = [{p.stem: p for p in _image_files(d)} for d in dirs]
-  for d, s in zip(dirs, stems):
+  for d, s in zip(dirs, stems, strict=True):
     if not s:
       raise ValueError(f"{d} holds no image files ({', '.join(IMAGE_EXTENSIONS)})")
   only_a = sorted(set(stems[0]) - set(stems[1]))

@@ -39,7 +39,9 @@ def _structure(rng: np.random.Generator) -> dict[str, np.ndarray]:
 
 def _field(structure: dict, x: np.ndarray, y: np.ndarray) -> np.ndarray:
   f = np.zeros_like(x)
-  for (cx, cy), w, a in zip(structure["centres"], structure["widths"], structure["weights"]):
+  for (cx, cy), w, a in zip(
+    structure["centres"], structure["widths"], structure["weights"], strict=True
+  ):
     f += a * np.exp(-((x - cx) ** 2 + (y - cy) ** 2) / (2 * w * w))
   angle, freq, amp = structure["stripe"]
   f += amp * np.sin(freq * (np.cos(angle) * x + np.sin(angle) * y))
