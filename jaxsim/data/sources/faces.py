@@ -75,7 +75,10 @@ def face_parameters(latent: np.ndarray) -> dict[str, float]:
 
 
 def sample_face_nuisance(rng: np.random.Generator, difficulty: float) -> dict[str, float]:
-  """Draws the per-image nuisance; every magnitude scales with `difficulty`."""
+  """Draws the per-image nuisance; every magnitude scales with `difficulty`.
+
+  The background colour varies fully from difficulty 1 on and is mid-grey at 0.
+  """
   d = float(difficulty)
   return {
     "rotation": float(np.clip(rng.normal(0.0, 0.14 * d), -0.35, 0.35)),  # radians
@@ -90,9 +93,9 @@ def sample_face_nuisance(rng: np.random.Generator, difficulty: float) -> dict[st
     "mouth_open": float(rng.uniform(0.0, 1.0) * d),
     "brow_raise": float(rng.uniform(-1.0, 1.0) * d),
     "blink": float(rng.uniform(0.0, 0.7) * d if rng.uniform() < 0.3 else 0.0),
-    "background_r": float(rng.uniform()),
-    "background_g": float(rng.uniform()),
-    "background_b": float(rng.uniform()),
+    "background_r": float(0.5 + (rng.uniform() - 0.5) * min(d, 1.0)),
+    "background_g": float(0.5 + (rng.uniform() - 0.5) * min(d, 1.0)),
+    "background_b": float(0.5 + (rng.uniform() - 0.5) * min(d, 1.0)),
     "background_gradient": float(rng.uniform(-0.3, 0.3)),
     "gain": float(np.exp(rng.normal(0.0, 0.15 * d))),
     "occlusion": float(rng.uniform() < 0.3 * d),
@@ -103,6 +106,7 @@ def sample_face_nuisance(rng: np.random.Generator, difficulty: float) -> dict[st
     "occlusion_grey": float(rng.uniform()),
     "blur": float(rng.uniform(0.0, 1.0) * d),  # in pixels at 64 px, scaled with size
     "noise": float(rng.uniform(0.0, 0.05) * d),
+    "noise_seed": int(rng.integers(2**31)),
   }
 
 
@@ -243,7 +247,7 @@ def render_face(params: dict[str, float], nuisance: dict[str, float], size: int)
   if sigma > 0.3:
     image = scipy.ndimage.gaussian_filter(image, sigma=(sigma, sigma, 0.0), mode="nearest")
   if n["noise"] > 0:
-    noise_rng = np.random.default_rng(int(n["background_r"] * 2**31))
+    noise_rng = np.random.default_rng(n["noise_seed"])
     image = image + noise_rng.normal(0.0, n["noise"], image.shape).astype(np.float32)
   return np.clip(image, 0.0, 1.0).astype(np.float32)
 
