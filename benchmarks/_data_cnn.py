@@ -1,4 +1,4 @@
-"""A small Flax CNN embedder and a PxK batch-hard train step, for the data benchmarks only.
+"""A small Flax CNN embedder and a PxK batch-all triplet train step, for the data benchmarks only.
 
 jaxsim.models is not on the data branch; this stands in for "a quick unimodal
 model" (4 strided conv blocks, global average pooling, 64-d L2-normalised output).
@@ -44,7 +44,7 @@ def make_train_step(model, tx):
   def train_step(state, images, labels):
     def loss_fn(params):
       emb = model.apply(params, images)
-      loss, _ = losses.batch_hard_triplet_loss(emb, labels, soft=True)
+      loss, _ = losses.batch_all_triplet_loss(emb, labels, margin=0.2)
       return loss
 
     loss, grads = jax.value_and_grad(loss_fn)(state["params"])

@@ -4,7 +4,7 @@
 
 Prints examples/s for each built-in source (raw rendering in one thread, and
 through the Grain pipeline with augmentation), for decoding a PNG identity-folder
-dataset, and for a jitted training step of a small CNN (PxK batch-hard triplet
+dataset, and for a jitted training step of a small CNN (PxK batch-all triplet
 loss) at the default 64x64 resolution, then the pipeline / training ratio (the
 pipeline must deliver at least 3x). jaxsim.models is not on the data branch yet,
 so the training step uses the small CNN of benchmarks/_data_cnn.py.
@@ -122,7 +122,7 @@ def main():
     train = _train_rate(shape)
     piped = rows[0][2] if shape[-1] == 3 else rows[1][2]
     print(
-      f"train step (small CNN, PxK 16x4, batch-hard) {label}: {train:.0f} ex/s; "
+      f"train step (small CNN, PxK 16x4, batch-all triplet) {label}: {train:.0f} ex/s; "
       f"pipeline / train = {piped / train:.1f}x"
     )
 
