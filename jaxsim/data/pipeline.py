@@ -1,0 +1,510 @@
+"""Grain input pipelines: shuffled, repeated, augmented, batched, per-process sharded.
+
+Every training pipeline is a `grain.MapDataset` chain over cheap integer elements:
+
+    range(n) -> shuffle(seed) -> repeat(num_epochs) -> (global position, element)
+      -> batch(local batch) -> [process_index::process_count] -> map(load + augment)
+
+and `make_iterator` turns it into a checkpointable iterator (prefetching in
+threads, or in worker processes with `num_workers`). Loading runs after the shard,
+so each process decodes only its own rows; the rows of global step s are the
+positions s*B ... (s+1)*B - 1, split into contiguous blocks of B / process_count
+per process, so the global batch is the same for any number of processes. The
+augmentation of each row is drawn from (seed, global position), so a run is
+reproducible from its seed, and a restored iterator continues with exactly the
+next batch.
+
+Batches (numpy; images float32 NHWC in [0, 1]):
+- `image_batches`: {"image", "identity"}.
+- `pxk_batches`: {"image", "identity"}, P identities x K images per global batch.
+- `pair_batches`: {"image_a", "image_b", "label"} (int32, 1 = same identity).
+- `triplet_batches`: {"anchor", "positive", "negative", "identity"} (anchor identity).
+- `two_tower_batches`: {"image_a", "image_b", "identity"} for paired sources.
+- `image_text_batches`: {"image", "text_ids", "text_mask", "identity"}.
+- `eval_batches`, `eval_pair_batches`: plain ordered iterators without
+  augmentation, for embedding a split or scoring a fixed pair list.
+
+Augmentation per modality (`augment_image`): faces get small affine jitter,
+horizontal flips and brightness/contrast; fingerprints get rotation/translation
+and contrast but never flips (a mirrored print is another finger); digits get
+small shifts and rotations, no flips and no colour change; "generic" gets
+shifts and brightness/contrast; "none" leaves images as they are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+
+import grain
+import numpy as np
+import scipy.ndimage
+
+from jaxsim.data.sampling import IdentityIndex
+
+MODALITIES = ("face", "fingerprint", "digit", "generic", "none")
+
+# modality: (max rotation rad, max shift as a fraction of the side, max log-scale,
+#            horizontal flips, brightness, contrast)
+_AUGMENT = {
+  "face": (0.14, 0.06, 0.06, True, 0.1, 0.2),
+  "fingerprint": (0.17, 0.06, 0.04, False, 0.08, 0.25),
+  "digit": (0.14, 0.07, 0.06, False, 0.0, 0.0),
+  "generic": (0.0, 0.06, 0.0, False, 0.1, 0.2),
+}
+_AUG_SALT, _PAIR_SALT, _TRIPLET_SALT, _PXK_SALT = 0xA06, 0xBA1, 0x7B1, 0x9C1
+
+
+def augment_image(image: np.ndarray, rng: np.random.Generator, modality: str) -> np.ndarray:
+  """Random augmentation of one image [H, W, C] for `modality` (see module docstring)."""
+  if modality not in MODALITIES:
+    raise ValueError(f"unknown modality {modality!r}; choose one of {MODALITIES}")
+  if modality == "none":
+    return image
+  max_rot, max_shift, max_scale, flips, brightness, contrast = _AUGMENT[modality]
+  h, w = image.shape[:2]
+  angle = rng.uniform(-max_rot, max_rot)
+  scale = np.exp(rng.uniform(-max_scale, max_scale))
+  shift = rng.uniform(-max_shift, max_shift, size=2) * np.array([h, w])
+  flip = flips and rng.uniform() < 0.5
+  if angle or scale != 1.0 or shift.any() or flip:
+    c, s = np.cos(angle) / scale, np.sin(angle) / scale
+    matrix = np.array([[c, -s], [s, c]])
+    if flip:
+      matrix = matrix @ np.diag([1.0, -1.0])
+    centre = np.array([(h - 1) / 2, (w - 1) / 2])
+    offset = centre - matrix @ (centre + shift)
+    full = np.eye(3)
+    full[:2, :2] = matrix
+    image = scipy.ndimage.affine_transform(
+      image, full, offset=np.append(offset, 0.0), order=1, mode="nearest"
+    )
+  if brightness or contrast:
+    mean = image.mean()
+    gain = np.exp(rng.uniform(-contrast, contrast))
+    image = (image - mean) * gain + mean + rng.uniform(-brightness, brightness)
+  return np.clip(image, 0.0, 1.0).astype(np.float32)
+
+
+def _default_modality(source, modality: str | None) -> str:
+  return modality or getattr(source, "modality", "generic")
+
+
+def _rng(seed: int, salt: int, *position: int) -> np.random.Generator:
+  return np.random.default_rng([seed, salt, *[int(p) for p in position]])
+
+
+def _local_batch_size(batch_size: int, process_index: int, process_count: int) -> int:
+  if process_count < 1 or not 0 <= process_index < process_count:
+    raise ValueError(
+      f"process_index must be in [0, process_count), got {process_index} of {process_count}"
+    )
+  if batch_size < 1 or batch_size % process_count:
+    raise ValueError(
+      f"the global batch size {batch_size} must be a positive multiple of the process "
+      f"count {process_count}"
+    )
+  return batch_size // process_count
+
+
+def _records(source, records) -> np.ndarray:
+  records = np.arange(len(source)) if records is None else np.asarray(records, np.int64)
+  if records.ndim != 1 or records.size == 0:
+    raise ValueError("records must be a non-empty 1-D array of record indices")
+  return records
+
+
+def _element_dataset(
+  elements: np.ndarray,
+  *,
+  batch_size: int,
+  seed: int,
+  shuffle: bool,
+  num_epochs: int | None,
+  process_index: int,
+  process_count: int,
+  drop_remainder: bool,
+) -> grain.MapDataset:
+  """Batches of (global positions [b], elements [b]) for this process."""
+  local = _local_batch_size(batch_size, process_index, process_count)
+  ds = grain.MapDataset.source(elements)
+  if shuffle:
+    ds = ds.shuffle(seed=seed)
+  ds = ds.repeat(num_epochs)
+  ds = ds.map_with_index(lambda position, element: (np.int64(position), np.int64(element)))
+  ds = ds.batch(local, drop_remainder=drop_remainder)
+  return ds[process_index::process_count]
+
+
+class _LoadImages:
+  """Loads and augments the records of one batch of (positions, records)."""
+
+  def __init__(self, source, seed: int, modality: str, augment: bool, text: bool = False):
+    self.source, self.seed, self.modality, self.augment, self.text = (
+      source,
+      seed,
+      modality,
+      augment,
+      text,
+    )
+
+  def __call__(self, batch) -> dict[str, np.ndarray]:
+    positions, records = batch
+    out: dict[str, list] = {"image": [], "identity": []}
+    if self.text:
+      out["text_ids"], out["text_mask"] = [], []
+    for position, record_index in zip(positions, records, strict=True):
+      record = self.source[int(record_index)]
+      image = record["image"]
+      if self.augment:
+        image = augment_image(image, _rng(self.seed, _AUG_SALT, position), self.modality)
+      out["image"].append(image)
+      out["identity"].append(record["identity"])
+      if self.text:
+        out["text_ids"].append(record["text_ids"])
+        out["text_mask"].append(record["text_mask"])
+    batch_out = {k: np.stack(v) for k, v in out.items()}
+    batch_out["identity"] = batch_out["identity"].astype(np.int32)
+    return batch_out
+
+
+class _LoadTwoTower:
+  def __init__(self, source, seed: int, modalities, augment: bool):
+    self.source, self.seed, self.modalities, self.augment = source, seed, modalities, augment
+
+  def __call__(self, batch) -> dict[str, np.ndarray]:
+    positions, records = batch
+    a, b, ids = [], [], []
+    for position, record_index in zip(positions, records, strict=True):
+      record = self.source[int(record_index)]
+      ia, ib = record["image_a"], record["image_b"]
+      if self.augment:
+        ia = augment_image(ia, _rng(self.seed, _AUG_SALT, position, 0), self.modalities[0])
+        ib = augment_image(ib, _rng(self.seed, _AUG_SALT, position, 1), self.modalities[1])
+      a.append(ia)
+      b.append(ib)
+      ids.append(record["identity"])
+    return {"image_a": np.stack(a), "image_b": np.stack(b), "identity": np.array(ids, np.int32)}
+
+
+class _LoadPairs:
+  def __init__(self, source, index, seed, modality, augment, positive_fraction):
+    self.source, self.index, self.seed = source, index, seed
+    self.modality, self.augment, self.positive_fraction = modality, augment, positive_fraction
+
+  def _image(self, record_index, position, side):
+    image = self.source[int(record_index)]["image"]
+    if self.augment:
+      image = augment_image(image, _rng(self.seed, _AUG_SALT, position, side), self.modality)
+    return image
+
+  def __call__(self, batch) -> dict[str, np.ndarray]:
+    positions, _ = batch
+    a, b, labels = [], [], []
+    for position in positions:
+      rng = _rng(self.seed, _PAIR_SALT, position)
+      positive = rng.uniform() < self.positive_fraction
+      pick = self.index.positive_pairs if positive else self.index.negative_pairs
+      ra, rb = pick(1, rng)
+      a.append(self._image(ra[0], position, 0))
+      b.append(self._image(rb[0], position, 1))
+      labels.append(int(positive))
+    return {"image_a": np.stack(a), "image_b": np.stack(b), "label": np.array(labels, np.int32)}
+
+
+class _LoadTriplets(_LoadPairs):
+  def __call__(self, batch) -> dict[str, np.ndarray]:
+    positions, _ = batch
+    out: dict[str, list] = {"anchor": [], "positive": [], "negative": [], "identity": []}
+    for position in positions:
+      t = self.index.triplets(1, _rng(self.seed, _TRIPLET_SALT, position))
+      for side, key in enumerate(("anchor", "positive", "negative")):
+        out[key].append(self._image(t[key][0], position, side))
+      out["identity"].append(self.source[int(t["anchor"][0])]["identity"])
+    batch_out = {k: np.stack(v) for k, v in out.items()}
+    batch_out["identity"] = batch_out["identity"].astype(np.int32)
+    return batch_out
+
+
+class _LoadPxK:
+  def __init__(self, source, index, seed, modality, augment, p, k, rows: slice):
+    self.source, self.index, self.seed = source, index, seed
+    self.modality, self.augment, self.p, self.k, self.rows = modality, augment, p, k, rows
+
+  def __call__(self, step) -> dict[str, np.ndarray]:
+    records = self.index.pxk(self.p, self.k, _rng(self.seed, _PXK_SALT, step))
+    images, ids = [], []
+    for row in range(self.rows.start, self.rows.stop):
+      record = self.source[int(records[row])]
+      image = record["image"]
+      if self.augment:
+        image = augment_image(image, _rng(self.seed, _AUG_SALT, step, row), self.modality)
+      images.append(image)
+      ids.append(record["identity"])
+    return {"image": np.stack(images), "identity": np.array(ids, np.int32)}
+
+
+def image_batches(
+  source,
+  records=None,
+  *,
+  batch_size: int,
+  seed: int = 0,
+  modality: str | None = None,
+  augment: bool = True,
+  shuffle: bool = True,
+  num_epochs: int | None = None,
+  process_index: int = 0,
+  process_count: int = 1,
+  drop_remainder: bool = True,
+) -> grain.MapDataset:
+  """Shuffled batches {"image" [b, H, W, C], "identity" [b]} of `records` of `source`.
+
+  Args:
+    source: random-access source of {"image", "identity"} records.
+    records: record indices of the split to read (default all).
+    batch_size: the global batch size; each process gets batch_size / process_count rows.
+    seed: shuffle and augmentation seed.
+    modality: augmentation family; default `source.modality`.
+    augment: apply `augment_image`.
+    shuffle: shuffle records (a new order every epoch).
+    num_epochs: None = repeat forever.
+    process_index, process_count: this process's shard (pass jax.process_index() and
+      jax.process_count(); data/ does not call JAX).
+    drop_remainder: drop a final incomplete batch.
+  """
+  records = _records(source, records)
+  ds = _element_dataset(
+    records,
+    batch_size=batch_size,
+    seed=seed,
+    shuffle=shuffle,
+    num_epochs=num_epochs,
+    process_index=process_index,
+    process_count=process_count,
+    drop_remainder=drop_remainder,
+  )
+  return ds.map(_LoadImages(source, seed, _default_modality(source, modality), augment))
+
+
+def image_text_batches(
+  source, records=None, *, batch_size: int, seed: int = 0, augment: bool = True, **kwargs
+) -> grain.MapDataset:
+  """Batches {"image", "text_ids" int32 [b, L], "text_mask" bool [b, L], "identity"}.
+
+  `source` is a `DigitsTextSource`; other arguments as in `image_batches`.
+  """
+  records = _records(source, records)
+  shuffle = kwargs.pop("shuffle", True)
+  ds = _element_dataset(
+    records,
+    batch_size=batch_size,
+    seed=seed,
+    shuffle=shuffle,
+    num_epochs=kwargs.pop("num_epochs", None),
+    process_index=kwargs.pop("process_index", 0),
+    process_count=kwargs.pop("process_count", 1),
+    drop_remainder=kwargs.pop("drop_remainder", True),
+  )
+  if kwargs:
+    raise TypeError(f"unexpected arguments {sorted(kwargs)}")
+  modality = getattr(source, "modality", "digit")
+  return ds.map(_LoadImages(source, seed, modality, augment, text=True))
+
+
+def two_tower_batches(
+  source,
+  records=None,
+  *,
+  batch_size: int,
+  seed: int = 0,
+  modalities: tuple[str, str] | None = None,
+  augment: bool = True,
+  shuffle: bool = True,
+  num_epochs: int | None = None,
+  process_index: int = 0,
+  process_count: int = 1,
+  drop_remainder: bool = True,
+) -> grain.MapDataset:
+  """Batches {"image_a", "image_b", "identity"} from a paired source (row i: same subject).
+
+  Note that a batch may hold several records of one subject; in-batch contrastive
+  losses must then treat rows with equal `identity` as positives.
+  """
+  records = _records(source, records)
+  ds = _element_dataset(
+    records,
+    batch_size=batch_size,
+    seed=seed,
+    shuffle=shuffle,
+    num_epochs=num_epochs,
+    process_index=process_index,
+    process_count=process_count,
+    drop_remainder=drop_remainder,
+  )
+  modalities = modalities or getattr(source, "modalities", ("generic", "generic"))
+  return ds.map(_LoadTwoTower(source, seed, modalities, augment))
+
+
+def _sampling_dataset(
+  records, batch_size, seed, num_epochs, process_index, process_count
+) -> grain.MapDataset:
+  # One "epoch" draws as many pairs as the split has records.
+  return _element_dataset(
+    np.arange(len(records)),
+    batch_size=batch_size,
+    seed=seed,
+    shuffle=False,
+    num_epochs=num_epochs,
+    process_index=process_index,
+    process_count=process_count,
+    drop_remainder=True,
+  )
+
+
+def pair_batches(
+  source,
+  records=None,
+  *,
+  batch_size: int,
+  seed: int = 0,
+  positive_fraction: float = 0.5,
+  modality: str | None = None,
+  augment: bool = True,
+  num_epochs: int | None = None,
+  process_index: int = 0,
+  process_count: int = 1,
+) -> grain.MapDataset:
+  """Freshly drawn pairs {"image_a", "image_b", "label"}; P(label = 1) = positive_fraction.
+
+  Pair j of the run is drawn from (seed, j); a record is never paired with itself.
+  """
+  records = _records(source, records)
+  if not 0.0 <= positive_fraction <= 1.0:
+    raise ValueError(f"positive_fraction must be in [0, 1], got {positive_fraction}")
+  index = IdentityIndex(source.identities, records)
+  ds = _sampling_dataset(records, batch_size, seed, num_epochs, process_index, process_count)
+  return ds.map(
+    _LoadPairs(source, index, seed, _default_modality(source, modality), augment, positive_fraction)
+  )
+
+
+def triplet_batches(
+  source,
+  records=None,
+  *,
+  batch_size: int,
+  seed: int = 0,
+  modality: str | None = None,
+  augment: bool = True,
+  num_epochs: int | None = None,
+  process_index: int = 0,
+  process_count: int = 1,
+) -> grain.MapDataset:
+  """Explicit triplets {"anchor", "positive", "negative", "identity"} drawn from (seed, j)."""
+  records = _records(source, records)
+  index = IdentityIndex(source.identities, records)
+  ds = _sampling_dataset(records, batch_size, seed, num_epochs, process_index, process_count)
+  return ds.map(
+    _LoadTriplets(source, index, seed, _default_modality(source, modality), augment, 0.0)
+  )
+
+
+def pxk_batches(
+  source,
+  records=None,
+  *,
+  p: int,
+  k: int,
+  seed: int = 0,
+  modality: str | None = None,
+  augment: bool = True,
+  steps_per_epoch: int | None = None,
+  num_epochs: int | None = None,
+  process_index: int = 0,
+  process_count: int = 1,
+) -> grain.MapDataset:
+  """PxK batches {"image" [p*k / process_count, ...], "identity"} for in-batch mining.
+
+  Global batch s holds p distinct identities x k images, drawn from (seed, s) and
+  grouped by identity; process i gets rows [i * p*k / n, (i + 1) * p*k / n).
+  `steps_per_epoch` defaults to len(records) // (p * k).
+  """
+  records = _records(source, records)
+  local = _local_batch_size(p * k, process_index, process_count)
+  index = IdentityIndex(source.identities, records)
+  index.pxk(p, k, np.random.default_rng(0))  # fail now if the split cannot fill a batch
+  steps = steps_per_epoch or max(1, len(records) // (p * k))
+  ds = grain.MapDataset.range(steps).repeat(num_epochs)
+  ds = ds.map_with_index(lambda position, _: np.int64(position))
+  rows = slice(process_index * local, (process_index + 1) * local)
+  return ds.map(
+    _LoadPxK(source, index, seed, _default_modality(source, modality), augment, p, k, rows)
+  )
+
+
+def make_iterator(
+  dataset: grain.MapDataset,
+  *,
+  num_threads: int = 2,
+  prefetch_buffer_size: int = 4,
+  num_workers: int = 0,
+) -> grain.DatasetIterator:
+  """A checkpointable iterator over `dataset`.
+
+  `get_state()` / `set_state(state)` (or Grain's Orbax handlers,
+  `grain.checkpoint.CheckpointSave(iterator)`) save and restore the position, so a
+  resumed run continues with exactly the next batch. `num_workers > 0` loads in
+  that many worker processes (useful when rendering synthetic data is the bottleneck).
+  """
+  ds = dataset.to_iter_dataset(
+    grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=prefetch_buffer_size)
+  )
+  if num_workers > 0:
+    ds = ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=num_workers))
+  return iter(ds)
+
+
+def eval_batches(
+  source,
+  records=None,
+  *,
+  batch_size: int,
+  process_index: int = 0,
+  process_count: int = 1,
+) -> Iterator[dict[str, np.ndarray]]:
+  """Ordered batches of `records` without augmentation; the last batch may be smaller.
+
+  Yields dicts with the array keys of the source's records ({"image", "identity"},
+  {"image_a", "image_b", "identity"}, or with "text_ids"/"text_mask"), plus
+  "index" (the record indices). With several processes, process i reads every
+  process_count-th batch.
+  """
+  records = _records(source, records)
+  for n, start in enumerate(range(0, len(records), batch_size)):
+    if n % process_count != process_index:
+      continue
+    chunk = records[start : start + batch_size]
+    rows = [source[int(r)] for r in chunk]
+    batch = {
+      key: np.stack([row[key] for row in rows])
+      for key, value in rows[0].items()
+      if isinstance(value, np.ndarray | np.generic)
+    }
+    if "identity" in batch:
+      batch["identity"] = batch["identity"].astype(np.int32)
+    batch["index"] = chunk
+    yield batch
+
+
+def eval_pair_batches(
+  source, pairs: Mapping[str, np.ndarray], *, batch_size: int
+) -> Iterator[dict[str, np.ndarray]]:
+  """Batches {"image_a", "image_b", "label"} of a fixed pair list {"a", "b", "label"}."""
+  a, b, label = (np.asarray(pairs[k]) for k in ("a", "b", "label"))
+  for start in range(0, len(a), batch_size):
+    sl = slice(start, start + batch_size)
+    yield {
+      "image_a": np.stack([source[int(i)]["image"] for i in a[sl]]),
+      "image_b": np.stack([source[int(i)]["image"] for i in b[sl]]),
+      "label": label[sl].astype(np.int32),
+    }

@@ -1,0 +1,187 @@
+"""Identity-disjoint splits (train / val / test; enrolled / outsider; gallery / probe).
+
+Everything works on the per-record identity array of a source (`source.identities`),
+never on decoded images. Splits are fixed by a seed; disjointness is asserted.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+
+def _check_identities(identities) -> np.ndarray:
+  identities = np.asarray(identities)
+  if identities.ndim != 1 or not np.issubdtype(identities.dtype, np.integer):
+    raise ValueError(
+      f"identities must be a 1-D integer array (one id per record), got dtype "
+      f"{identities.dtype} and shape {identities.shape}"
+    )
+  return identities
+
+
+def assert_disjoint(groups: Mapping[str, np.ndarray]) -> None:
+  """Raises AssertionError if any two groups share an element."""
+  names = list(groups)
+  for i, a in enumerate(names):
+    for b in names[i + 1 :]:
+      shared = np.intersect1d(groups[a], groups[b])
+      if shared.size:
+        raise AssertionError(
+          f"splits {a!r} and {b!r} share {shared.size} element(s), e.g. {shared[:5].tolist()}"
+        )
+
+
+def split_identities(
+  identities,
+  fractions: Mapping[str, float] | None = None,
+  *,
+  counts: Mapping[str, int] | None = None,
+  seed: int = 0,
+) -> dict[str, np.ndarray]:
+  """Partitions the distinct identities into named, disjoint groups.
+
+  Args:
+    identities: int [N], the identity of each record.
+    fractions: name -> fraction of identities (summing to at most 1; the last named
+      split takes the rounding remainder when they sum to 1). Default
+      {"train": 0.7, "val": 0.15, "test": 0.15}.
+    counts: name -> number of identities, instead of fractions.
+    seed: permutation seed; the same seed gives the same split.
+
+  Returns:
+    name -> sorted identity ids of that split.
+
+  Raises:
+    ValueError: too few identities for the requested split sizes (every split gets
+      at least one identity).
+  """
+  ids = np.unique(_check_identities(identities))
+  n = len(ids)
+  if counts is not None and fractions is not None:
+    raise ValueError("give either fractions or counts, not both")
+  if counts is None:
+    fractions = dict(fractions or {"train": 0.7, "val": 0.15, "test": 0.15})
+    if any(f < 0 for f in fractions.values()) or sum(fractions.values()) > 1 + 1e-9:
+      raise ValueError(f"split fractions must be >= 0 and sum to at most 1, got {fractions}")
+    names = list(fractions)
+    sizes = [int(np.floor(fractions[k] * n + 1e-9)) for k in names]
+    if abs(sum(fractions.values()) - 1.0) < 1e-9:
+      sizes[-1] = n - sum(sizes[:-1])
+    # Rounding down must not empty a split that was asked for.
+    wanted = {k: fractions[k] for k in names}
+  else:
+    names = list(counts)
+    sizes = [int(counts[k]) for k in names]
+    wanted = dict(counts)
+  too_small = [k for k, s in zip(names, sizes, strict=True) if s < 1 and wanted[k] > 0]
+  if too_small or sum(sizes) > n:
+    raise ValueError(
+      f"too few identities: {n} distinct identities cannot fill splits "
+      f"{dict(zip(names, sizes, strict=True))} (requested {wanted}); every split needs at "
+      "least one identity. Use more identities (a larger dataset) or fewer / smaller splits."
+    )
+  order = np.random.default_rng([seed, 0x5B1]).permutation(ids)
+  out, start = {}, 0
+  for name, size in zip(names, sizes, strict=True):
+    out[name] = np.sort(order[start : start + size])
+    start += size
+  assert_disjoint(out)
+  return out
+
+
+def records_of(identities, identity_groups: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+  """Record indices [n_k] of each identity group; asserts the record sets are disjoint."""
+  identities = _check_identities(identities)
+  out = {k: np.flatnonzero(np.isin(identities, v)) for k, v in identity_groups.items()}
+  assert_disjoint(out)
+  return out
+
+
+def split_records(
+  identities,
+  fractions: Mapping[str, float] | None = None,
+  *,
+  counts: Mapping[str, int] | None = None,
+  seed: int = 0,
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+  """`split_identities`, then the record indices of each split: (identity groups, records)."""
+  groups = split_identities(identities, fractions, counts=counts, seed=seed)
+  return groups, records_of(identities, groups)
+
+
+def enrolled_outsider_split(
+  identities, num_enrolled: int, *, seed: int = 0
+) -> dict[str, np.ndarray]:
+  """Open-set split of identities into `enrolled` (num_enrolled) and `outsider` (the rest)."""
+  n = len(np.unique(_check_identities(identities)))
+  if not 0 < num_enrolled < n:
+    raise ValueError(
+      f"too few identities: num_enrolled={num_enrolled} must be between 1 and {n - 1} for "
+      f"{n} identities (outsiders need at least one identity)"
+    )
+  return split_identities(
+    identities, counts={"enrolled": num_enrolled, "outsider": n - num_enrolled}, seed=seed
+  )
+
+
+def gallery_probe_split(
+  identities, records: Sequence[int] | np.ndarray, gallery_per_identity: int = 1, *, seed: int = 0
+) -> dict[str, np.ndarray]:
+  """Splits the records of enrolled identities into gallery and probe images.
+
+  Each identity puts `gallery_per_identity` random records in the gallery and the
+  rest in the probe set; identities with no record left for probing keep all their
+  records in the gallery.
+
+  Returns:
+    {"gallery": record indices, "probe": record indices}, disjoint.
+  """
+  identities = _check_identities(identities)
+  records = np.asarray(records)
+  if gallery_per_identity < 1:
+    raise ValueError(f"gallery_per_identity must be >= 1, got {gallery_per_identity}")
+  rng = np.random.default_rng([seed, 0x6A1])
+  gallery, probe = [], []
+  for ident in np.unique(identities[records]):
+    mine = rng.permutation(records[identities[records] == ident])
+    gallery.append(mine[:gallery_per_identity])
+    probe.append(mine[gallery_per_identity:])
+  out = {"gallery": np.sort(np.concatenate(gallery)), "probe": np.sort(np.concatenate(probe))}
+  assert_disjoint(out)
+  return out
+
+
+def write_manifest(
+  path: str | pathlib.Path,
+  identity_groups: Mapping[str, np.ndarray],
+  *,
+  identity_names: Sequence[str] | None = None,
+  records: Mapping[str, np.ndarray] | None = None,
+  extra: Mapping | None = None,
+) -> pathlib.Path:
+  """Writes the split manifest as JSON: identities (and names, record counts) per split."""
+  path = pathlib.Path(path)
+  assert_disjoint(identity_groups)
+  manifest: dict = {"splits": {}}
+  for name, ids in identity_groups.items():
+    entry: dict = {"identities": [int(i) for i in ids]}
+    if identity_names is not None:
+      entry["identity_names"] = [str(identity_names[int(i)]) for i in ids]
+    if records is not None:
+      entry["num_records"] = int(len(records[name]))
+    manifest["splits"][name] = entry
+  if extra:
+    manifest.update(extra)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  path.write_text(json.dumps(manifest, indent=2))
+  return path
+
+
+def read_manifest(path: str | pathlib.Path) -> dict[str, np.ndarray]:
+  """Identity groups from a manifest written by `write_manifest`."""
+  data = json.loads(pathlib.Path(path).read_text())
+  return {k: np.asarray(v["identities"], np.int64) for k, v in data["splits"].items()}

@@ -1,0 +1,170 @@
+"""Grain pipelines: batch contracts, determinism, checkpoint restore, process sharding."""
+
+import numpy as np
+import pytest
+
+from jaxsim.data import pipeline
+from jaxsim.data.sources import digits_text, face_fingerprint, faces, fingerprints
+
+FACES = faces.SyntheticFaces(12, 4, image_size=16, seed=0)
+
+
+def _take(ds, n, **kwargs):
+  it = pipeline.make_iterator(ds, **kwargs)
+  return [next(it) for _ in range(n)]
+
+
+def _equal(a, b):
+  return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_pair_batches_contract_and_labels():
+  (batch,) = _take(pipeline.pair_batches(FACES, batch_size=32, seed=1, positive_fraction=0.5), 1)
+  assert set(batch) == {"image_a", "image_b", "label"}
+  assert batch["image_a"].shape == (32, 16, 16, 3) and batch["image_a"].dtype == np.float32
+  assert batch["label"].dtype == np.int32 and 0 < batch["label"].sum() < 32
+  assert batch["image_a"].min() >= 0 and batch["image_a"].max() <= 1
+
+
+def test_same_seed_same_batches_other_seed_other_batches():
+  make = lambda seed: pipeline.image_batches(FACES, batch_size=8, seed=seed)  # noqa: E731
+  a, b, c = _take(make(5), 3), _take(make(5), 3, num_threads=0), _take(make(6), 3)
+  assert all(_equal(x, y) for x, y in zip(a, b, strict=True))
+  assert not _equal(a[0], c[0])
+
+
+@pytest.mark.parametrize(
+  "make",
+  [
+    lambda: pipeline.pair_batches(FACES, batch_size=4, seed=2),
+    lambda: pipeline.pxk_batches(FACES, p=3, k=2, seed=2),
+    lambda: pipeline.image_batches(FACES, batch_size=4, seed=2, num_epochs=3),
+  ],
+)
+def test_restored_iterator_continues_with_the_next_batch(make):
+  it = pipeline.make_iterator(make())
+  for _ in range(5):
+    next(it)
+  state = it.get_state()
+  expected = [next(it) for _ in range(2)]
+  resumed = pipeline.make_iterator(make())
+  resumed.set_state(state)
+  assert all(_equal(next(resumed), e) for e in expected)
+
+
+def test_iterator_state_through_grain_checkpoint_handler(tmp_path):
+  grain_checkpoint = pytest.importorskip("grain.checkpoint")
+  make = lambda: pipeline.pxk_batches(FACES, p=3, k=2, seed=4)  # noqa: E731
+  it = pipeline.make_iterator(make())
+  for _ in range(3):
+    next(it)
+  handler = grain_checkpoint.CheckpointHandler()
+  handler.save(tmp_path, item=it)
+  expected = next(it)
+  restored = handler.restore(tmp_path, item=pipeline.make_iterator(make()))
+  assert _equal(next(restored), expected)
+
+
+def test_epochs_visit_every_record_once_in_a_new_order():
+  ds = pipeline.image_batches(
+    FACES, np.arange(0, 48, 2), batch_size=8, seed=0, augment=False, num_epochs=2
+  )
+  batches = list(pipeline.make_iterator(ds))
+  assert len(batches) == 6
+  first = np.concatenate([b["identity"] for b in batches[:3]])
+  assert sorted(first.tolist()) == sorted(FACES.identities[::2].tolist())
+  images = [np.concatenate([b["image"] for b in batches[i : i + 3]]) for i in (0, 3)]
+  assert not np.array_equal(images[0], images[1])  # reshuffled
+
+
+@pytest.mark.parametrize(
+  "make",
+  [
+    lambda **kw: pipeline.image_batches(FACES, batch_size=8, seed=3, **kw),
+    lambda **kw: pipeline.pair_batches(FACES, batch_size=8, seed=3, **kw),
+    lambda **kw: pipeline.pxk_batches(FACES, p=4, k=2, seed=3, **kw),
+  ],
+)
+def test_process_shards_reassemble_the_single_process_batch(make):
+  single = _take(make(), 2)
+  shards = [_take(make(process_index=i, process_count=2), 2) for i in range(2)]
+  for step in range(2):
+    for key in single[step]:
+      joined = np.concatenate([shards[i][step][key] for i in range(2)])
+      np.testing.assert_array_equal(joined, single[step][key])
+  with pytest.raises(ValueError, match="multiple of the process count"):
+    make(process_index=0, process_count=3)
+
+
+def test_split_records_only():
+  records = np.flatnonzero(FACES.identities < 4)
+  for batch in _take(pipeline.pair_batches(FACES, records, batch_size=16, seed=0), 2):
+    assert batch["label"].sum() > 0
+  ids = np.concatenate(
+    [b["identity"] for b in _take(pipeline.pxk_batches(FACES, records, p=2, k=2), 5)]
+  )
+  assert ids.max() < 4
+  with pytest.raises(ValueError, match="only 4 exist"):
+    pipeline.pxk_batches(FACES, records, p=5, k=2)
+
+
+def test_two_tower_image_text_and_triplet_batches():
+  fp = face_fingerprint.FaceFingerprintSource(6, 2, image_size=16, seed=0)
+  (b,) = _take(pipeline.two_tower_batches(fp, batch_size=4), 1)
+  assert set(b) == {"image_a", "image_b", "identity"}
+  assert b["image_a"].shape == (4, 16, 16, 3) and b["image_b"].shape == (4, 16, 16, 1)
+  text = digits_text.DigitsTextSource(digits_text.builtin_digits(), seed=0)
+  (b,) = _take(pipeline.image_text_batches(text, batch_size=8, seed=0), 1)
+  assert set(b) == {"image", "text_ids", "text_mask", "identity"}
+  assert b["text_ids"].dtype == np.int32 and b["text_mask"].dtype == bool
+  assert b["image"].shape == (8, 28, 28, 1)
+  (b,) = _take(pipeline.triplet_batches(FACES, batch_size=4), 1)
+  assert set(b) == {"anchor", "positive", "negative", "identity"}
+
+
+def test_eval_iterators_are_ordered_and_complete():
+  batches = list(pipeline.eval_batches(FACES, np.arange(10), batch_size=4))
+  assert [len(b["index"]) for b in batches] == [4, 4, 2]
+  np.testing.assert_array_equal(batches[1]["image"][0], FACES[4]["image"])
+  pairs = {"a": np.array([0, 1, 2]), "b": np.array([1, 5, 9]), "label": np.array([1, 0, 0])}
+  (b,) = list(pipeline.eval_pair_batches(FACES, pairs, batch_size=8))
+  np.testing.assert_array_equal(b["image_b"][2], FACES[9]["image"])
+
+
+def _asymmetric_image(channels):
+  image = np.zeros((16, 16, channels), np.float32)
+  image[2:14, 2:6] = 1.0  # a bar on the left
+  image[4:6, 2:12] = 1.0
+  return image
+
+
+@pytest.mark.parametrize("modality", ["fingerprint", "digit"])
+def test_no_horizontal_flips_for_digits_and_fingerprints(modality):
+  image = _asymmetric_image(1)
+  mirror = image[:, ::-1]
+  for seed in range(40):
+    out = pipeline.augment_image(image, np.random.default_rng(seed), modality)
+    assert np.abs(out - image).mean() < np.abs(out - mirror).mean()
+
+
+def test_faces_do_get_flipped_and_none_is_identity():
+  image = _asymmetric_image(3)
+  mirror = image[:, ::-1]
+  outs = [pipeline.augment_image(image, np.random.default_rng(s), "face") for s in range(40)]
+  assert any(np.abs(o - mirror).mean() < np.abs(o - image).mean() for o in outs)
+  assert pipeline.augment_image(image, np.random.default_rng(0), "none") is image
+  with pytest.raises(ValueError, match="unknown modality"):
+    pipeline.augment_image(image, np.random.default_rng(0), "audio")
+
+
+def test_fingerprint_source_works_in_worker_processes():
+  from absl import flags
+
+  if not flags.FLAGS.is_parsed():  # Grain workers read absl flags; absl.app parses them in runs
+    flags.FLAGS.mark_as_parsed()
+  src = fingerprints.SyntheticFingerprints(4, 2, image_size=16)
+  ds = pipeline.image_batches(src, batch_size=4, seed=0, num_epochs=1)
+  single = list(pipeline.make_iterator(ds))
+  multi = list(pipeline.make_iterator(ds, num_workers=2))
+  assert len(single) == len(multi) == 2
+  assert all(_equal(a, b) for a, b in zip(single, multi, strict=True))
