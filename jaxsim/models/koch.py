@@ -36,6 +36,9 @@ class KochEncoder(nn.Module):
     del train  # no batch norm or dropout in the published network
     if x.ndim != 4:
       raise ValueError(f"KochEncoder expects NHWC images [B, H, W, C], got shape {x.shape}")
+    if min(x.shape[1:3]) < 65:
+      # 'valid' convolutions and three 2x2 pools leave nothing of smaller images.
+      raise ValueError(f"KochEncoder needs images of at least 65x65 pixels, got {x.shape[1:3]}")
     kernels = ((10, 10), (7, 7), (4, 4), (4, 4))
     for i, (filters, kernel) in enumerate(zip(self.features, kernels, strict=True)):
       x = nn.relu(nn.Conv(filters, kernel, padding="VALID")(x))
