@@ -66,18 +66,48 @@ def _load(path):
 def test_two_processes_match_one_process(tmp_path):
   """launch.sh local --processes 2 (gloo CPU collectives, 1 device each, 4 rows per process)
   trains to the same parameters as one process with 2 devices and the same global batch."""
-  env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(REPO),
-         "JAXSIM_MODULE": "tests._train_worker", "JAXSIM_PORT": str(_free_port())}
+  env = {
+    **os.environ,
+    "JAX_PLATFORMS": "cpu",
+    "PYTHONPATH": str(REPO),
+    "JAXSIM_MODULE": "tests._train_worker",
+    "JAXSIM_PORT": str(_free_port()),
+  }
   env.pop("XLA_FLAGS", None)
   common = ["--steps=6", "--checkpoint_every=3", "--batch_size=8"]
   multi = subprocess.Popen(
-      [str(REPO / "launch.sh"), "local", "--processes", "2", "--",
-       f"--workdir={tmp_path / 'multi'}", f"--out={tmp_path / 'multi.npz'}", *common],
-      cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    [
+      str(REPO / "launch.sh"),
+      "local",
+      "--processes",
+      "2",
+      "--",
+      f"--workdir={tmp_path / 'multi'}",
+      f"--out={tmp_path / 'multi.npz'}",
+      *common,
+    ],
+    cwd=REPO,
+    env=env,
+    stdout=subprocess.PIPE,
+    stderr=subprocess.STDOUT,
+    text=True,
+  )
   single = subprocess.run(
-      [sys.executable, "-m", "tests._train_worker", "--devices=2",
-       f"--workdir={tmp_path / 'single'}", f"--out={tmp_path / 'single.npz'}", *common],
-      cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    [
+      sys.executable,
+      "-m",
+      "tests._train_worker",
+      "--devices=2",
+      f"--workdir={tmp_path / 'single'}",
+      f"--out={tmp_path / 'single.npz'}",
+      *common,
+    ],
+    cwd=REPO,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
   out, _ = multi.communicate(timeout=300)
   assert single.returncode == 0, single.stderr[-3000:]
   assert multi.returncode == 0, out[-3000:]
@@ -94,4 +124,6 @@ def test_two_processes_match_one_process(tmp_path):
   # Each process saved its own data-iterator state.
   data_dir = tmp_path / "multi" / "checkpoints" / "6" / "data"
   assert sorted(p.name for p in data_dir.glob("process_*")) == [
-      "process_0-of-2.json", "process_1-of-2.json"]
+    "process_0-of-2.json",
+    "process_1-of-2.json",
+  ]
