@@ -56,7 +56,8 @@ def test_bfloat16_block_computes_in_bf16_with_float32_params():
   assert all(p.dtype == jnp.float32 for p in jax.tree.leaves(variables["params"]))
   y = block.apply(variables, x, train=False)
   assert y.dtype == jnp.bfloat16 and y.shape == (2, 4, 4, 4)
-  assert models.encoder_from_config({"name": "resnet18", "dtype": "bfloat16"}).dtype == jnp.bfloat16
+  enc = models.encoder_from_config({"name": "resnet34", "dtype": "bfloat16", "dim": 32})
+  assert (enc.depth, enc.dtype, enc.dim) == (34, jnp.bfloat16, 32)
 
 
 def test_koch_network_has_the_published_shapes_and_38_95m_parameters():
@@ -170,7 +171,7 @@ def test_two_tower_image_text():
     {
       "kind": "two_tower",
       "log_temperature_init": 2.3,
-      "encoder_a": {"name": "resnet18", "width": 2, "dim": 8, "small_inputs": True},
+      "encoder_a": {"name": "digit_cnn", "features": (2, 2), "dim": 8},
       "encoder_b": {"name": "face_auth_cnn", "dim": 8},
     },
     {"kind": "koch", "encoder": {"name": "koch", "features": (4, 4, 4, 4), "dense": 8}},
