@@ -73,6 +73,9 @@ class Checkpointer:
       options=ocp.CheckpointManagerOptions(
         save_interval_steps=save_every,
         preservation_policy=ocm.AnyPreservationPolicy(policies),
+        # Orbax writes metrics only when best_fn is set; the policy above does the ranking.
+        best_fn=self._metric if best_metric is not None else None,
+        best_mode=best_mode,
         enable_async_checkpointing=async_save,
         create=True,
       ),

@@ -199,7 +199,8 @@ def embedding_statistics(outputs: Mapping[str, jax.Array]) -> dict[str, jax.Arra
     unit = x / jnp.maximum(norms, 1e-12)[:, None]
     centre = jnp.mean(unit, axis=0)
     stats[f"{name}_norm"] = jnp.mean(norms)
-    stats[f"{name}_spread"] = jnp.sqrt(jnp.maximum(1.0 - jnp.sum(centre * centre), 0.0))
+    # The mean squared distance to the centre, not 1 - |centre|^2, so that collapse reads 0.
+    stats[f"{name}_spread"] = jnp.sqrt(jnp.mean(jnp.sum((unit - centre) ** 2, axis=-1)))
   return stats
 
 
@@ -242,7 +243,7 @@ def make_train_step(
     (loss, (aux, outputs, updates)), grads = jax.value_and_grad(compute_loss, has_aux=True)(
       state["params"]
     )
-    grad_norm = optax.global_norm(grads)
+    grad_norm = optax.tree.norm(grads)
     deltas, opt_state = optimizer.update(grads, state["opt_state"], state["params"])
     new_state = {
       "step": state["step"] + 1,

@@ -47,12 +47,12 @@ def run(config, workdir: pathlib.Path) -> dict:
     mean, std = null_distance_moments(dim)
     ks = stats.kstest(d, lambda x, dim=dim: null_distance_cdf(x, dim))
     metrics[f"d{dim}"] = {
-        "observed_mean": float(d.mean()),
-        "observed_std": float(d.std(ddof=1)),
-        "null_mean": mean,
-        "null_std": std,
-        "ks_statistic": float(ks.statistic),
-        "ks_pvalue": float(ks.pvalue),
+      "observed_mean": float(d.mean()),
+      "observed_std": float(d.std(ddof=1)),
+      "null_mean": mean,
+      "null_std": std,
+      "ks_statistic": float(ks.statistic),
+      "ks_pvalue": float(ks.pvalue),
     }
   (workdir / "metrics.json").write_text(json.dumps(metrics, indent=2))
   return metrics
