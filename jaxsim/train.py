@@ -280,8 +280,9 @@ def make_train_step(
 class _Progress:
   """A one-line progress bar with ETA on a terminal; plain periodic lines otherwise."""
 
-  def __init__(self, total: int, start: int, stream=sys.stderr):
-    self.total, self.start, self.stream = total, start, stream
+  def __init__(self, total: int, start: int, stream=None):
+    self.total, self.start = total, start
+    self.stream = stream if stream is not None else sys.stderr
     self.tty = hasattr(stream, "isatty") and stream.isatty()
     self.t0 = time.perf_counter()
 
