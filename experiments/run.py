@@ -36,17 +36,17 @@ def available_configs() -> list[str]:
 
 
 _CONFIG = config_flags.DEFINE_config_file(
-    "config",
-    None,
-    "Config name (one of: " + ", ".join(available_configs()) + ") or a path to a config "
-    "file, optionally followed by ':ARG' for its get_config(arg).",
-    lock_config=True,
+  "config",
+  None,
+  "Config name (one of: " + ", ".join(available_configs()) + ") or a path to a config "
+  "file, optionally followed by ':ARG' for its get_config(arg).",
+  lock_config=True,
 )
 _WORKDIR = flags.DEFINE_string("workdir", None, "Output directory; default runs/NAME.")
 _DISTRIBUTED = flags.DEFINE_bool(
-    "distributed",
-    os.environ.get("JAXSIM_DISTRIBUTED", "0").lower() in ("1", "true", "yes"),
-    "Call jax.distributed.initialize() first (default from $JAXSIM_DISTRIBUTED).",
+  "distributed",
+  os.environ.get("JAXSIM_DISTRIBUTED", "0").lower() in ("1", "true", "yes"),
+  "Call jax.distributed.initialize() first (default from $JAXSIM_DISTRIBUTED).",
 )
 
 
@@ -65,7 +65,7 @@ def resolve_config_value(value: str) -> str:
     path = CONFIG_DIR / f"{name}.py"
     if not path.is_file():
       raise UnknownConfigError(
-          f"unknown config {name!r}; available configs: {', '.join(available_configs())}"
+        f"unknown config {name!r}; available configs: {', '.join(available_configs())}"
       )
   return f"{path}{sep}{arg}"
 
@@ -91,7 +91,7 @@ def main(argv: list[str]) -> None:
   config = _CONFIG.value
   if config is None:
     raise app.UsageError(
-        "--config is required; available configs: " + ", ".join(available_configs())
+      "--config is required; available configs: " + ", ".join(available_configs())
     )
   if _DISTRIBUTED.value:
     from jaxsim import parallel  # noqa: PLC0415 -- import JAX only after flags parse

@@ -11,10 +11,16 @@ from experiments import run
 
 def _run(*args, cwd):
   return subprocess.run(
-      [sys.executable, "-m", "experiments.run", *args],
-      cwd=cwd, capture_output=True, text=True, timeout=300,
-      env={"PYTHONPATH": str(run.CONFIG_DIR.parents[1]), "PATH": "/usr/bin:/bin",
-           "JAX_PLATFORMS": "cpu"},
+    [sys.executable, "-m", "experiments.run", *args],
+    cwd=cwd,
+    capture_output=True,
+    text=True,
+    timeout=300,
+    env={
+      "PYTHONPATH": str(run.CONFIG_DIR.parents[1]),
+      "PATH": "/usr/bin:/bin",
+      "JAX_PLATFORMS": "cpu",
+    },
   )
 
 
@@ -52,8 +58,12 @@ def test_misspelt_override_fails(tmp_path):
 
 
 def test_end_to_end_writes_config_and_metrics(tmp_path):
-  proc = _run("--config=sqrt2_null:runlocal", "--config.dims=(8,)",
-              f"--workdir={tmp_path / 'w'}", cwd=tmp_path)
+  proc = _run(
+    "--config=sqrt2_null:runlocal",
+    "--config.dims=(8,)",
+    f"--workdir={tmp_path / 'w'}",
+    cwd=tmp_path,
+  )
   assert proc.returncode == 0, proc.stderr
   config = json.loads((tmp_path / "w" / "config.json").read_text())
   assert config["dims"] == [8] and config["num_pairs"] == 2000

@@ -1,6 +1,6 @@
 r"""Checks sampled random-unit-vector distances against the exact sqrt(2) null.
 
-    python -m experiments.run --config=sqrt2_null
+python -m experiments.run --config=sqrt2_null
 """
 
 import ml_collections
