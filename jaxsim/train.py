@@ -429,9 +429,10 @@ def fit(
   stateful = hasattr(train_iter, "get_state")
   if start:
     state = ckpt.restore(start, state, train_iter if stateful else None)
-    if not stateful:
+    if stateful:
+      first_batch = None  # the restored iterator continues from the checkpoint
+    else:
       _log.warning("resuming at step %d with a stateless iterator: data restarts", start)
-    first_batch = None  # the restored iterator continues from the checkpoint
   if is_chief:
     workdir.mkdir(parents=True, exist_ok=True)
   log_file = open(workdir / log_name, "a") if is_chief else None  # noqa: SIM115
