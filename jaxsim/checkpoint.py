@@ -12,6 +12,7 @@ iterator-state file per process).
 
 from __future__ import annotations
 
+import json
 import math
 import pathlib
 from collections.abc import Mapping
@@ -25,6 +26,39 @@ from orbax.checkpoint import checkpoint_managers as ocm
 
 def _has_state(data_iter: Any) -> bool:
   return data_iter is not None and hasattr(data_iter, "get_state")
+
+
+class _IteratorSnapshot:
+  """The iterator's state, taken now.
+
+  Orbax may run Grain's handler in a background thread, after training has
+  advanced the iterator; the snapshot keeps the state of the saved step. It
+  goes through the handler's bytes path, which writes the same JSON text.
+  """
+
+  def __init__(self, data_iter: Any):
+    state = data_iter.get_state()
+    self._state = state if isinstance(state, bytes) else json.dumps(state, indent=4).encode()
+
+  def get_state(self) -> bytes:
+    return self._state
+
+
+class _IteratorRestorer:
+  """Hands the saved JSON back to any iterator with `set_state` (dict or bytes states)."""
+
+  def __init__(self, data_iter: Any):
+    self._iter = data_iter
+
+  def set_state(self, state: bytes) -> None:
+    if isinstance(self._iter, grain.DataLoaderIterator):
+      self._iter.set_state(state)
+    else:
+      self._iter.set_state(json.loads(state))
+
+  def start_prefetch(self) -> None:
+    if hasattr(self._iter, "start_prefetch"):
+      self._iter.start_prefetch()
 
 
 class Checkpointer:
@@ -123,7 +157,7 @@ class Checkpointer:
     """
     items = {"state": ocp.args.StandardSave(state)}
     if _has_state(data_iter):
-      items["data"] = grain.checkpoint.CheckpointSave(data_iter)
+      items["data"] = grain.checkpoint.CheckpointSave(_IteratorSnapshot(data_iter))
     return self._manager.save(
       step,
       args=ocp.args.Composite(**items),
@@ -138,7 +172,7 @@ class Checkpointer:
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, abstract_state)
     items = {"state": ocp.args.StandardRestore(abstract)}
     if _has_state(data_iter):
-      items["data"] = grain.checkpoint.CheckpointRestore(data_iter)
+      items["data"] = grain.checkpoint.CheckpointRestore(_IteratorRestorer(data_iter))
     restored = self._manager.restore(step, args=ocp.args.Composite(**items))
     return restored["state"]
 

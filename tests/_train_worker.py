@@ -137,9 +137,6 @@ def main(argv=None) -> int:
     def set_state(self, state):
       inner.set_state(state)
 
-    def start_prefetch(self):
-      pass
-
   result = train.fit(
     train_config(args.steps, args.checkpoint_every, args.batch_size),
     model=model,
