@@ -25,20 +25,13 @@ IMAGE_SHAPE = (8, 8, 1)
 
 
 def pair_contrastive_loss(outputs, batch, margin=1.0):
-  """Mean contrastive loss over all i != j pairs of the (global) batch."""
-  import jax.numpy as jnp  # noqa: PLC0415
+  """jaxsim's in-batch contrastive loss over all pairs of the (global) batch."""
+  from jaxsim import losses  # noqa: PLC0415
 
-  x = outputs["embeddings_a"]
-  labels = batch["identity"]
-  sq = jnp.sum((x[:, None, :] - x[None, :, :]) ** 2, axis=-1)
-  # Guarded sqrt: the diagonal is exactly 0 and sqrt'(0) is infinite.
-  d = jnp.sqrt(jnp.maximum(sq, 1e-12))
-  same = (labels[:, None] == labels[None, :]).astype(jnp.float32)
-  off = 1.0 - jnp.eye(x.shape[0])
-  per_pair = same * sq + (1.0 - same) * jnp.maximum(margin - d, 0.0) ** 2
-  active = ((same * sq > 0) | ((1.0 - same) * (margin - d) > 0)).astype(jnp.float32)
-  n = jnp.sum(off)
-  return jnp.sum(per_pair * off) / n, {"active_fraction": jnp.sum(active * off) / n}
+  loss, active = losses.in_batch_contrastive_loss(
+      outputs["embeddings_a"], batch["identity"], margin=margin
+  )
+  return loss, {"active_fraction": active}
 
 
 def dataset(seed: int = 0):
