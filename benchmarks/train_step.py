@@ -1,0 +1,170 @@
+r"""Training throughput of the face_fp two-tower ResNet-18 step: jaxsim vs PyTorch (CPU).
+
+    python -m benchmarks.train_step [--resolutions=128,64] [--batch=64] [--steps=3] [--repeats=3]
+        [--frameworks=jax,torch] [--dtype=float32|bfloat16]
+
+The step: two separate ResNet-18 towers (face RGB, fingerprint grayscale),
+256-d L2-normalised embeddings, the seed's pair contrastive loss on the
+Euclidean distance (margin 2.0), Adam 1e-4; one forward, backward and update
+per step, batch 64 pairs. Both frameworks run the same architecture
+(torchvision-style ResNet-18, ImageNet stem, batch norm in training mode) one
+after the other in this process; each figure is the median of `--repeats`
+timings of `--steps` steps after two warm-up steps. The machine's other load
+shows up as noise: compare the runs of one invocation, and repeat it.
+XLA flags are read from $XLA_FLAGS when JAX starts (set them on the command line).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+
+
+def _batch(rng, batch, size):
+  return {
+    "image_a": rng.uniform(size=(batch, size, size, 3)).astype(np.float32),
+    "image_b": rng.uniform(size=(batch, size, size, 1)).astype(np.float32),
+    "label": (rng.uniform(size=batch) < 0.5).astype(np.int32),
+  }
+
+
+def _time(step_fn, steps, repeats):
+  step_fn()  # compile / allocate
+  step_fn()
+  times = []
+  for _ in range(repeats):
+    t0 = time.perf_counter()
+    for _ in range(steps):
+      step_fn()
+    times.append((time.perf_counter() - t0) / steps)
+  return times
+
+
+def bench_jax(batch, size, steps, repeats, dtype):
+  import jax  # noqa: PLC0415
+  import jax.numpy as jnp  # noqa: PLC0415
+
+  from jaxsim import distances, losses, models, parallel, train  # noqa: PLC0415
+
+  compute = jnp.bfloat16 if dtype == "bfloat16" else jnp.float32
+  model = models.TwoTowerModel(
+    models.ResNetEncoder(depth=18, dim=256, dtype=compute),
+    models.ResNetEncoder(depth=18, dim=256, dtype=compute),
+  )
+
+  def loss_fn(outputs, b):
+    d = distances.euclidean_distance(outputs["embeddings_a"], outputs["embeddings_b"])
+    return jnp.mean(losses.contrastive_loss(d, b["label"], margin=2.0)), {}
+
+  cfg = train.default_config()
+  cfg.update(learning_rate=1e-4, schedule="constant", batch_size=batch)
+  tx, _ = train.make_optimizer(cfg)
+  mesh = parallel.data_mesh(jax.devices()[:1])
+  host = _batch(np.random.default_rng(0), batch, size)
+  state = train.create_train_state(model, tx, host, train.PAIR_INPUTS, 0, mesh)
+  step = train.make_train_step(model, loss_fn, tx, mesh, train.PAIR_INPUTS)
+  device_batch = parallel.shard_batch(host, mesh)
+  holder = {"state": state}
+
+  def run():
+    holder["state"], metrics = step(holder["state"], device_batch)
+    jax.block_until_ready(metrics["loss"])
+
+  return _time(run, steps, repeats)
+
+
+def bench_torch(batch, size, steps, repeats, dtype):
+  import torch  # noqa: PLC0415
+  from torch import nn  # noqa: PLC0415
+
+  class Block(nn.Module):
+    def __init__(self, cin, cout, stride):
+      super().__init__()
+      self.c1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+      self.b1 = nn.BatchNorm2d(cout)
+      self.c2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+      self.b2 = nn.BatchNorm2d(cout)
+      self.proj = None
+      if stride != 1 or cin != cout:
+        self.proj = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+      y = self.b2(self.c2(torch.relu(self.b1(self.c1(x)))))
+      return torch.relu(y + (x if self.proj is None else self.proj(x)))
+
+  class Encoder(nn.Module):
+    def __init__(self, cin):
+      super().__init__()
+      layers = [
+        nn.Conv2d(cin, 64, 7, 2, 3, bias=False),
+        nn.BatchNorm2d(64),
+        nn.ReLU(),
+        nn.MaxPool2d(3, 2, 1),
+      ]
+      c = 64
+      for i, width in enumerate((64, 128, 256, 512)):
+        for j in range(2):
+          layers.append(Block(c, width, 2 if i > 0 and j == 0 else 1))
+          c = width
+      self.trunk = nn.Sequential(*layers)
+      self.head = nn.Linear(512, 256)
+
+    def forward(self, x):
+      return nn.functional.normalize(self.head(self.trunk(x).mean((2, 3))), dim=-1)
+
+  torch.manual_seed(0)
+  tower_a, tower_b = Encoder(3), Encoder(1)
+  params = list(tower_a.parameters()) + list(tower_b.parameters())
+  opt = torch.optim.Adam(params, lr=1e-4)
+  host = _batch(np.random.default_rng(0), batch, size)
+  a = torch.from_numpy(host["image_a"]).permute(0, 3, 1, 2).contiguous()
+  b = torch.from_numpy(host["image_b"]).permute(0, 3, 1, 2).contiguous()
+  label = torch.from_numpy(host["label"]).float()
+  autocast = dtype == "bfloat16"
+
+  def run():
+    opt.zero_grad(set_to_none=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+      ea, eb = tower_a(a), tower_b(b)
+    d = torch.sqrt(torch.clamp(((ea.float() - eb.float()) ** 2).sum(-1), min=1e-12))
+    loss = (label * d**2 + (1 - label) * torch.clamp(2.0 - d, min=0) ** 2).mean()
+    loss.backward()
+    opt.step()
+
+  return _time(run, steps, repeats)
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--resolutions", default="128,64")
+  parser.add_argument("--batch", type=int, default=64)
+  parser.add_argument("--steps", type=int, default=3)
+  parser.add_argument("--repeats", type=int, default=3)
+  parser.add_argument("--frameworks", default="jax,torch")
+  parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
+  args = parser.parse_args()
+  frameworks = args.frameworks.split(",")
+  for size in (int(s) for s in args.resolutions.split(",")):
+    result = {}
+    for name in frameworks:
+      fn = {"jax": bench_jax, "torch": bench_torch}[name]
+      times = fn(args.batch, size, args.steps, args.repeats, args.dtype)
+      result[name] = args.batch / statistics.median(times)
+      spread = [round(args.batch / t, 1) for t in times]
+      print(
+        f"{name:5s} {size}x{size} batch {args.batch} {args.dtype}: "
+        f"{result[name]:.1f} pairs/s = {2 * result[name]:.1f} images/s "
+        f"(median; pairs/s of each repeat {spread})",
+        flush=True,
+      )
+    if len(result) == 2:
+      print(
+        f"ratio jaxsim/pytorch at {size}x{size}: {result['jax'] / result['torch']:.2f}", flush=True
+      )
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,71 @@
+"""The small CNNs of seed projects 3 (face authentication) and 4 (image-text).
+
+Seed project 3 used a three-layer CNN (32, 64, 64 filters), global pooling and
+a 48-unit Dense embedding compared by Euclidean distance. Seed project 4's image
+branch was two convolutions with batch norm and ReLU, max-pooling and fully
+connected layers (its README gives no widths; the 32/64 filters and 128 hidden
+units here are our choice, stated once).
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from jaxsim.models.resnet import l2_normalize
+
+
+class FaceAuthCNN(nn.Module):
+  """Seed project 3 encoder: 3x3 convs 32-64-64, global average pool, Dense 48.
+
+  Attributes:
+    features: convolution widths.
+    dim: embedding dimension (48 in the seed).
+    normalize: L2-normalise the output (the seed did not; its Euclidean
+      contrastive margin of 1.0 was on raw embeddings).
+  """
+
+  features: tuple[int, ...] = (32, 64, 64)
+  dim: int = 48
+  normalize: bool = False
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+    del train
+    if x.ndim != 4:
+      raise ValueError(f"FaceAuthCNN expects NHWC images [B, H, W, C], got shape {x.shape}")
+    for i, filters in enumerate(self.features):
+      x = nn.relu(nn.Conv(filters, (3, 3), padding="SAME")(x))
+      if i < len(self.features) - 1:
+        x = nn.max_pool(x, (2, 2), (2, 2))
+    x = nn.Dense(self.dim)(jnp.mean(x, axis=(1, 2)))
+    return l2_normalize(x) if self.normalize else x
+
+
+class DigitCNN(nn.Module):
+  """Seed project 4 image branch: 2 x (conv 3x3, BN, ReLU, max-pool 2), Dense, Dense.
+
+  Attributes:
+    features: convolution widths.
+    hidden: width of the hidden Dense layer.
+    dim: embedding dimension.
+    normalize: L2-normalise the output (cosine similarity downstream).
+  """
+
+  features: tuple[int, ...] = (32, 64)
+  hidden: int = 128
+  dim: int = 64
+  normalize: bool = True
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+    if x.ndim != 4:
+      raise ValueError(f"DigitCNN expects NHWC images [B, H, W, C], got shape {x.shape}")
+    for filters in self.features:
+      x = nn.Conv(filters, (3, 3), padding="SAME", use_bias=False)(x)
+      x = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9)(x))
+      x = nn.max_pool(x, (2, 2), (2, 2))
+    x = nn.relu(nn.Dense(self.hidden)(x.reshape(x.shape[0], -1)))
+    x = nn.Dense(self.dim)(x)
+    return l2_normalize(x) if self.normalize else x

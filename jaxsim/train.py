@@ -1,0 +1,521 @@
+"""Optimisers, the sharded train step and the training loop shared by every task.
+
+The train state is a plain dict pytree
+`{"step": int32[], "params": ..., "batch_stats": ..., "opt_state": ...}`.
+`make_train_step` returns `state, metrics = train_step(state, batch)`, jitted
+once over a 1-D `data` mesh with the state donated; the batch is sharded on
+its leading axis, so the loss (and any in-batch negatives or batch-norm
+statistics) sees the global batch. The loss is a parameter:
+`loss_fn(outputs, batch) -> (scalar loss, dict of scalar aux metrics)`, where
+`outputs` is the model's output dict (`embeddings_a`, `embeddings_b`,
+`logits`, `log_temperature`, `bias`, as the model provides).
+
+`fit` runs the loop: it resumes from the newest checkpoint in the workdir,
+logs JSONL records, evaluates periodically, keeps the best checkpoint by a
+validation metric and stops with `FloatingPointError` at the first non-finite
+loss or gradient (the last good checkpoint stays as it was).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import pathlib
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from jaxsim import checkpoint, parallel
+
+LossFn = Callable[[Mapping[str, jax.Array], Mapping[str, jax.Array]], tuple[jax.Array, dict]]
+Inputs = Mapping[str, str | Sequence[str]]
+
+PAIR_INPUTS = {"a": "image_a", "b": "image_b"}
+SINGLE_INPUTS = {"a": "image"}
+IMAGE_TEXT_INPUTS = {"a": "image", "b": ("text_ids", "text_mask")}
+
+_log = logging.getLogger(__name__)
+
+
+def default_config() -> ml_collections.ConfigDict:
+  """The `train` section every task config starts from (override what differs)."""
+  c = ml_collections.ConfigDict()
+  c.seed = 0
+  c.steps = 1000
+  c.batch_size = 64  # global batch, over all processes and devices
+  c.optimizer = "adam"  # adam | adamw | sgd
+  c.learning_rate = 1e-3
+  c.schedule = "cosine"  # cosine | constant (both after a linear warmup)
+  c.warmup_steps = 0
+  c.final_lr_fraction = 0.0  # cosine ends at learning_rate * final_lr_fraction
+  c.weight_decay = 0.0  # never applied to biases, norms and scalars (ndim <= 1)
+  c.momentum = 0.9  # sgd only
+  c.b1 = 0.9
+  c.b2 = 0.999
+  c.grad_clip_norm = 0.0  # 0: no clipping
+  c.log_every = 10
+  c.eval_every = 0  # 0: evaluate only at the end
+  c.checkpoint_every = 100
+  c.keep_checkpoints = 2
+  c.best_metric = ""  # eval metric key that ranks checkpoints; "": none
+  c.best_mode = "max"
+  c.async_checkpoints = True
+  c.tensorboard = False
+  return c
+
+
+# ---------------------------------------------------------------------------
+# Optimisers
+
+
+def learning_rate_schedule(cfg: Any) -> optax.Schedule:
+  """Linear warmup from 0 to `learning_rate`, then cosine decay or a constant."""
+  lr, warmup, steps = cfg.learning_rate, cfg.warmup_steps, cfg.steps
+  if cfg.schedule == "cosine":
+    return optax.warmup_cosine_decay_schedule(
+      init_value=0.0,
+      peak_value=lr,
+      warmup_steps=warmup,
+      decay_steps=max(steps, warmup + 1),
+      end_value=lr * cfg.final_lr_fraction,
+    )
+  if cfg.schedule == "constant":
+    if warmup == 0:
+      return optax.constant_schedule(lr)
+    return optax.join_schedules(
+      [optax.linear_schedule(0.0, lr, warmup), optax.constant_schedule(lr)], [warmup]
+    )
+  raise ValueError(f"train.schedule must be 'cosine' or 'constant', got {cfg.schedule!r}")
+
+
+def weight_decay_mask(params: Any) -> Any:
+  """True for the leaves that get weight decay: kernels and embeddings (ndim > 1).
+
+  Biases, batch-norm scales and offsets, and the scalar temperature and bias
+  are excluded.
+  """
+  return jax.tree.map(lambda p: jnp.ndim(p) > 1, params)
+
+
+def make_optimizer(cfg: Any) -> tuple[optax.GradientTransformation, optax.Schedule]:
+  """Builds the optax optimiser and its learning-rate schedule from the `train` config.
+
+  `adam` and `sgd` use coupled (L2) weight decay added to the gradient; `adamw`
+  uses decoupled weight decay (Loshchilov and Hutter 2019). Clipping by the
+  global gradient norm comes first.
+  """
+  schedule = learning_rate_schedule(cfg)
+  chain = []
+  if cfg.grad_clip_norm > 0:
+    chain.append(optax.clip_by_global_norm(cfg.grad_clip_norm))
+  if cfg.optimizer == "adamw":
+    chain.append(
+      optax.adamw(
+        schedule, b1=cfg.b1, b2=cfg.b2, weight_decay=cfg.weight_decay, mask=weight_decay_mask
+      )
+    )
+  elif cfg.optimizer in ("adam", "sgd"):
+    if cfg.weight_decay > 0:
+      chain.append(optax.add_decayed_weights(cfg.weight_decay, mask=weight_decay_mask))
+    if cfg.optimizer == "adam":
+      chain.append(optax.adam(schedule, b1=cfg.b1, b2=cfg.b2))
+    else:
+      chain.append(optax.sgd(schedule, momentum=cfg.momentum or None))
+  else:
+    raise ValueError(f"train.optimizer must be adam, adamw or sgd, got {cfg.optimizer!r}")
+  return optax.chain(*chain), schedule
+
+
+# ---------------------------------------------------------------------------
+# State and step
+
+
+def model_inputs(batch: Mapping[str, Any], inputs: Inputs) -> dict[str, Any]:
+  """Picks the model's keyword arguments out of a batch: `{arg: batch[key] or tuple}`."""
+  out = {}
+  for arg, keys in inputs.items():
+    missing = [k for k in ([keys] if isinstance(keys, str) else keys) if k not in batch]
+    if missing:
+      raise KeyError(f"batch has no {missing} (it has {sorted(batch)}) for model input {arg!r}")
+    out[arg] = batch[keys] if isinstance(keys, str) else tuple(batch[k] for k in keys)
+  return out
+
+
+def init_variables(
+  model: nn.Module, example_batch: Mapping[str, Any], inputs: Inputs, seed: int
+) -> dict[str, Any]:
+  """Initialises the model's variables from the first rows of an example batch."""
+  rows = {k: np.asarray(v)[:2] for k, v in example_batch.items()}
+  return dict(model.init(jax.random.key(seed), **model_inputs(rows, inputs), train=False))
+
+
+def create_train_state(
+  model: nn.Module,
+  optimizer: optax.GradientTransformation,
+  example_batch: Mapping[str, Any],
+  inputs: Inputs,
+  seed: int,
+  mesh: jax.sharding.Mesh | None = None,
+) -> dict[str, Any]:
+  """A fresh train state, replicated over `mesh` when given."""
+  variables = init_variables(model, example_batch, inputs, seed)
+  params = variables.pop("params")
+  state = {
+    "step": jnp.zeros((), jnp.int32),
+    "params": params,
+    "batch_stats": variables.pop("batch_stats", {}),
+    "opt_state": optimizer.init(params),
+  }
+  if variables:
+    raise ValueError(f"unsupported model collections {sorted(variables)}")
+  return parallel.replicate(state, mesh) if mesh is not None else state
+
+
+def embedding_statistics(outputs: Mapping[str, jax.Array]) -> dict[str, jax.Array]:
+  """Collapse diagnostics for every `embeddings_*` output [B, D].
+
+  `<name>_norm`: mean L2 norm of the rows. `<name>_spread`: root-mean-square
+  distance of the unit-normalised rows to their mean, sqrt(1 - |mean unit row|^2);
+  0 when all rows point the same way (collapse), near 1 for rows spread over
+  the sphere.
+  """
+  stats = {}
+  for key, x in outputs.items():
+    if not key.startswith("embeddings") or jnp.ndim(x) != 2:
+      continue
+    name = "emb" + key[len("embeddings") :]
+    x = x.astype(jnp.float32)
+    norms = jnp.linalg.norm(x, axis=-1)
+    unit = x / jnp.maximum(norms, 1e-12)[:, None]
+    centre = jnp.mean(unit, axis=0)
+    stats[f"{name}_norm"] = jnp.mean(norms)
+    # The mean squared distance to the centre, not 1 - |centre|^2, so that collapse reads 0.
+    stats[f"{name}_spread"] = jnp.sqrt(jnp.mean(jnp.sum((unit - centre) ** 2, axis=-1)))
+  return stats
+
+
+def make_train_step(
+  model: nn.Module,
+  loss_fn: LossFn,
+  optimizer: optax.GradientTransformation,
+  mesh: jax.sharding.Mesh,
+  inputs: Inputs = PAIR_INPUTS,
+) -> Callable[[dict, Mapping[str, Any]], tuple[dict, dict[str, jax.Array]]]:
+  """Builds `state, metrics = train_step(state, batch)`, jitted once over `mesh`.
+
+  Args:
+    model: Flax module called as `model.apply(variables, **inputs, train=True)`.
+    loss_fn: `(outputs, batch) -> (scalar loss, dict of scalar aux metrics)`.
+      An aux entry `active_fraction` (of pairs or triplets) is logged as is.
+    optimizer: optax transformation (see `make_optimizer`).
+    mesh: 1-D `data` mesh; the state must be replicated on it.
+    inputs: model argument -> batch key(s), e.g. `PAIR_INPUTS`.
+
+  Returns:
+    A function taking the (donated) state and a batch, either of global
+    `jax.Array`s or of this process's numpy rows (sharded here), and returning
+    the new state and a dict of scalar metrics: `loss`, `grad_norm`,
+    `finite` (loss and gradient norm both finite), the loss's aux metrics and
+    `embedding_statistics`.
+  """
+
+  def step(state, batch):
+    def compute_loss(params):
+      variables = {"params": params}
+      if state["batch_stats"]:
+        variables["batch_stats"] = state["batch_stats"]
+      outputs, updates = model.apply(
+        variables, **model_inputs(batch, inputs), train=True, mutable=["batch_stats"]
+      )
+      loss, aux = loss_fn(outputs, batch)
+      return loss, (aux, outputs, updates)
+
+    (loss, (aux, outputs, updates)), grads = jax.value_and_grad(compute_loss, has_aux=True)(
+      state["params"]
+    )
+    grad_norm = optax.tree.norm(grads)
+    deltas, opt_state = optimizer.update(grads, state["opt_state"], state["params"])
+    new_state = {
+      "step": state["step"] + 1,
+      "params": optax.apply_updates(state["params"], deltas),
+      "batch_stats": updates.get("batch_stats", state["batch_stats"]),
+      "opt_state": opt_state,
+    }
+    metrics = {"loss": loss, "grad_norm": grad_norm, **aux, **embedding_statistics(outputs)}
+    metrics["finite"] = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+    return new_state, metrics
+
+  jitted = jax.jit(
+    step,
+    in_shardings=(parallel.replicated(mesh), parallel.batch_sharding(mesh)),
+    out_shardings=(parallel.replicated(mesh), parallel.replicated(mesh)),
+    donate_argnums=0,
+  )
+
+  def train_step(state, batch):
+    if any(not isinstance(v, jax.Array) for v in batch.values()):
+      batch = parallel.shard_batch(batch, mesh)
+    else:
+      parallel.check_global_batch(next(iter(batch.values())).shape[0], mesh)
+    return jitted(state, batch)
+
+  train_step.jitted = jitted
+  return train_step
+
+
+# ---------------------------------------------------------------------------
+# Logging
+
+
+class _Progress:
+  """A one-line progress bar with ETA on a terminal; plain periodic lines otherwise."""
+
+  def __init__(self, total: int, start: int, stream=None):
+    self.total, self.start = total, start
+    self.stream = stream if stream is not None else sys.stderr
+    self.tty = hasattr(stream, "isatty") and stream.isatty()
+    self.t0 = time.perf_counter()
+
+  def update(self, step: int, record: Mapping[str, Any]) -> None:
+    elapsed = time.perf_counter() - self.t0
+    done = step - self.start
+    eta = elapsed / done * (self.total - step) if done > 0 else math.nan
+    text = f"step {step}/{self.total} loss {record.get('loss', math.nan):.4f} " + (
+      f"{record.get('examples_per_sec', 0.0):.1f} ex/s eta {_hms(eta)}"
+    )
+    if self.tty:
+      width = 30
+      filled = int(width * step / max(self.total, 1))
+      self.stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {text}")
+      if step >= self.total:
+        self.stream.write("\n")
+    else:
+      self.stream.write(text + "\n")
+    self.stream.flush()
+
+
+def _hms(seconds: float) -> str:
+  if not math.isfinite(seconds):
+    return "?"
+  seconds = int(seconds)
+  return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+class _TensorBoard:
+  """TensorBoard scalars through tensorboardX when it is installed (no TensorFlow)."""
+
+  def __init__(self, logdir: pathlib.Path):
+    try:
+      import tensorboardX  # noqa: PLC0415 -- optional dependency
+    except ImportError:
+      _log.warning("train.tensorboard=True but tensorboardX is not installed; no event files")
+      self.writer = None
+    else:
+      self.writer = tensorboardX.SummaryWriter(str(logdir))
+
+  def write(self, step: int, record: Mapping[str, Any]) -> None:
+    if self.writer is None:
+      return
+    for k, v in record.items():
+      if isinstance(v, int | float) and k != "step":
+        self.writer.add_scalar(k, v, step)
+    self.writer.flush()
+
+
+def _to_python(metrics: Mapping[str, Any]) -> dict[str, float]:
+  out = {}
+  for k, v in jax.device_get(dict(metrics)).items():
+    v = np.asarray(v)
+    out[k] = bool(v) if v.dtype == bool else float(v)
+  return out
+
+
+# ---------------------------------------------------------------------------
+# The loop
+
+
+@dataclasses.dataclass
+class FitResult:
+  """What `fit` returns.
+
+  Attributes:
+    state: the final train state (replicated on the mesh).
+    last_metrics: train metrics of the last step (Python floats).
+    eval_metrics: the last evaluation's metrics ({} without `eval_fn`).
+    best_step: the checkpointed step with the best `best_metric` (or None).
+    resumed_from: the step training resumed from (0 for a fresh run).
+  """
+
+  state: dict[str, Any]
+  last_metrics: dict[str, float]
+  eval_metrics: dict[str, float]
+  best_step: int | None
+  resumed_from: int
+
+
+def fit(
+  cfg: Any,
+  *,
+  model: nn.Module,
+  loss_fn: LossFn,
+  train_iter: Iterator[Mapping[str, np.ndarray]],
+  workdir: str | pathlib.Path,
+  inputs: Inputs = PAIR_INPUTS,
+  eval_fn: Callable[[dict[str, Any]], Mapping[str, float]] | None = None,
+  mesh: jax.sharding.Mesh | None = None,
+  log_name: str = "train_log.jsonl",
+  checkpoint_dir: str = "checkpoints",
+) -> FitResult:
+  """Trains `model` for `cfg.steps` steps, resuming from the newest checkpoint.
+
+  Args:
+    cfg: the `train` config section (see `default_config`).
+    model: Flax module (see `make_train_step`).
+    loss_fn: `(outputs, batch) -> (loss, aux)`.
+    train_iter: yields this process's rows of each global batch as a dict of
+      numpy arrays (process p of P yields rows [p * B / P, (p + 1) * B / P)).
+      A Grain `DatasetIterator` (anything with `get_state`/`set_state`) is
+      checkpointed with the state, which makes resumption exact; any other
+      iterator restarts from its beginning on resume (a warning says so).
+    workdir: directory for the JSONL log and the checkpoints.
+    inputs: model argument -> batch key(s).
+    eval_fn: `state -> dict of floats`, called every `cfg.eval_every` steps
+      and after the last step; its `cfg.best_metric` ranks checkpoints.
+    mesh: the `data` mesh (default: all devices).
+    log_name: file name of the JSONL log inside `workdir`.
+    checkpoint_dir: checkpoint subdirectory of `workdir`.
+
+  Returns:
+    A `FitResult`.
+
+  Raises:
+    FloatingPointError: at the first step whose loss or gradient norm is not
+      finite; no checkpoint is written from that step on.
+  """
+  workdir = pathlib.Path(workdir)
+  mesh = mesh if mesh is not None else parallel.data_mesh()
+  parallel.check_global_batch(cfg.batch_size, mesh)
+  is_chief = jax.process_index() == 0
+  optimizer, schedule = make_optimizer(cfg)
+  train_step = make_train_step(model, loss_fn, optimizer, mesh, inputs)
+
+  first_batch = next(train_iter)
+  local_rows = len(next(iter(first_batch.values())))
+  if local_rows * jax.process_count() != cfg.batch_size:
+    raise ValueError(
+      f"train.batch_size={cfg.batch_size} but the data iterator yields {local_rows} rows per "
+      f"process x {jax.process_count()} processes; make them agree"
+    )
+  state = create_train_state(model, optimizer, first_batch, inputs, cfg.seed, mesh)
+  ckpt = checkpoint.Checkpointer(
+    workdir / checkpoint_dir,
+    save_every=max(cfg.checkpoint_every, 1),
+    keep=cfg.keep_checkpoints,
+    best_metric=cfg.best_metric or None,
+    best_mode=cfg.best_mode,
+    async_save=cfg.async_checkpoints,
+  )
+  start = ckpt.latest_step() or 0
+  stateful = hasattr(train_iter, "get_state")
+  if start:
+    state = ckpt.restore(start, state, train_iter if stateful else None)
+    if stateful:
+      first_batch = None  # the restored iterator continues from the checkpoint
+    else:
+      _log.warning("resuming at step %d with a stateless iterator: data restarts", start)
+  if is_chief:
+    workdir.mkdir(parents=True, exist_ok=True)
+  log_file = open(workdir / log_name, "a") if is_chief else None  # noqa: SIM115
+  tensorboard = _TensorBoard(workdir / "tensorboard") if is_chief and cfg.tensorboard else None
+  progress = _Progress(cfg.steps, start) if is_chief else None
+
+  def write(record):
+    if log_file is not None:
+      log_file.write(json.dumps(record) + "\n")
+      log_file.flush()
+    if tensorboard is not None:
+      tensorboard.write(record["step"], record)
+
+  if start:
+    write({"step": start, "event": "resumed"})
+  last_metrics: dict[str, float] = {}
+  eval_metrics: dict[str, float] = {}
+  pending = None  # (step, device metrics) of the step in flight
+  window_start, window_steps = time.perf_counter(), 0
+
+  def settle(step, metrics):
+    """Pulls one step's metrics to the host; stops on a non-finite loss or gradient."""
+    values = _to_python(metrics)
+    if not values.pop("finite"):
+      ckpt.wait()  # let earlier (good) checkpoints finish; none is started from here on
+      ckpt.close()
+      if log_file is not None:
+        write({"step": step, "event": "non_finite", **values})
+        log_file.close()
+      raise FloatingPointError(
+        f"non-finite loss or gradient at step {step} (loss={values['loss']}, "
+        f"grad_norm={values['grad_norm']}); the last good checkpoint is step "
+        f"{ckpt.latest_step()} in {ckpt.directory}"
+      )
+    return values
+
+  try:
+    for step in range(start + 1, cfg.steps + 1):
+      batch = first_batch if first_batch is not None else next(train_iter)
+      first_batch = None
+      state, metrics = train_step(state, batch)
+      window_steps += 1
+      # One step stays in flight: the previous step's metrics are read while this one runs.
+      if pending is not None:
+        last_metrics = settle(*pending)
+      pending = (step, metrics)
+      do_eval = eval_fn is not None and (
+        step == cfg.steps or (cfg.eval_every and step % cfg.eval_every == 0)
+      )
+      do_save = step % max(cfg.checkpoint_every, 1) == 0 or step == cfg.steps
+      do_log = step % max(cfg.log_every, 1) == 0 or step == cfg.steps
+      if not (do_eval or do_save or do_log):
+        continue
+      last_metrics = settle(*pending)
+      pending = None
+      record = {"step": step, **last_metrics}
+      if do_log:
+        elapsed = time.perf_counter() - window_start
+        record["learning_rate"] = float(schedule(step - 1))
+        record["examples_per_sec"] = window_steps * cfg.batch_size / max(elapsed, 1e-9)
+        window_start, window_steps = time.perf_counter(), 0
+      if do_eval:
+        eval_metrics = {k: float(v) for k, v in eval_fn(state).items()}
+        record.update({f"eval/{k}": v for k, v in eval_metrics.items()})
+        window_start = time.perf_counter()  # evaluation time is not training throughput
+      if do_save:
+        ckpt.save(
+          step,
+          state,
+          train_iter if stateful else None,
+          eval_metrics if do_eval else None,
+          force=True,
+        )
+      if do_log or do_eval:
+        write(record)
+        if progress is not None:
+          progress.update(step, record)
+    if pending is not None:
+      last_metrics = settle(*pending)
+    ckpt.wait()
+    best = ckpt.best_step()
+  finally:
+    ckpt.close()
+    if log_file is not None and not log_file.closed:
+      log_file.close()
+  return FitResult(state, last_metrics, eval_metrics, best, start)

@@ -1,0 +1,202 @@
+"""Optimisers, the sharded train step (1 vs 8 devices) and the training loop."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from _train_worker import dataset, pair_contrastive_loss
+
+from jaxsim import models, parallel, train
+
+
+def _cfg(**overrides):
+  cfg = train.default_config()
+  cfg.update(overrides)
+  return cfg
+
+
+def test_warmup_cosine_schedule_values():
+  schedule = train.learning_rate_schedule(_cfg(learning_rate=2.0, warmup_steps=10, steps=110))
+  np.testing.assert_allclose(
+    [schedule(0), schedule(5), schedule(10), schedule(60), schedule(110)],
+    [0.0, 1.0, 2.0, 1.0, 0.0],
+    atol=1e-6,
+  )
+  constant = train.learning_rate_schedule(
+    _cfg(learning_rate=2.0, warmup_steps=4, schedule="constant")
+  )
+  np.testing.assert_allclose([constant(2), constant(4), constant(1000)], [1.0, 2.0, 2.0])
+
+
+@pytest.mark.parametrize("name", ["adam", "adamw", "sgd"])
+def test_weight_decay_skips_biases_norms_and_scalars(name):
+  params = {
+    "Dense_0": {"kernel": jnp.ones((2, 2)), "bias": jnp.ones(2)},
+    "BatchNorm_0": {"scale": jnp.ones(2)},
+    "log_temperature": jnp.ones(()),
+  }
+  tx, _ = train.make_optimizer(
+    _cfg(optimizer=name, learning_rate=0.1, weight_decay=0.5, schedule="constant")
+  )
+  zero = jax.tree.map(jnp.zeros_like, params)
+  updates, _ = tx.update(zero, tx.init(params), params)
+  assert float(jnp.abs(updates["Dense_0"]["kernel"]).min()) > 0
+  for leaf in (
+    updates["Dense_0"]["bias"],
+    updates["BatchNorm_0"]["scale"],
+    updates["log_temperature"],
+  ):
+    np.testing.assert_array_equal(leaf, 0.0)
+
+
+def test_gradient_clipping_bounds_the_update():
+  tx, _ = train.make_optimizer(
+    _cfg(optimizer="sgd", momentum=0.0, learning_rate=1.0, schedule="constant", grad_clip_norm=1.0)
+  )
+  params = {"w": jnp.zeros(4)}
+  updates, _ = tx.update({"w": jnp.full(4, 5.0)}, tx.init(params), params)
+  np.testing.assert_allclose(optax.tree.norm(updates), 1.0, rtol=1e-6)
+
+
+def test_unknown_optimizer_is_a_clear_error():
+  with pytest.raises(ValueError, match="adam, adamw or sgd"):
+    train.make_optimizer(_cfg(optimizer="lamb"))
+
+
+def _batches(n, batch_size=16):
+  records = dataset()
+  rng = np.random.default_rng(0)
+  for _ in range(n):
+    idx = rng.choice(len(records), batch_size, replace=False)
+    yield {k: np.stack([records[i][k] for i in idx]) for k in ("image", "identity")}
+
+
+def _model():
+  return models.SiameseModel(models.DigitCNN(features=(4, 8), hidden=16, dim=8))
+
+
+def _run_steps(mesh, batches, cfg):
+  model = _model()
+  tx, _ = train.make_optimizer(cfg)
+  state = train.create_train_state(model, tx, batches[0], train.SINGLE_INPUTS, 0, mesh)
+  step = train.make_train_step(model, pair_contrastive_loss, tx, mesh, train.SINGLE_INPUTS)
+  losses = []
+  for batch in batches:
+    state, metrics = step(state, batch)
+    losses.append(float(metrics["loss"]))
+  return jax.device_get(state), losses
+
+
+def test_one_device_and_eight_devices_give_the_same_step():
+  """In-batch negatives and batch-norm statistics cover the global batch on any mesh."""
+  batches = list(_batches(2))
+  cfg = _cfg(optimizer="adamw", learning_rate=1e-2, weight_decay=1e-3, schedule="constant")
+  state1, losses1 = _run_steps(parallel.data_mesh(jax.devices()[:1]), batches, cfg)
+  state8, losses8 = _run_steps(parallel.data_mesh(), batches, cfg)
+  np.testing.assert_allclose(losses8, losses1, rtol=1e-5)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), state8, state1)
+  # The first loss is the plain, unsharded loss of the full batch at initialisation.
+  model = _model()
+  variables = model.init(jax.random.key(0), batches[0]["image"][:2])
+  outputs, _ = model.apply(variables, batches[0]["image"], train=True, mutable=["batch_stats"])
+  np.testing.assert_allclose(losses1[0], pair_contrastive_loss(outputs, batches[0])[0], rtol=1e-5)
+  assert int(state8["step"]) == 2
+
+
+def test_indivisible_batch_is_a_clear_error():
+  mesh = parallel.data_mesh()
+  batch = next(_batches(1, batch_size=12))
+  model = _model()
+  tx, _ = train.make_optimizer(_cfg())
+  state = train.create_train_state(model, tx, batch, train.SINGLE_INPUTS, 0, mesh)
+  step = train.make_train_step(model, pair_contrastive_loss, tx, mesh, train.SINGLE_INPUTS)
+  with pytest.raises(ValueError, match="12 is not divisible by the 8 devices"):
+    step(state, batch)
+  with pytest.raises(ValueError, match="not divisible"):
+    step(state, parallel.shard_batch(batch, parallel.data_mesh(jax.devices()[:4])))
+
+
+def test_embedding_statistics_detect_collapse():
+  collapsed = train.embedding_statistics({"embeddings_a": jnp.ones((5, 3))})
+  np.testing.assert_allclose(collapsed["emb_a_spread"], 0.0, atol=1e-6)
+  np.testing.assert_allclose(collapsed["emb_a_norm"], np.sqrt(3), rtol=1e-6)
+  spread = train.embedding_statistics({"embeddings_b": jnp.eye(4)})
+  np.testing.assert_allclose(spread["emb_b_spread"], np.sqrt(1 - 1 / 4), rtol=1e-6)
+
+
+def _fit(tmp_path, it, steps, **overrides):
+  cfg = _cfg(
+    steps=steps,
+    batch_size=16,
+    log_every=2,
+    checkpoint_every=2,
+    keep_checkpoints=2,
+    async_checkpoints=False,
+    **overrides,
+  )
+  model = _model()
+  eval_batch = next(_batches(1))
+
+  def eval_fn(state):
+    v = {"params": state["params"], "batch_stats": state["batch_stats"]}
+    return {
+      "val_loss": float(pair_contrastive_loss(model.apply(v, eval_batch["image"]), eval_batch)[0])
+    }
+
+  return train.fit(
+    cfg,
+    model=model,
+    loss_fn=pair_contrastive_loss,
+    train_iter=it,
+    workdir=tmp_path,
+    inputs=train.SINGLE_INPUTS,
+    eval_fn=eval_fn,
+    mesh=parallel.data_mesh(jax.devices()[:2]),
+  )
+
+
+def test_fit_logs_checkpoints_and_resumes(tmp_path, capsys):
+  result = _fit(tmp_path, _batches(6), 6, eval_every=2, best_metric="val_loss", best_mode="min")
+  assert result.resumed_from == 0 and result.best_step in (2, 4, 6)
+  records = [json.loads(line) for line in (tmp_path / "train_log.jsonl").open()]
+  assert [r["step"] for r in records] == [2, 4, 6]
+  for key in (
+    "loss",
+    "learning_rate",
+    "examples_per_sec",
+    "active_fraction",
+    "emb_a_norm",
+    "emb_a_spread",
+    "grad_norm",
+    "eval/val_loss",
+  ):
+    assert np.isfinite(records[-1][key]), key
+  steps = sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit())
+  assert steps == sorted({4, 6, result.best_step})  # the newest two and the best
+  # Not a terminal: plain progress lines.
+  assert "step 6/6" in capsys.readouterr().err
+  # The same workdir resumes from the newest checkpoint.
+  again = _fit(tmp_path, _batches(2), 8, eval_every=2, best_metric="val_loss", best_mode="min")
+  assert again.resumed_from == 6 and int(again.state["step"]) == 8
+
+
+def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
+  def poisoned():
+    for i, batch in enumerate(_batches(8)):
+      if i == 4:  # the 5th batch, consumed by step 5
+        batch["image"][:] = np.nan
+      yield batch
+
+  with pytest.raises(FloatingPointError, match="non-finite loss or gradient at step 5"):
+    _fit(tmp_path, poisoned(), 8)
+  steps = sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit())
+  assert steps == [2, 4]
+  events = [json.loads(line) for line in (tmp_path / "train_log.jsonl").open()]
+  assert events[-1]["event"] == "non_finite" and events[-1]["step"] == 5
+  # The last good checkpoint restores to finite parameters.
+  result = _fit(tmp_path, _batches(1), 4)
+  assert result.resumed_from == 4
+  assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(result.state["params"]))
