@@ -1,0 +1,140 @@
+"""Training objectives: a loss from `jaxsim.losses` bound to a batch layout.
+
+`objective_from_config(cfg)` returns `loss_fn(outputs, batch) -> (loss, aux)`
+for `jaxsim.train.fit`, where `outputs` is the model's dict (`embeddings_a`,
+`embeddings_b`, `logits`, `log_temperature`, `bias`) and `batch` follows the
+batch contracts of `jaxsim.data`. The `loss` section of a config reads:
+
+- `name`: one of `OBJECTIVES` (below);
+- `margin`, `distance` ("euclidean" | "squared_euclidean" | "cosine"),
+  `reduction` ("mean" | "mean_active"), `soft` (triplets), `temperature`
+  (fixed CLIP temperature when the model has no `log_temperature`).
+
+| name | batch | loss |
+| --- | --- | --- |
+| `pair_contrastive` | pairs `image_a, image_b, label` | `contrastive_loss` on the pair distance |
+| `pair_bce` | pairs | `pair_bce_loss` on the model's `logits` (Koch) |
+| `in_batch_contrastive` | PxK `image, identity` or two-tower | all pairs of the batch |
+| `batch_all`, `batch_hard`, `semi_hard` | PxK or two-tower | in-batch triplet losses |
+| `clip`, `siglip` | two-tower `image_a, image_b, identity` | two-tower losses |
+
+For two-tower batches the in-batch losses run on the concatenation of both
+towers' embeddings with the identities repeated, so every (face,
+fingerprint) pair of a subject is a positive and cross-subject pairs, within
+and across modalities, are negatives. For purely cross-modal contrast use
+`clip` or `siglip`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from jaxsim import distances, losses
+
+LossFn = Callable[[Mapping[str, jax.Array], Mapping[str, jax.Array]], tuple[jax.Array, dict]]
+
+OBJECTIVES = (
+  "pair_contrastive",
+  "pair_bce",
+  "in_batch_contrastive",
+  "batch_all",
+  "batch_hard",
+  "semi_hard",
+  "clip",
+  "siglip",
+)
+
+
+def _pair_distance(a: jax.Array, b: jax.Array, distance: str) -> jax.Array:
+  if distance == "euclidean":
+    return distances.euclidean_distance(a, b)
+  if distance == "squared_euclidean":
+    return distances.squared_euclidean_distance(a, b)
+  if distance == "cosine":
+    return distances.cosine_distance(a, b)
+  raise ValueError(f"loss.distance must be euclidean, squared_euclidean or cosine: {distance!r}")
+
+
+def _embeddings_and_labels(outputs, batch) -> tuple[jax.Array, jax.Array]:
+  """PxK batches: one tower. Two-tower batches: both towers stacked, labels repeated."""
+  labels = batch["identity"].astype(jnp.int32)
+  if "embeddings_b" in outputs:
+    return (
+      jnp.concatenate([outputs["embeddings_a"], outputs["embeddings_b"]]),
+      jnp.concatenate([labels, labels]),
+    )
+  return outputs["embeddings_a"], labels
+
+
+def objective_from_config(cfg: Any) -> LossFn:
+  """Builds `loss_fn(outputs, batch) -> (loss, aux)` from the `loss` config section."""
+  cfg = dict(cfg)
+  name = cfg.get("name")
+  if name not in OBJECTIVES:
+    raise ValueError(f"loss.name must be one of {OBJECTIVES}, got {name!r}")
+  margin = cfg.get("margin", 1.0)
+  distance = cfg.get("distance", "euclidean")
+  reduction = cfg.get("reduction", None)
+  soft = cfg.get("soft", False)
+
+  if name == "pair_contrastive":
+
+    def loss_fn(outputs, batch):
+      d = _pair_distance(outputs["embeddings_a"], outputs["embeddings_b"], distance)
+      per_pair = losses.contrastive_loss(d, batch["label"], margin=margin)
+      same = batch["label"] == 1
+      active = jnp.where(same, d > 0, d < margin)
+      return jnp.mean(per_pair), {"active_fraction": jnp.mean(active)}
+
+    return loss_fn
+
+  if name == "pair_bce":
+
+    def loss_fn(outputs, batch):
+      logits = outputs["logits"]
+      per_pair = losses.pair_bce_loss(logits, batch["label"])
+      accuracy = jnp.mean((logits > 0) == (batch["label"] == 1))
+      return jnp.mean(per_pair), {"pair_accuracy": accuracy}
+
+    return loss_fn
+
+  if name in ("clip", "siglip"):
+    temperature = cfg.get("temperature", 0.07)
+
+    def loss_fn(outputs, batch):
+      a, b = outputs["embeddings_a"], outputs["embeddings_b"]
+      labels = batch["identity"].astype(jnp.int32)
+      if name == "clip":
+        t = jnp.exp(-outputs["log_temperature"]) if "log_temperature" in outputs else temperature
+        loss = losses.clip_loss(a, b, temperature=t, labels=labels)
+      else:
+        loss = losses.siglip_loss(a, b, outputs["log_temperature"], outputs["bias"], labels)
+      return loss, {}
+
+    return loss_fn
+
+  in_batch = {
+    "in_batch_contrastive": lambda e, y: losses.in_batch_contrastive_loss(
+      e, y, margin=margin, distance=distance, reduction=reduction or "mean"
+    ),
+    "batch_all": lambda e, y: losses.batch_all_triplet_loss(
+      e, y, margin=margin, soft=soft, distance=distance, reduction=reduction or "mean_active"
+    ),
+    "batch_hard": lambda e, y: losses.batch_hard_triplet_loss(
+      e, y, margin=margin, soft=soft, distance=distance, reduction=reduction or "mean"
+    ),
+    "semi_hard": lambda e, y: losses.semi_hard_triplet_loss(
+      e, y, margin=margin, distance=distance, reduction=reduction or "mean"
+    ),
+  }[name]
+
+  def loss_fn(outputs, batch):
+    embeddings, labels = _embeddings_and_labels(outputs, batch)
+    loss, active = in_batch(embeddings, labels)
+    return loss, {"active_fraction": active}
+
+  return loss_fn

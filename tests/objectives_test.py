@@ -1,0 +1,57 @@
+"""Objectives bind the right loss to the right batch layout."""
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxsim import losses, objectives
+
+RNG = np.random.default_rng(0)
+A = jnp.asarray(RNG.normal(size=(8, 4)), jnp.float32)
+B = jnp.asarray(RNG.normal(size=(8, 4)), jnp.float32)
+IDS = jnp.array([0, 0, 1, 1, 2, 2, 3, 3])
+LABEL = jnp.array([1, 0, 1, 0, 1, 0, 1, 0])
+
+
+@pytest.mark.parametrize("name", objectives.OBJECTIVES)
+def test_every_objective_gives_a_finite_scalar(name):
+  outputs = {
+    "embeddings_a": A,
+    "embeddings_b": B,
+    "logits": A[:, 0],
+    "log_temperature": jnp.array(2.3),
+    "bias": jnp.array(-10.0),
+  }
+  batch = {"identity": IDS, "label": LABEL}
+  loss, aux = objectives.objective_from_config({"name": name, "margin": 0.5})(outputs, batch)
+  assert loss.shape == () and np.isfinite(loss)
+  assert all(np.isfinite(v) for v in aux.values())
+
+
+def test_pair_contrastive_matches_loss_library():
+  fn = objectives.objective_from_config({"name": "pair_contrastive", "margin": 2.0})
+  loss, _ = fn({"embeddings_a": A, "embeddings_b": B}, {"label": LABEL})
+  d = jnp.linalg.norm(A - B, axis=-1)
+  np.testing.assert_allclose(loss, jnp.mean(losses.contrastive_loss(d, LABEL, 2.0)), rtol=1e-6)
+
+
+def test_two_tower_in_batch_loss_stacks_both_towers():
+  fn = objectives.objective_from_config({"name": "batch_hard", "margin": 0.2})
+  loss, aux = fn({"embeddings_a": A, "embeddings_b": B}, {"identity": IDS})
+  expected = losses.batch_hard_triplet_loss(
+    jnp.concatenate([A, B]), jnp.concatenate([IDS, IDS]), margin=0.2
+  )
+  np.testing.assert_allclose([loss, aux["active_fraction"]], expected, rtol=1e-6)
+
+
+def test_clip_uses_learned_temperature():
+  fn = objectives.objective_from_config({"name": "clip"})
+  loss, _ = fn(
+    {"embeddings_a": A, "embeddings_b": B, "log_temperature": jnp.log(2.0)}, {"identity": IDS}
+  )
+  np.testing.assert_allclose(loss, losses.clip_loss(A, B, 0.5, IDS), rtol=1e-6)
+
+
+def test_unknown_objective():
+  with pytest.raises(ValueError, match="loss.name"):
+    objectives.objective_from_config({"name": "arcface"})
