@@ -145,7 +145,17 @@ def main() -> None:
   parser.add_argument("--repeats", type=int, default=3)
   parser.add_argument("--frameworks", default="jax,torch")
   parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
+  parser.add_argument(
+    "--torch_flush_denormal",
+    type=int,
+    default=1,
+    help="torch.set_flush_denormal (XLA's CPU code already flushes denormals to zero)",
+  )
   args = parser.parse_args()
+  if "torch" in args.frameworks:
+    import torch  # noqa: PLC0415
+
+    torch.set_flush_denormal(bool(args.torch_flush_denormal))
   frameworks = args.frameworks.split(",")
   for size in (int(s) for s in args.resolutions.split(",")):
     result = {}

@@ -65,7 +65,7 @@ def default_config() -> ml_collections.ConfigDict:
   c.grad_clip_norm = 0.0  # 0: no clipping
   c.log_every = 10
   c.eval_every = 0  # 0: evaluate only at the end
-  c.checkpoint_every = 100
+  c.checkpoint_every = 100  # 0: only after the last step
   c.keep_checkpoints = 2
   c.best_metric = ""  # eval metric key that ranks checkpoints; "": none
   c.best_mode = "max"
@@ -482,7 +482,7 @@ def fit(
       do_eval = eval_fn is not None and (
         step == cfg.steps or (cfg.eval_every and step % cfg.eval_every == 0)
       )
-      do_save = step % max(cfg.checkpoint_every, 1) == 0 or step == cfg.steps
+      do_save = step == cfg.steps or bool(cfg.checkpoint_every and step % cfg.checkpoint_every == 0)
       do_log = step % max(cfg.log_every, 1) == 0 or step == cfg.steps
       if not (do_eval or do_save or do_log):
         continue

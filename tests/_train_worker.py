@@ -29,7 +29,7 @@ def pair_contrastive_loss(outputs, batch, margin=1.0):
   from jaxsim import losses  # noqa: PLC0415
 
   loss, active = losses.in_batch_contrastive_loss(
-      outputs["embeddings_a"], batch["identity"], margin=margin
+    outputs["embeddings_a"], batch["identity"], margin=margin
   )
   return loss, {"active_fraction": active}
 
