@@ -336,7 +336,7 @@ def train_unimodal(
     p=u.p,
     k=u.k,
     seed=tcfg.seed,
-    augment=config.data.augment,
+    augment=config.unimodal.augment,
     process_index=jax.process_index(),
     process_count=jax.process_count(),
   )
@@ -558,6 +558,19 @@ def plot_sweep(rows: list[dict[str, float]], path: pathlib.Path) -> pathlib.Path
 # The task
 
 
+def _sweep_config(config: Any) -> ml_collections.ConfigDict:
+  """The config of the sweep's data: `data` with the `sweep.*` overrides (-1 / 0 = keep)."""
+  out = ml_collections.ConfigDict(config.to_dict())
+  sw = config.sweep
+  if sw.num_subjects:
+    out.data.num_subjects = sw.num_subjects
+  if sw.images_per_subject:
+    out.data.images_per_subject = sw.images_per_subject
+  if sw.difficulty >= 0:
+    out.data.face_difficulty = out.data.fingerprint_difficulty = sw.difficulty
+  return out
+
+
 def _pair_lists(data: PairedArrays, records, num_pairs: int, seed: int) -> dict[str, dict]:
   return {
     name: sampling.sample_pairs(data.identities, num_pairs, records=records[name], seed=seed + k)
@@ -620,16 +633,26 @@ def run(config: Any, workdir: pathlib.Path) -> dict:
     logging.warning("face_fp: the correlation sweep needs data.source='builtin'; skipped")
     correlations = ()
   if correlations:
-    rows = []
+    sweep_config = _sweep_config(config)
+    sd = sweep_config.data
+    same_data = all(
+      sd[k] == config.data[k]
+      for k in ("num_subjects", "images_per_subject", "face_difficulty", "fingerprint_difficulty")
+    )
+    rows, faces = [], None
     steps = config.sweep.steps or config.train.steps
     for rho in correlations:
-      if math.isclose(rho, config.data.correlation) and steps == config.train.steps:
+      if same_data and math.isclose(rho, config.data.correlation) and steps == config.train.steps:
         m_rho, v_rho, d_rho, p_rho = model, variables, data, pairs
       else:
-        d_rho = load_data(config, correlation=rho, faces=data.faces)
-        p_rho = _pair_lists(d_rho, records, config.eval.num_pairs, config.seed)
+        d_rho = load_data(sweep_config, correlation=rho, faces=faces)
+        faces = d_rho.faces  # faces do not depend on rho: render them once
+        _, r_rho = splits.split_records(
+          d_rho.identities, config.data.split.to_dict(), seed=config.seed
+        )
+        p_rho = _pair_lists(d_rho, r_rho, config.eval.num_pairs, config.seed)
         m_rho, v_rho, _ = train_cross_modal(
-          config, d_rho, records, p_rho, workdir / "sweep" / f"rho_{rho:.2f}", steps=steps
+          sweep_config, d_rho, r_rho, p_rho, workdir / "sweep" / f"rho_{rho:.2f}", steps=steps
         )
       dt = _cross_modal_scores(m_rho, v_rho, d_rho, p_rho["test"])
       row = {
@@ -645,7 +668,9 @@ def run(config: Any, workdir: pathlib.Path) -> dict:
       for r in rows
     ]
     sentences.append(
-      f"Correlation sweep (positive control; {steps} steps per model, same recipe):\n\n"
+      f"Correlation sweep (positive control; same recipe, {steps} steps per model, "
+      f"{sd.num_subjects} subjects x {sd.images_per_subject} images, nuisance difficulty "
+      f"face {sd.face_difficulty:g} / fingerprint {sd.fingerprint_difficulty:g}):\n\n"
       + "\n".join(table)
     )
     figures["Cross-modal test AUC against the face-fingerprint correlation"] = plot_sweep(
