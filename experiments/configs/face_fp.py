@@ -162,17 +162,17 @@ def get_config(arg=None):
   if "runlocal" in args:
     c.data.num_subjects = 100
     c.data.images_per_subject = 4
-    c.data.image_size = 40 if "seed" not in args else 64
-    c.train.steps = 60 if "seed" not in args else 6
+    c.data.image_size = 32 if "seed" not in args else 64
+    c.train.steps = 40 if "seed" not in args else 6
     c.train.eval_every = 20 if "seed" not in args else 3
     c.train.checkpoint_every = c.train.eval_every
     c.train.log_every = 10 if "seed" not in args else 1
     c.train.warmup_steps = 0
-    c.unimodal.steps = 40
+    c.unimodal.steps = 30
     c.unimodal.p = 8
     c.sweep.correlations = (0.0, 1.0) if "seed" not in args else ()
-    c.sweep.num_subjects = 600
-    c.sweep.steps = 100
+    c.sweep.num_subjects = 200
+    c.sweep.steps = 40
     c.eval.num_pairs = 600
     c.eval.bootstrap_resamples = 100
     if "seed" in args:
