@@ -11,15 +11,19 @@ from jaxsim.data import splits
 from jaxsim.tasks import face_fp
 
 
-@pytest.fixture(scope="module")
-def runlocal(tmp_path_factory):
-  workdir = tmp_path_factory.mktemp("face_fp")
+def test_runlocal_end_to_end(tmp_path):
+  # One test (not a fixture shared by several) so that pytest-xdist runs the pipeline once.
+  workdir = tmp_path
   config = face_fp_config.get_config("runlocal")
   metrics = face_fp.run(config, workdir)
-  return config, workdir, metrics
+  runlocal = (config, workdir, metrics)
+  _check_files(runlocal)
+  _check_splits(runlocal)
+  _check_values(runlocal)
+  _check_sweep(runlocal)
 
 
-def test_runlocal_writes_its_files(runlocal):
+def _check_files(runlocal):
   _, workdir, metrics = runlocal
   for name in ("metrics.json", "report.md", "distances_test.png", "sweep_auc.png"):
     assert (workdir / name).is_file(), name
@@ -34,7 +38,7 @@ def test_runlocal_writes_its_files(runlocal):
   assert "sqrt(2)" in text or "random vectors" in text
 
 
-def test_runlocal_splits_are_identity_disjoint(runlocal):
+def _check_splits(runlocal):
   _, workdir, metrics = runlocal
   groups = splits.read_manifest(workdir / "split_manifest.json")
   assert set(groups) == {"train", "val", "test"}
@@ -43,7 +47,7 @@ def test_runlocal_splits_are_identity_disjoint(runlocal):
   assert total == metrics["data"]["num_subjects"]
 
 
-def test_runlocal_values_are_sane(runlocal):
+def _check_values(runlocal):
   config, _, metrics = runlocal
   cm = metrics["cross_modal"]
   o = cm["test_overlap"]
@@ -65,7 +69,7 @@ def test_runlocal_values_are_sane(runlocal):
     assert math.isfinite(metrics["fusion"][f"{rule}_auc"]), rule
 
 
-def test_runlocal_sweep_reports_each_correlation(runlocal):
+def _check_sweep(runlocal):
   # The positive control itself (rho = 1 clearly above rho = 0) needs about 1,000 subjects
   # and a few hundred steps (the default config); at runlocal scale the towers only
   # memorise, so asserting it here would be flaky. This checks the sweep's bookkeeping.
