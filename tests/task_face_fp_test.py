@@ -136,3 +136,37 @@ def test_chimeric_needs_paths():
   config = face_fp_config.get_config("chimeric")
   with pytest.raises(ValueError, match="face_root"):
     face_fp.load_data(config)
+
+
+def test_weighted_auc_matches_plain_auc_and_repeated_rows():
+  from jaxsim.evaluate import verification
+
+  rng = np.random.default_rng(0)
+  scores = np.round(rng.normal(size=200), 1)  # ties on purpose
+  labels = rng.integers(0, 2, 200)
+  assert face_fp.weighted_auc(scores, labels, np.ones(200)) == pytest.approx(
+    verification.roc_auc(scores, labels)
+  )
+  # Integer weights = repeating rows.
+  w = rng.integers(0, 3, 200)
+  rep = np.repeat(np.arange(200), w)
+  assert face_fp.weighted_auc(scores, labels, w) == pytest.approx(
+    verification.roc_auc(scores[rep], labels[rep])
+  )
+
+
+def test_subject_bootstrap_is_wider_than_pair_bootstrap_with_few_subjects():
+  # 4 subjects, many pairs each: pairs are not independent, subjects are.
+  rng = np.random.default_rng(1)
+  sa = rng.integers(0, 4, 2000)
+  same = rng.uniform(size=2000) < 0.5
+  sb = np.where(same, sa, (sa + rng.integers(1, 4, 2000)) % 4)
+  labels = (sa == sb).astype(int)
+  subject_effect = rng.normal(size=4)
+  scores = subject_effect[sa] * labels + rng.normal(size=2000)
+  sub = face_fp.subject_bootstrap_auc(scores, labels, sa, sb, 200, 0)
+  pair = face_fp._auc_with_ci(scores, labels, 200, 0)
+  assert sub["num_subjects"] == 4
+  assert sub["auc_subject_ci_high"] - sub["auc_subject_ci_low"] > 2 * (
+    pair["auc_ci_high"] - pair["auc_ci_low"]
+  )
