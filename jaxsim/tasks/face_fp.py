@@ -307,9 +307,19 @@ def train_cross_modal(
     "selected_step": float(
       result.best_step if tcfg.best_metric and result.best_step else tcfg.steps
     ),
-    "final_train_loss": result.last_metrics.get("loss", math.nan),
+    "final_train_loss": result.last_metrics.get("loss", _last_logged_loss(workdir)),
   }
   return model, inference.variables_of(state), info
+
+
+def _last_logged_loss(workdir: pathlib.Path) -> float:
+  """The last training loss in the JSONL log (a resumed, finished run trains no step)."""
+  log = workdir / "train_log.jsonl"
+  losses = (
+    [json.loads(line).get("loss") for line in log.read_text().splitlines()] if log.is_file() else []
+  )
+  losses = [x for x in losses if x is not None]
+  return float(losses[-1]) if losses else math.nan
 
 
 def train_unimodal(
