@@ -1,0 +1,181 @@
+r"""Face <-> fingerprint cross-modal metric learning, its null tests, fusion and positive control.
+
+    python -m experiments.run --config=face_fp                 # default, built-in data
+    python -m experiments.run --config=face_fp:runlocal        # < 2 min, used by the tests
+    python -m experiments.run --config=face_fp:seed            # the source project's recipe
+    python -m experiments.run --config=face_fp:seed,runlocal
+
+Real data ("virtual subjects": ORL face subjects paired at random with FVC2002 fingers):
+
+    python -m experiments.run --config=face_fp:chimeric \
+      --config.data.face_root=/path/to/orl_faces \
+      --config.data.fingerprint_root=/path/to/fvc2002_db_b
+
+`face_root` holds `<subject>/<image>` folders (ORL: `sN/K.pgm`); `fingerprint_root` holds
+FVC2002 `DBn_B/<finger>_<impression>.tif`. A dataset that truly pairs both modalities of
+each person goes in with `data.source="paired_folders"` and `data.root` laid out as
+`root/face/<id>/*` and `root/fingerprint/<id>/*`.
+
+Scale up (GPU/TPU): raise `data.num_subjects`, `data.image_size`, `model.encoder_*.width`,
+`train.steps` and `train.batch_size` (a multiple of the device count).
+"""
+
+import ml_collections
+
+from jaxsim import train
+
+
+def _encoder(width: int, dim: int) -> ml_collections.ConfigDict:
+  return ml_collections.ConfigDict(
+    {"name": "resnet18", "width": width, "small_inputs": False, "dim": dim, "normalize": True}
+  )
+
+
+def get_config(arg=None):
+  args = set(filter(None, (arg or "").split(",")))
+  unknown = args - {"runlocal", "seed", "chimeric"}
+  if unknown:
+    raise ValueError(f"unknown face_fp config argument(s) {sorted(unknown)}")
+  c = ml_collections.ConfigDict()
+  c.task = "face_fp"
+  c.seed = 0
+
+  c.data = ml_collections.ConfigDict()
+  c.data.source = "builtin"  # builtin | chimeric | paired_folders
+  c.data.num_subjects = 300  # built-in; for real data 0 = as many as both modalities allow
+  c.data.images_per_subject = 4  # built-in; real data: min over subjects and modalities
+  c.data.correlation = 0.0  # rho of the built-in FaceFingerprintSource
+  c.data.image_size = 48
+  c.data.face_difficulty = 0.5  # nuisance scale (0 = clean, 1 = the generators' default)
+  c.data.fingerprint_difficulty = 0.5
+  c.data.face_root = ""  # chimeric: root/<subject>/<image> (ORL faces)
+  c.data.fingerprint_root = ""  # chimeric: FVC2002 root with DBn_B folders
+  c.data.fingerprint_databases = ("DB1_B", "DB2_B", "DB3_B")
+  c.data.fingerprint_crop = 0.75  # centre crop fraction of fingerprint images (real data)
+  c.data.root = ""  # paired_folders: root/face/<id>/* and root/fingerprint/<id>/*
+  c.data.face_channels = 3  # 1 for greyscale face sets (ORL)
+  c.data.split = ml_collections.ConfigDict({"train": 0.6, "val": 0.2, "test": 0.2})
+  # Augmentation of the cross-modal training images. Off by default: the latent the two
+  # modalities share at rho > 0 is largely geometric (face width and height, eye layout;
+  # fingerprint class, core position, rotation, ridge period), which rotation, scale and
+  # shift jitter would blur.
+  c.data.augment = False
+
+  # The cross-modal two-tower model (face tower a, fingerprint tower b, separate weights).
+  c.model = ml_collections.ConfigDict()
+  c.model.kind = "two_tower"
+  # A small shared space (16-d) leaves less room to memorise arbitrary face-finger pairings.
+  c.model.encoder_a = _encoder(8, 16)
+  c.model.encoder_b = _encoder(8, 16)
+  c.model.log_temperature_init = 2.302585  # log 10, learned (CLIP)
+  c.model.bias_init = None
+
+  c.loss = ml_collections.ConfigDict()
+  c.loss.name = "clip"  # clip | pair_contrastive (seed) | in_batch_contrastive | batch_hard ...
+  c.loss.margin = 0.5
+  c.loss.distance = "euclidean"
+  c.loss.temperature = 0.1
+  c.loss.positive_fraction = 0.5  # pair_contrastive: share of positive cross-modal pairs
+
+  c.train = train.default_config()
+  c.train.steps = 300
+  c.train.batch_size = 64
+  c.train.learning_rate = 3e-3
+  c.train.warmup_steps = 20
+  c.train.weight_decay = 1e-4
+  c.train.optimizer = "adamw"
+  c.train.log_every = 50
+  c.train.eval_every = 50
+  c.train.checkpoint_every = 50
+  c.train.best_metric = "val_auc"  # model selection on validation identities
+
+  # The unimodal Siamese verifiers (one shared-weight encoder per modality).
+  c.unimodal = ml_collections.ConfigDict()
+  c.unimodal.enabled = True
+  c.unimodal.encoder = _encoder(8, 64)
+  c.unimodal.loss = ml_collections.ConfigDict(
+    {"name": "batch_all", "margin": 0.2, "distance": "euclidean"}
+  )
+  c.unimodal.p = 16
+  c.unimodal.k = 4
+  c.unimodal.steps = 300
+  c.unimodal.learning_rate = 1e-3
+  c.unimodal.augment = True
+
+  # Correlation sweep (positive control): one cross-modal model per rho, same recipe.
+  c.sweep = ml_collections.ConfigDict()
+  c.sweep.correlations = (0.0, 0.25, 0.5, 0.75, 1.0)
+  c.sweep.steps = (
+    200  # 0: train.steps (rho = data.correlation on the same data reuses the main model)
+  )
+  # The sweep's own data (0 / -1: as in `data`). On clean images (difficulty 0) and many
+  # subjects the rho = 1 control is learned in a few hundred CPU steps; with the nuisance of
+  # `data` and a few hundred subjects the towers memorise training subjects instead.
+  c.sweep.num_subjects = 1000
+  c.sweep.images_per_subject = 2
+  c.sweep.difficulty = 0.0
+
+  c.eval = ml_collections.ConfigDict()
+  c.eval.num_pairs = 4000  # fixed pair list per split (half genuine), drawn once
+  c.eval.bootstrap_resamples = 500
+  c.eval.fusion_rules = (
+    "sum",
+    "weighted_sum",
+    "max",
+    "product",
+    "likelihood_ratio",
+    "logistic_regression",
+  )
+  c.eval.fusion_normalization = "z_score"
+  c.eval.threshold_method = "max_accuracy"
+
+  if "seed" in args:
+    # Source project 1: separate ResNet-18 towers (ImageNet width), 256-d L2-normalised,
+    # contrastive loss with margin 2.0 on half-positive cross-modal pairs, Adam 1e-4,
+    # batch 64, 128x128 inputs, no validation-based selection (last epoch kept).
+    # 15 epochs do not fit a CPU budget: the step count is scaled down.
+    c.data.image_size = 128
+    c.model.encoder_a = _encoder(64, 256)
+    c.model.encoder_b = _encoder(64, 256)
+    c.model.log_temperature_init = None
+    c.loss.name = "pair_contrastive"
+    c.loss.margin = 2.0
+    c.train.optimizer = "adam"
+    c.train.learning_rate = 1e-4
+    c.train.schedule = "constant"
+    c.train.warmup_steps = 0
+    c.train.weight_decay = 0.0
+    c.train.steps = 60
+    c.train.eval_every = 20
+    c.train.checkpoint_every = 20
+    c.train.log_every = 5
+    c.train.best_metric = ""
+    c.sweep.correlations = ()
+  if "chimeric" in args:
+    c.data.source = "chimeric"
+    c.data.num_subjects = 0
+    c.data.face_channels = 1
+    c.data.split = ml_collections.ConfigDict({"train": 0.6, "val": 0.2, "test": 0.2})
+    c.sweep.correlations = ()
+    c.eval.num_pairs = 2000
+    c.unimodal.p = 8
+  if "runlocal" in args:
+    c.data.num_subjects = 100
+    c.data.images_per_subject = 4
+    c.data.image_size = 32 if "seed" not in args else 64
+    c.train.steps = 40 if "seed" not in args else 6
+    c.train.eval_every = 20 if "seed" not in args else 3
+    c.train.checkpoint_every = c.train.eval_every
+    c.train.log_every = 10 if "seed" not in args else 1
+    c.train.warmup_steps = 0
+    c.unimodal.steps = 30
+    c.unimodal.p = 8
+    c.sweep.correlations = (0.0, 1.0) if "seed" not in args else ()
+    c.sweep.num_subjects = 200
+    c.sweep.steps = 40
+    c.eval.num_pairs = 600
+    c.eval.bootstrap_resamples = 100
+    if "seed" in args:
+      c.model.encoder_a = _encoder(16, 256)
+      c.model.encoder_b = _encoder(16, 256)
+  return c

@@ -1,0 +1,172 @@
+"""face_fp task: the runlocal pipeline end to end, its helpers, and the chimeric real set."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from experiments.configs import face_fp as face_fp_config
+from jaxsim.data import splits
+from jaxsim.tasks import face_fp
+
+
+def test_runlocal_end_to_end(tmp_path):
+  # One test (not a fixture shared by several) so that pytest-xdist runs the pipeline once.
+  workdir = tmp_path
+  config = face_fp_config.get_config("runlocal")
+  metrics = face_fp.run(config, workdir)
+  runlocal = (config, workdir, metrics)
+  _check_files(runlocal)
+  _check_splits(runlocal)
+  _check_values(runlocal)
+  _check_sweep(runlocal)
+
+
+def _check_files(runlocal):
+  _, workdir, metrics = runlocal
+  for name in ("metrics.json", "report.md", "distances_test.png", "sweep_auc.png"):
+    assert (workdir / name).is_file(), name
+  for sub in ("cross_modal", "face", "fingerprint"):
+    assert (workdir / sub / "train_log.jsonl").is_file(), sub
+  on_disk = json.loads((workdir / "metrics.json").read_text())
+  assert on_disk["cross_modal"]["test_overlap"]["auc"] == pytest.approx(
+    metrics["cross_modal"]["test_overlap"]["auc"]
+  )
+  text = (workdir / "report.md").read_text()
+  assert "Cross-modal (face -> fingerprint) test AUC" in text
+  assert "sqrt(2)" in text or "random vectors" in text
+
+
+def _check_splits(runlocal):
+  _, workdir, metrics = runlocal
+  groups = splits.read_manifest(workdir / "split_manifest.json")
+  assert set(groups) == {"train", "val", "test"}
+  splits.assert_disjoint(groups)
+  total = sum(len(v) for v in groups.values())
+  assert total == metrics["data"]["num_subjects"]
+
+
+def _check_values(runlocal):
+  config, _, metrics = runlocal
+  cm = metrics["cross_modal"]
+  o = cm["test_overlap"]
+  assert 0.0 <= o["auc_ci_low"] <= o["auc"] <= o["auc_ci_high"] <= 1.0
+  assert o["num_genuine"] > 0 and o["num_impostor"] > 0
+  gap = cm["memorisation"]
+  assert gap["auc_gap"] == pytest.approx(gap["train_auc"] - gap["test_auc"])
+  for key in ("null_test_genuine", "null_test_impostor"):
+    t = cm[key]
+    assert t["dim"] == config.model.encoder_a.dim
+    assert 0.0 <= t["observed_mean"] <= 2.0 and 0.0 <= t["ks_pvalue"] <= 1.0
+  d = cm["test_distances"]
+  assert 0.0 <= d["min"] <= d["max"] <= 2.0 + 1e-5  # unit-norm embeddings
+  for name in ("face", "fingerprint"):
+    u = metrics["unimodal"][name]
+    assert 0.0 <= u["auc"] <= 1.0 and 0.0 <= u["eer"] <= 1.0
+    assert u["tn"] + u["fp"] + u["fn"] + u["tp"] == config.eval.num_pairs
+  for rule in config.eval.fusion_rules:
+    assert math.isfinite(metrics["fusion"][f"{rule}_auc"]), rule
+
+
+def _check_sweep(runlocal):
+  # The positive control itself (rho = 1 clearly above rho = 0) needs about 1,000 subjects
+  # and a few hundred steps (the default config); at runlocal scale the towers only
+  # memorise, so asserting it here would be flaky. This checks the sweep's bookkeeping.
+  config, workdir, metrics = runlocal
+  sweep = metrics["sweep"]
+  assert sorted(sweep) == [f"rho_{r:.2f}" for r in config.sweep.correlations]
+  for row in sweep.values():
+    assert 0.0 <= row["auc_ci_low"] <= row["auc"] <= row["auc_ci_high"] <= 1.0
+  for rho in config.sweep.correlations:
+    assert (workdir / "sweep" / f"rho_{rho:.2f}" / "train_log.jsonl").is_file()
+  assert "| rho | cross-modal test AUC |" in (workdir / "report.md").read_text()
+
+
+def test_cross_modal_pairs_relabel_rolled_rows():
+  class FakeIterator:
+    def __init__(self):
+      self.state = {"n": 0}
+
+    def __next__(self):
+      ids = np.array([0, 1, 2, 3, 4, 4], np.int32)
+      b = ids.astype(np.float32)[:, None, None, None]
+      return {"image_a": b.copy(), "image_b": b, "identity": ids}
+
+    def get_state(self):
+      return self.state
+
+    def set_state(self, state):
+      self.state = state
+
+  it = face_fp.CrossModalPairs(FakeIterator(), positive_fraction=0.5)
+  batch = next(it)
+  # Rows 0-2 keep their own fingerprint; rows 3-5 take the previous row's among them.
+  np.testing.assert_array_equal(batch["image_b"].reshape(-1), [0, 1, 2, 4, 3, 4])
+  np.testing.assert_array_equal(batch["label"], [1, 1, 1, 0, 0, 1])
+  assert it.get_state() == {"n": 0}
+
+
+def test_contrastive_diagnostics_margin_two_keeps_every_impostor_active():
+  d = np.array([1.0, 1.0, 1.9, 1.99])
+  y = np.array([1, 1, 0, 0])
+  out = face_fp.contrastive_diagnostics(d, y, margin=2.0)
+  # p = 1/2: best constant distance (1 - p) * 2 = 1, loss p (1 - p) * 4 = 1.
+  assert out["do_nothing_distance"] == pytest.approx(1.0)
+  assert out["do_nothing_loss"] == pytest.approx(1.0)
+  assert out["impostor_active_fraction"] == 1.0
+  assert out["loss"] == pytest.approx((1 + 1 + 0.1**2 + 0.01**2) / 4)
+
+
+def test_chimeric_virtual_subjects(shared_data):
+  config = face_fp_config.get_config("chimeric")
+  config.data.face_root = str(shared_data / "orl_faces")
+  config.data.fingerprint_root = str(shared_data / "fvc2002_db_b")
+  config.data.image_size = 16
+  config.data.num_subjects = 5
+  data = face_fp.load_data(config)
+  assert len(data.identity_names) == 5
+  assert len(data) == 5 * 8  # FVC2002 B has 8 impressions per finger
+  assert data.faces.shape == (40, 16, 16, 1) and data.fingerprints.shape == (40, 16, 16, 1)
+  names = [n.split("+") for n in data.identity_names]
+  assert len({f for f, _ in names}) == 5 and len({g for _, g in names}) == 5
+
+
+def test_chimeric_needs_paths():
+  config = face_fp_config.get_config("chimeric")
+  with pytest.raises(ValueError, match="face_root"):
+    face_fp.load_data(config)
+
+
+def test_weighted_auc_matches_plain_auc_and_repeated_rows():
+  from jaxsim.evaluate import verification
+
+  rng = np.random.default_rng(0)
+  scores = np.round(rng.normal(size=200), 1)  # ties on purpose
+  labels = rng.integers(0, 2, 200)
+  assert face_fp.weighted_auc(scores, labels, np.ones(200)) == pytest.approx(
+    verification.roc_auc(scores, labels)
+  )
+  # Integer weights = repeating rows.
+  w = rng.integers(0, 3, 200)
+  rep = np.repeat(np.arange(200), w)
+  assert face_fp.weighted_auc(scores, labels, w) == pytest.approx(
+    verification.roc_auc(scores[rep], labels[rep])
+  )
+
+
+def test_subject_bootstrap_is_wider_than_pair_bootstrap_with_few_subjects():
+  # 4 subjects, many pairs each: pairs are not independent, subjects are.
+  rng = np.random.default_rng(1)
+  sa = rng.integers(0, 4, 2000)
+  same = rng.uniform(size=2000) < 0.5
+  sb = np.where(same, sa, (sa + rng.integers(1, 4, 2000)) % 4)
+  labels = (sa == sb).astype(int)
+  subject_effect = rng.normal(size=4)
+  scores = subject_effect[sa] * labels + rng.normal(size=2000)
+  sub = face_fp.subject_bootstrap_auc(scores, labels, sa, sb, 200, 0)
+  pair = face_fp._auc_with_ci(scores, labels, 200, 0)
+  assert sub["num_subjects"] == 4
+  assert sub["auc_subject_ci_high"] - sub["auc_subject_ci_low"] > 2 * (
+    pair["auc_ci_high"] - pair["auc_ci_low"]
+  )
