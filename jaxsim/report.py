@@ -145,6 +145,43 @@ def plot_cmc(
   return _save(fig, path)
 
 
+def plot_metric_vs_parameter(
+  x: np.typing.ArrayLike,
+  y: np.typing.ArrayLike,
+  path: str | pathlib.Path,
+  *,
+  ci_low: np.typing.ArrayLike | None = None,
+  ci_high: np.typing.ArrayLike | None = None,
+  reference: float | None = None,
+  xlabel: str = "",
+  ylabel: str = "",
+  title: str = "",
+  label: str = "",
+  ylim: tuple[float, float] | None = None,
+  process_index: int | None = None,
+) -> pathlib.Path | None:
+  """A metric against a swept parameter, with optional interval bars and a reference line."""
+  if not is_writer(process_index):
+    return None
+  x, y = np.asarray(x, float), np.asarray(y, float)
+  yerr = None
+  if ci_low is not None and ci_high is not None:
+    yerr = np.stack([y - np.asarray(ci_low, float), np.asarray(ci_high, float) - y])
+  fig = Figure(figsize=(5, 3.5))
+  ax = fig.add_subplot()
+  ax.errorbar(x, y, yerr=yerr, marker="o", capsize=3, label=label or None)
+  if reference is not None:
+    ax.axhline(reference, color="k", ls=":", lw=1, label="chance")
+  ax.set_xlabel(xlabel)
+  ax.set_ylabel(ylabel)
+  if ylim is not None:
+    ax.set_ylim(*ylim)
+  ax.set_title(title)
+  if label or reference is not None:
+    ax.legend(fontsize=8)
+  return _save(fig, path)
+
+
 def plot_reliability(
   diagrams: Mapping[str, Mapping[str, np.ndarray]],
   path: str | pathlib.Path,

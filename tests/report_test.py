@@ -74,3 +74,18 @@ def test_null_sentence_for_random_vectors():
   x /= np.linalg.norm(x, axis=-1, keepdims=True)
   r = overlap.null_distance_test(np.linalg.norm(x[0] - x[1], axis=-1), 32)
   assert "consistent with random vectors" in report.null_test_sentence(r)
+
+
+def test_metric_vs_parameter_plot(tmp_path):
+  path = report.plot_metric_vs_parameter(
+    [0, 0.5, 1],
+    [0.5, 0.6, 0.8],
+    tmp_path / "sweep.png",
+    ci_low=[0.45, 0.55, 0.75],
+    ci_high=[0.55, 0.65, 0.85],
+    reference=0.5,
+    process_index=0,
+  )
+  assert path.is_file() and path.stat().st_size > 1000
+  assert report.plot_metric_vs_parameter([0], [1], tmp_path / "x.png", process_index=1) is None
+  assert not (tmp_path / "x.png").exists()

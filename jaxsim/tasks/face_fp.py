@@ -596,38 +596,6 @@ def evaluate_unimodal_and_fusion(
   return out, sentences
 
 
-def plot_sweep(rows: list[dict[str, float]], path: pathlib.Path) -> pathlib.Path | None:
-  """Cross-modal test AUC (95% CI) against rho.
-
-  jaxsim.report has no generic metric-vs-parameter plot yet; this is the one figure
-  face_fp draws itself (same Agg `Figure` API, process 0 only).
-  """
-  if not report.is_writer():
-    return None
-  from matplotlib.figure import Figure  # noqa: PLC0415
-
-  rho = np.array([r["correlation"] for r in rows])
-  auc = np.array([r["auc"] for r in rows])
-  err = np.array(
-    [[r["auc"] - r["auc_subject_ci_low"], r["auc_subject_ci_high"] - r["auc"]] for r in rows]
-  ).T
-  fig = Figure(figsize=(5, 3.5))
-  ax = fig.add_subplot()
-  ax.errorbar(
-    rho, auc, yerr=err, marker="o", capsize=3, label="test AUC (95% CI, bootstrap over subjects)"
-  )
-  ax.axhline(0.5, color="k", ls=":", lw=1, label="chance")
-  ax.set_xlabel("face-fingerprint latent correlation rho")
-  ax.set_ylabel("cross-modal ROC-AUC")
-  ax.set_ylim(0.4, 1.0)
-  ax.set_title("Positive control: cross-modal AUC vs correlation")
-  ax.legend(fontsize=8)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  fig.tight_layout()
-  fig.savefig(path, dpi=120)
-  return path
-
-
 # ---------------------------------------------------------------------------
 # The task
 
@@ -757,8 +725,20 @@ def run(config: Any, workdir: pathlib.Path) -> dict:
       f"face {sd.face_difficulty:g} / fingerprint {sd.fingerprint_difficulty:g}):\n\n"
       + "\n".join(table)
     )
-    figures["Cross-modal test AUC against the face-fingerprint correlation"] = plot_sweep(
-      rows, workdir / "sweep_auc.png"
+    figures["Cross-modal test AUC against the face-fingerprint correlation"] = (
+      report.plot_metric_vs_parameter(
+        [r["correlation"] for r in rows],
+        [r["auc"] for r in rows],
+        workdir / "sweep_auc.png",
+        ci_low=[r["auc_subject_ci_low"] for r in rows],
+        ci_high=[r["auc_subject_ci_high"] for r in rows],
+        reference=0.5,
+        xlabel="face-fingerprint latent correlation rho",
+        ylabel="cross-modal ROC-AUC",
+        title="Positive control: cross-modal AUC vs correlation",
+        label="test AUC (95% CI, bootstrap over subjects)",
+        ylim=(0.4, 1.0),
+      )
     )
 
   report.write_metrics_json(metrics, workdir)
