@@ -192,6 +192,7 @@ def run(config, workdir: pathlib.Path) -> dict:
       "num_images_train": float(len(records["train"])),
       "num_val_pairs": float(len(pairs["val"]["label"])),
       "num_test_pairs": float(len(pairs["test"]["label"])),
+      "val_genuine_fraction": float(np.mean(pairs["val"]["label"])),
       "test_genuine_fraction": float(np.mean(pairs["test"]["label"])),
     }
   }
@@ -279,9 +280,9 @@ def run(config, workdir: pathlib.Path) -> dict:
     f"Data: {what}. Identity-disjoint split (seed {config.split.seed}): "
     f"{int(d['num_identities_train'])} train, {int(d['num_identities_val'])} val, "
     f"{int(d['num_identities_test'])} test identities; {int(d['num_val_pairs'])} val and "
-    f"{int(d['num_test_pairs'])} test pairs from fixed lists ({d['test_genuine_fraction']:.3f} "
-    f"of test pairs genuine). Thresholds ({ev.threshold_method}) are set on validation and "
-    "applied to test.",
+    f"{int(d['num_test_pairs'])} test pairs from fixed lists (genuine fraction "
+    f"{d['val_genuine_fraction']:.3f} and {d['test_genuine_fraction']:.3f}). Thresholds "
+    f"({ev.threshold_method}) are set on validation and applied to test.",
   )
   figures = {
     "ROC on test pairs (log FAR)": report.plot_roc(rocs, workdir / "roc.png"),
