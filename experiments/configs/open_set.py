@@ -61,7 +61,7 @@ def get_config(arg=None):
     {"name": "in_batch_contrastive", "margin": 1.0, "distance": "euclidean"}
   )
   c.train = train.default_config()
-  c.train.update(steps=500, batch_size=64, learning_rate=1e-3, warmup_steps=20)
+  c.train.update(steps=300, batch_size=64, learning_rate=1e-3, warmup_steps=20)
   c.sampler = ml_collections.ConfigDict(
     {"kind": "pxk", "p": 16, "k": 4, "positive_fraction": 0.0, "augment": True}
   )
