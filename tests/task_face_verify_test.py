@@ -1,0 +1,64 @@
+"""face_verify: fixed pair lists, and the runlocal variant end to end."""
+
+import json
+
+import numpy as np
+import pytest
+
+from experiments.configs import face_verify as face_verify_config
+from jaxsim.data import splits
+from jaxsim.tasks import face_verify
+
+
+def _pair_keys(p):
+  lo, hi = np.minimum(p["a"], p["b"]), np.maximum(p["a"], p["b"])
+  return lo * 10_000 + hi
+
+
+@pytest.mark.parametrize("num_pairs", [50, 400, 10_000])
+def test_fixed_pairs_are_distinct_labelled_and_reproducible(num_pairs):
+  identities = np.repeat(np.arange(12), 5)  # 60 records, 120 genuine, 1650 impostor pairs
+  records = np.arange(10, 60)  # 10 identities of one split
+  p = face_verify.fixed_pairs(identities, records, num_pairs, 0.5, seed=3)
+  q = face_verify.fixed_pairs(identities, records, num_pairs, 0.5, seed=3)
+  for k in p:
+    np.testing.assert_array_equal(p[k], q[k])
+  assert np.all(np.isin(p["a"], records)) and np.all(np.isin(p["b"], records))
+  assert np.all(p["a"] != p["b"])  # never an image with itself
+  assert len(np.unique(_pair_keys(p))) == len(p["a"])  # no pair twice, in either order
+  np.testing.assert_array_equal(p["label"], identities[p["a"]] == identities[p["b"]])
+  genuine_available, all_pairs = 10 * 10, 50 * 49 // 2
+  assert len(p["a"]) == min(num_pairs, all_pairs)
+  assert p["label"].sum() == min(round(0.5 * num_pairs), genuine_available)
+
+
+def test_runlocal_end_to_end(tmp_path):
+  config = face_verify_config.get_config("runlocal")
+  metrics = face_verify.run(config, tmp_path)
+  for name in ("metrics.json", "report.md", "roc.png", "det.png", "split_manifest.json"):
+    assert (tmp_path / name).is_file(), name
+  assert json.loads((tmp_path / "metrics.json").read_text()).keys() == metrics.keys()
+  groups = splits.read_manifest(tmp_path / "split_manifest.json")
+  splits.assert_disjoint(groups)
+  identities = np.repeat(np.arange(config.data.num_identities), config.data.images_per_identity)
+  test_pairs = dict(np.load(tmp_path / "pairs_test.npz"))
+  assert np.all(np.isin(identities[test_pairs["a"]], groups["test"]))
+  assert np.all(np.isin(identities[test_pairs["b"]], groups["test"]))
+  n = len(test_pairs["label"])
+  m = len(groups["test"]) * config.data.images_per_identity
+  assert n == metrics["data"]["num_test_pairs"] == min(config.eval.test_pairs, m * (m - 1) // 2)
+  report = (tmp_path / "report.md").read_text()
+  for name in ("koch", "contrastive"):
+    m = metrics[name]
+    t = m["test"]
+    assert 0.0 <= t["auc_ci_low"] <= t["auc"] <= t["auc_ci_high"] <= 1.0
+    assert 0.0 <= t["eer"] <= 1.0
+    assert t["tn"] + t["fp"] + t["fn"] + t["tp"] == n
+    assert t["tp"] + t["fn"] == test_pairs["label"].sum()
+    assert m["inference"]["num_pairs"] == n and m["inference"]["pairs_per_second"] > 0
+    assert m["train"]["steps_this_run"] == config.train[name].steps
+    assert np.isfinite(m["train"]["final_loss"])
+    assert f"{name}: test AUC" in report
+  # The features-once evaluation of Koch's L1 head equals the full pair network.
+  assert metrics["koch"]["inference"]["pair_logits_max_abs_diff"] < 1e-3
+  assert metrics["koch"]["inference"]["pair_logits_pairs"] == config.eval.pair_logits_pairs

@@ -1,0 +1,80 @@
+"""open_set: enrolment split, and the runlocal variant end to end (plus resume)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from experiments.configs import open_set as open_set_config
+from jaxsim.data import splits
+from jaxsim.tasks import open_set
+
+
+def test_enrolment_records_split_each_identity():
+  identities = np.repeat(np.arange(6), 7)
+  records = np.flatnonzero(identities < 4)
+  out = open_set.enrolment_records(identities, records, gallery=2, val_probes=3, seed=0)
+  for ident in range(4):
+    assert np.sum(identities[out["gallery"]] == ident) == 2
+    assert np.sum(identities[out["probe_val"]] == ident) == 3
+    assert np.sum(identities[out["probe_test"]] == ident) == 2
+  np.testing.assert_array_equal(np.sort(np.concatenate(list(out.values()))), records)
+  with pytest.raises(ValueError, match="gallery_per_identity"):
+    open_set.enrolment_records(identities, records, gallery=4, val_probes=3, seed=0)
+
+
+def test_runlocal_end_to_end_and_resume(tmp_path):
+  config = open_set_config.get_config("runlocal")
+  metrics = open_set.run(config, tmp_path)
+  for name in (
+    "metrics.json",
+    "report.md",
+    "top5_test.json",
+    "openset_det.png",
+    "cmc.png",
+    "reliability.png",
+    "tsne.png",
+    "top5_examples.png",
+  ):
+    assert (tmp_path / name).is_file(), name
+  groups = splits.read_manifest(tmp_path / "split_manifest.json")
+  splits.assert_disjoint(groups)
+  sp = config.split
+  assert [len(groups[k]) for k in ("train", "enrolled", "outsider_val", "outsider_test")] == [
+    sp.train,
+    sp.enrolled,
+    sp.outsider_val,
+    sp.outsider_test,
+  ]
+  t = metrics["test"]
+  d = t["at_val_threshold"]
+  ipi = config.data.images_per_identity
+  assert d["num_nonmated"] == sp.outsider_test * ipi
+  assert d["num_mated"] == sp.enrolled * (
+    ipi - sp.gallery_per_identity - sp.val_probes_per_identity
+  )
+  assert abs(d["dir"] + d["fnir"] - 1) < 1e-9 and 0 <= d["fpir"] <= 1
+  assert d["val_fpir"] <= config.eval.target_fpir
+  cmc = t["cmc"]
+  assert 0 <= cmc["rank_1"] <= cmc["rank_5"] <= cmc["rank_10"] == 1.0  # 8 enrolled: rank 10 = all
+  assert 0 <= t["calibration_platt_all_pairs"]["ece"] <= 1
+  top5 = json.loads((tmp_path / "top5_test.json").read_text())
+  names = {f"synthetic_{i:04d}" for i in groups["enrolled"]}
+  assert len(top5["probes"]) == d["num_mated"] + d["num_nonmated"]
+  for probe in top5["probes"]:
+    cands = probe["top"]
+    assert len(cands) == config.eval.top_k
+    assert {c["identity"] for c in cands} <= names  # candidates are enrolled people only
+    s = [c["score"] for c in cands]
+    p = [c["probability"] for c in cands]
+    assert s == sorted(s, reverse=True) and p == sorted(p, reverse=True)
+    assert all(0 <= x <= 1 for x in p)
+    assert probe["mated"] == (probe["true_identity"] in names)
+    assert probe["decision"] == ("unknown" if s[0] < top5["threshold"] else cands[0]["identity"])
+  report = (tmp_path / "report.md").read_text()
+  assert "outsider, never enrolled or trained on" in report  # the unknown example is an outsider
+
+  # Re-running the same workdir restores the trained encoder instead of training again.
+  again = open_set.run(config, tmp_path)
+  assert again["train"]["steps_this_run"] == 0
+  assert again["test"]["at_val_threshold"] == d
