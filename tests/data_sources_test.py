@@ -191,3 +191,16 @@ def test_lookalike_pairs():
     r["image_b"], pairs.SyntheticLookalikePairs(6, image_size=24, seed=1)[4]["image_b"]
   )
   np.testing.assert_array_equal(src.identities, np.arange(6))
+
+
+def test_array_pair_source_records_and_single_modality_views():
+  from jaxsim.data.sources import ArrayPairSource  # noqa: PLC0415
+
+  rng = np.random.default_rng(0)
+  a, b = rng.random((4, 5, 5, 3)), rng.random((4, 5, 5, 1))
+  src = ArrayPairSource(a, b, np.array([7, 7, 8, 9]), modalities=("face", "fingerprint"))
+  assert len(src) == 4 and src[2]["identity"] == 8 and src[2]["image_b"].shape == (5, 5, 1)
+  np.testing.assert_array_equal(src.source_b()[3]["image"], b[3].astype(np.float32))
+  assert src.source_a().modality == "face"
+  with pytest.raises(ValueError, match="ArrayPairSource needs"):
+    ArrayPairSource(a, b[:3], np.arange(4))

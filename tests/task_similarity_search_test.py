@@ -45,10 +45,10 @@ def test_tll_loader_reads_generated_files(tmp_path):
   cfg = config_lib.get_config("runlocal")
   cfg.data.source, cfg.data.root, cfg.data.image_size = "tll", str(tmp_path / "tll"), 20
   pairs = similarity_search.load_pairs(cfg.data)
-  assert len(pairs) == 6 and pairs.left.shape == (6, 20, 20, 3)
+  assert len(pairs) == 6 and pairs.images_a.shape == (6, 20, 20, 3)
   # Stems sort as written, so pair i is file i; PNG keeps 8-bit precision.
-  np.testing.assert_allclose(pairs.left[2], source[2]["image_a"], atol=1 / 255 + 1e-6)
-  np.testing.assert_allclose(pairs.right[5], source[5]["image_b"], atol=1 / 255 + 1e-6)
+  np.testing.assert_allclose(pairs.images_a[2], source[2]["image_a"], atol=1 / 255 + 1e-6)
+  np.testing.assert_allclose(pairs.images_b[5], source[5]["image_b"], atol=1 / 255 + 1e-6)
   assert len(np.unique(pairs.identities)) == 6
   (tmp_path / "tll" / "right" / "0003.png").unlink()
   with pytest.raises(ValueError, match="0003"):
@@ -88,7 +88,7 @@ def test_synthetic_pairs_load():
   cfg = config_lib.get_config("runlocal")
   cfg.data.num_pairs = 5
   pairs = similarity_search.load_pairs(cfg.data)
-  assert pairs.left.shape == (5, cfg.data.image_size, cfg.data.image_size, 3)
+  assert pairs.images_a.shape == (5, cfg.data.image_size, cfg.data.image_size, 3)
   np.testing.assert_array_equal(pairs.identities, np.arange(5))
 
 

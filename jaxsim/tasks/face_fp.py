@@ -46,6 +46,7 @@ from jaxsim import train as train_lib
 from jaxsim.data import pipeline, sampling, splits
 from jaxsim.data.sources import (
   ArrayImageSource,
+  ArrayPairSource,
   FaceFingerprintSource,
   fvc2002_source,
   identity_folder_source,
@@ -57,41 +58,30 @@ from jaxsim.evaluate import fusion, overlap, verification
 # Data
 
 
-class PairedArrays:
-  """Face and fingerprint images of the same subjects in memory (Grain random access).
+class PairedArrays(ArrayPairSource):
+  """Face (modality A) and fingerprint (modality B) images of the same subjects in memory.
 
-  Record i: `{"image_a": face [H, W, Ca], "image_b": fingerprint [H, W, Cb],
-  "identity": int32}`, the face and the fingerprint of subject `identities[i]`.
+  Record i: `{"image_a": face, "image_b": fingerprint, "identity": int32}`, the face and
+  the fingerprint of subject `identities[i]`, whose name is `identity_names[...]`.
   """
 
-  modalities = ("face", "fingerprint")
-
   def __init__(self, faces: np.ndarray, fingerprints: np.ndarray, identities: np.ndarray, names):
-    if not len(faces) == len(fingerprints) == len(identities):
-      raise ValueError(
-        f"faces, fingerprints and identities differ in length: {len(faces)}, "
-        f"{len(fingerprints)}, {len(identities)}"
-      )
-    self.faces = np.asarray(faces, np.float32)
-    self.fingerprints = np.asarray(fingerprints, np.float32)
-    self.identities = np.asarray(identities, np.int64)
+    super().__init__(faces, fingerprints, identities, modalities=("face", "fingerprint"))
     self.identity_names = list(names)
 
-  def __len__(self) -> int:
-    return len(self.identities)
+  @property
+  def faces(self) -> np.ndarray:
+    return self.images_a
 
-  def __getitem__(self, index: int) -> dict[str, np.ndarray]:
-    return {
-      "image_a": self.faces[index],
-      "image_b": self.fingerprints[index],
-      "identity": np.int32(self.identities[index]),
-    }
+  @property
+  def fingerprints(self) -> np.ndarray:
+    return self.images_b
 
   def face_source(self) -> ArrayImageSource:
-    return ArrayImageSource(self.faces, self.identities, modality="face")
+    return self.source_a()
 
   def fingerprint_source(self) -> ArrayImageSource:
-    return ArrayImageSource(self.fingerprints, self.identities, modality="fingerprint")
+    return self.source_b()
 
 
 def _stack(source, n: int) -> np.ndarray:

@@ -45,7 +45,11 @@ import numpy as np
 
 from jaxsim import inference, models, objectives, report, train
 from jaxsim.data import pipeline, splits
-from jaxsim.data.sources import SyntheticLookalikePairs, totally_looks_like_source
+from jaxsim.data.sources import (
+  ArrayPairSource,
+  SyntheticLookalikePairs,
+  totally_looks_like_source,
+)
 from jaxsim.evaluate import retrieval, search
 from jaxsim.tasks import _select
 
@@ -53,35 +57,7 @@ LOSSES = ("contrastive", "triplet")
 _REPORTED = ("recall_at_1", "recall_at_5", "recall_at_10", "map_at_r", "mrr", "mrr_at_10")
 
 
-class PairArrays:
-  """In-memory left/right pairs (random-access source of two-tower records).
-
-  Records: `{"image_a": left [H, W, C], "image_b": right [H, W, C], "identity": int32}`.
-  """
-
-  modalities = ("generic", "generic")
-
-  def __init__(self, left: np.ndarray, right: np.ndarray, identities: np.ndarray):
-    if left.shape != right.shape or left.ndim != 4 or len(identities) != len(left):
-      raise ValueError(
-        f"PairArrays needs left and right [N, H, W, C] of equal shape and N identities, got "
-        f"{left.shape}, {right.shape} and {np.shape(identities)}"
-      )
-    self.left, self.right = left.astype(np.float32), right.astype(np.float32)
-    self.identities = np.asarray(identities, np.int64)
-
-  def __len__(self) -> int:
-    return len(self.identities)
-
-  def __getitem__(self, index: int) -> dict[str, np.ndarray]:
-    return {
-      "image_a": self.left[index],
-      "image_b": self.right[index],
-      "identity": np.int32(self.identities[index]),
-    }
-
-
-def load_pairs(data_cfg) -> PairArrays:
+def load_pairs(data_cfg) -> ArrayPairSource:
   """The pairs of `data.source` ("synthetic" or "tll"), decoded once into memory."""
   if data_cfg.source == "synthetic":
     source = SyntheticLookalikePairs(
@@ -100,14 +76,17 @@ def load_pairs(data_cfg) -> PairArrays:
   else:
     raise ValueError(f"data.source must be 'synthetic' or 'tll', got {data_cfg.source!r}")
   arrays = inference.load_arrays(source, keys=("image_a", "image_b"))
-  if arrays["image_a"].shape[-1] != arrays["image_b"].shape[-1]:
-    raise ValueError("left and right images must have the same number of channels")
-  return PairArrays(arrays["image_a"], arrays["image_b"], arrays["identity"])
+  if arrays["image_a"].shape != arrays["image_b"].shape:
+    raise ValueError(
+      "left and right images go through one shared encoder and must have the same shape, "
+      f"got {arrays['image_a'].shape} and {arrays['image_b'].shape}"
+    )
+  return ArrayPairSource(arrays["image_a"], arrays["image_b"], arrays["identity"])
 
 
-def _retrieval(model, variables, pairs: PairArrays, records: np.ndarray, ks, batch_size):
-  left = inference.embed(model, variables, pairs.left[records], "a", batch_size)
-  right = inference.embed(model, variables, pairs.right[records], "a", batch_size)
+def _retrieval(model, variables, pairs: ArrayPairSource, records: np.ndarray, ks, batch_size):
+  left = inference.embed(model, variables, pairs.images_a[records], "a", batch_size)
+  right = inference.embed(model, variables, pairs.images_b[records], "a", batch_size)
   labels = pairs.identities[records]
   return left, right, retrieval.retrieval_metrics(left, right, labels, labels, ks=ks)
 
@@ -178,8 +157,8 @@ def _train_one(config, loss_name, seed, pairs, groups, records, workdir):
     eval_fn=eval_fn,
   )
   test = records["test"]
-  left = inference.embed(model, variables, pairs.left[test], "a", config.eval.batch_size)
-  right = inference.embed(model, variables, pairs.right[test], "a", config.eval.batch_size)
+  left = inference.embed(model, variables, pairs.images_a[test], "a", config.eval.batch_size)
+  right = inference.embed(model, variables, pairs.images_b[test], "a", config.eval.batch_size)
   metrics = _test_metrics(left, right, pairs.identities[test])
   return metrics, info, left, right
 
@@ -187,8 +166,8 @@ def _train_one(config, loss_name, seed, pairs, groups, records, workdir):
 def _grid(pairs, test, left, right, num_queries, k, path):
   _, idx = search.top_k_search(left[:num_queries], right, k, "cosine")
   correct = idx == np.arange(num_queries)[:, None]
-  neighbours = pairs.right[test][idx]
-  return report.plot_retrieval_grid(pairs.left[test][:num_queries], neighbours, correct, path)
+  neighbours = pairs.images_b[test][idx]
+  return report.plot_retrieval_grid(pairs.images_a[test][:num_queries], neighbours, correct, path)
 
 
 def run(config, workdir: pathlib.Path) -> dict:

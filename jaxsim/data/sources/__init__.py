@@ -5,6 +5,7 @@ See `jaxsim.data` for the record keys every source returns.
 
 from jaxsim.data.sources.digits_text import (
   ArrayImageSource,
+  ArrayPairSource,
   DigitsTextSource,
   builtin_digits,
   mnist_idx_source,
@@ -26,6 +27,7 @@ from jaxsim.data.sources.tfds import tfds_source
 
 __all__ = [
   "ArrayImageSource",
+  "ArrayPairSource",
   "DigitsTextSource",
   "FaceFingerprintSource",
   "ImageDecodeError",

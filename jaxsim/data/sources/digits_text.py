@@ -168,6 +168,56 @@ class ArrayImageSource:
     return {"image": self.images[index], "identity": np.int32(self.identities[index])}
 
 
+class ArrayPairSource:
+  """Random-access source over in-memory paired images: two modalities, or left/right.
+
+  Records: `{"image_a": float32 [H, W, Ca], "image_b": float32 [H, W, Cb],
+  "identity": int32}`; row i of both arrays belongs to subject `identities[i]`.
+  """
+
+  def __init__(
+    self,
+    images_a: np.ndarray,
+    images_b: np.ndarray,
+    identities: np.ndarray,
+    *,
+    modalities: tuple[str, str] = ("generic", "generic"),
+  ):
+    images_a, images_b = np.asarray(images_a), np.asarray(images_b)
+    identities = np.asarray(identities)
+    if (
+      images_a.ndim != 4
+      or images_b.ndim != 4
+      or not (len(images_a) == len(images_b) == len(identities))
+    ):
+      raise ValueError(
+        f"ArrayPairSource needs images_a [N, H, W, C], images_b [N, H, W, C] and identities "
+        f"[N], got {images_a.shape}, {images_b.shape} and {identities.shape}"
+      )
+    self.images_a = images_a.astype(np.float32)
+    self.images_b = images_b.astype(np.float32)
+    self.identities = identities.astype(np.int64)
+    self.modalities = tuple(modalities)
+
+  def __len__(self) -> int:
+    return len(self.identities)
+
+  def __getitem__(self, index: int) -> dict[str, np.ndarray]:
+    return {
+      "image_a": self.images_a[index],
+      "image_b": self.images_b[index],
+      "identity": np.int32(self.identities[index]),
+    }
+
+  def source_a(self) -> ArrayImageSource:
+    """Modality A alone, as a single-image source with the same identities."""
+    return ArrayImageSource(self.images_a, self.identities, modality=self.modalities[0])
+
+  def source_b(self) -> ArrayImageSource:
+    """Modality B alone, as a single-image source with the same identities."""
+    return ArrayImageSource(self.images_b, self.identities, modality=self.modalities[1])
+
+
 def builtin_digits(name: str = "sklearn") -> ArrayImageSource:
   """Real digits that ship inside a package, as 28x28x1 images (see module docstring)."""
   if name == "sklearn":
