@@ -1,7 +1,7 @@
 r"""Training throughput of the face_fp two-tower ResNet-18 step: jaxsim vs PyTorch (CPU).
 
     python -m benchmarks.train_step [--resolutions=128,64] [--batch=64] [--steps=3] [--repeats=3]
-        [--frameworks=jax,torch] [--dtype=float32|bfloat16]
+        [--frameworks=jax,jax_xla,torch] [--dtype=float32|bfloat16]
 
 The step: two separate ResNet-18 towers (face RGB, fingerprint grayscale),
 256-d L2-normalised embeddings, the seed's pair contrastive loss on the
@@ -12,11 +12,17 @@ after the other in this process; each figure is the median of `--repeats`
 timings of `--steps` steps after two warm-up steps. The machine's other load
 shows up as noise: compare the runs of one invocation, and repeat it.
 XLA flags are read from $XLA_FLAGS when JAX starts (set them on the command line).
+
+`jax` is jaxsim's ResNet as the tasks use it (`conv_impl="auto"`: im2col where an
+output side is smaller than the kernel, see `jaxsim.models.conv`); `jax_xla` is the
+same model with XLA's convolution everywhere, the plain Flax ResNet. The per-layer
+breakdown is `python -m benchmarks.conv_layers`.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import time
 
@@ -43,7 +49,7 @@ def _time(step_fn, steps, repeats):
   return times
 
 
-def bench_jax(batch, size, steps, repeats, dtype):
+def bench_jax(batch, size, steps, repeats, dtype, conv_impl="auto"):
   import jax  # noqa: PLC0415
   import jax.numpy as jnp  # noqa: PLC0415
 
@@ -51,8 +57,8 @@ def bench_jax(batch, size, steps, repeats, dtype):
 
   compute = jnp.bfloat16 if dtype == "bfloat16" else jnp.float32
   model = models.TwoTowerModel(
-    models.ResNetEncoder(depth=18, dim=256, dtype=compute),
-    models.ResNetEncoder(depth=18, dim=256, dtype=compute),
+    models.ResNetEncoder(depth=18, dim=256, dtype=compute, conv_impl=conv_impl),
+    models.ResNetEncoder(depth=18, dim=256, dtype=compute, conv_impl=conv_impl),
   )
 
   def loss_fn(outputs, b):
@@ -143,7 +149,7 @@ def main() -> None:
   parser.add_argument("--batch", type=int, default=64)
   parser.add_argument("--steps", type=int, default=3)
   parser.add_argument("--repeats", type=int, default=3)
-  parser.add_argument("--frameworks", default="jax,torch")
+  parser.add_argument("--frameworks", default="jax,jax_xla,torch")
   parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
   parser.add_argument(
     "--torch_flush_denormal",
@@ -160,20 +166,25 @@ def main() -> None:
   for size in (int(s) for s in args.resolutions.split(",")):
     result = {}
     for name in frameworks:
-      fn = {"jax": bench_jax, "torch": bench_torch}[name]
+      fn = {
+        "jax": bench_jax,
+        "jax_xla": functools.partial(bench_jax, conv_impl="xla"),
+        "torch": bench_torch,
+      }[name]
       times = fn(args.batch, size, args.steps, args.repeats, args.dtype)
       result[name] = args.batch / statistics.median(times)
       spread = [round(args.batch / t, 1) for t in times]
       print(
-        f"{name:5s} {size}x{size} batch {args.batch} {args.dtype}: "
+        f"{name:7s} {size}x{size} batch {args.batch} {args.dtype}: "
         f"{result[name]:.1f} pairs/s = {2 * result[name]:.1f} images/s "
         f"(median; pairs/s of each repeat {spread})",
         flush=True,
       )
-    if len(result) == 2:
-      print(
-        f"ratio jaxsim/pytorch at {size}x{size}: {result['jax'] / result['torch']:.2f}", flush=True
-      )
+    for name in ("jax", "jax_xla"):
+      if name in result and "torch" in result:
+        print(
+          f"ratio {name}/pytorch at {size}x{size}: {result[name] / result['torch']:.2f}", flush=True
+        )
 
 
 if __name__ == "__main__":

@@ -18,6 +18,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxsim.models import conv as conv_lib
+
 STAGE_SIZES = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 6, 3)}
 
 
@@ -33,10 +35,13 @@ class BasicBlock(nn.Module):
   filters: int
   strides: int = 1
   dtype: Any = jnp.float32
+  conv_impl: str = "auto"
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-    conv = functools.partial(nn.Conv, use_bias=False, dtype=self.dtype)
+    conv = functools.partial(
+      nn.Conv, use_bias=False, dtype=self.dtype, conv_general_dilated=conv_lib.CONVS[self.conv_impl]
+    )
     norm = functools.partial(
       nn.BatchNorm, use_running_average=not train, momentum=0.9, dtype=self.dtype
     )
@@ -57,10 +62,13 @@ class BottleneckBlock(nn.Module):
   filters: int
   strides: int = 1
   dtype: Any = jnp.float32
+  conv_impl: str = "auto"
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-    conv = functools.partial(nn.Conv, use_bias=False, dtype=self.dtype)
+    conv = functools.partial(
+      nn.Conv, use_bias=False, dtype=self.dtype, conv_general_dilated=conv_lib.CONVS[self.conv_impl]
+    )
     norm = functools.partial(
       nn.BatchNorm, use_running_average=not train, momentum=0.9, dtype=self.dtype
     )
@@ -82,12 +90,14 @@ class ResNet(nn.Module):
     width: filters of the first stage (64 in the paper; smaller for tests).
     small_inputs: 3x3/1 stem without max-pool instead of 7x7/2 + 3x3/2 max-pool.
     dtype: computation dtype (parameters stay float32).
+    conv_impl: "auto" (default), "xla" or "im2col"; see `jaxsim.models.conv`.
   """
 
   depth: int = 18
   width: int = 64
   small_inputs: bool = False
   dtype: Any = jnp.float32
+  conv_impl: str = "auto"
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
@@ -95,12 +105,19 @@ class ResNet(nn.Module):
       raise ValueError(f"ResNet depth must be one of {sorted(STAGE_SIZES)}, got {self.depth}")
     if x.ndim != 4:
       raise ValueError(f"ResNet expects NHWC images [B, H, W, C], got shape {x.shape}")
+    if self.conv_impl not in conv_lib.CONVS:
+      raise ValueError(
+        f"ResNet conv_impl must be one of {sorted(conv_lib.CONVS)}, got {self.conv_impl!r}"
+      )
     block = BottleneckBlock if self.depth == 50 else BasicBlock
     x = x.astype(self.dtype)
+    conv = functools.partial(
+      nn.Conv, use_bias=False, dtype=self.dtype, conv_general_dilated=conv_lib.CONVS[self.conv_impl]
+    )
     if self.small_inputs:
-      x = nn.Conv(self.width, (3, 3), padding=1, use_bias=False, dtype=self.dtype)(x)
+      x = conv(self.width, (3, 3), padding=1)(x)
     else:
-      x = nn.Conv(self.width, (7, 7), (2, 2), padding=3, use_bias=False, dtype=self.dtype)(x)
+      x = conv(self.width, (7, 7), (2, 2), padding=3)(x)
     x = nn.BatchNorm(use_running_average=not train, momentum=0.9, dtype=self.dtype)(x)
     x = nn.relu(x)
     if not self.small_inputs:
@@ -108,7 +125,7 @@ class ResNet(nn.Module):
     for i, num_blocks in enumerate(STAGE_SIZES[self.depth]):
       for j in range(num_blocks):
         strides = 2 if i > 0 and j == 0 else 1
-        x = block(self.width * 2**i, strides, dtype=self.dtype)(x, train)
+        x = block(self.width * 2**i, strides, dtype=self.dtype, conv_impl=self.conv_impl)(x, train)
     return jnp.mean(x, axis=(1, 2)).astype(jnp.float32)
 
 
@@ -143,10 +160,13 @@ class ResNetEncoder(nn.Module):
   head_batch_norm: bool = False
   normalize: bool = True
   dtype: Any = jnp.float32
+  conv_impl: str = "auto"
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-    features = ResNet(self.depth, self.width, self.small_inputs, self.dtype, name="trunk")(x, train)
+    features = ResNet(
+      self.depth, self.width, self.small_inputs, self.dtype, self.conv_impl, name="trunk"
+    )(x, train)
     return EmbeddingHead(self.dim, self.head_batch_norm, self.normalize, name="head")(
       features, train
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pathlib
 import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import jax
@@ -18,6 +19,7 @@ from jaxsim import inference, objectives, train
 from jaxsim.data import pipeline
 from jaxsim.data.sources import ArrayImageSource, SyntheticFaces, identity_folder_source
 from jaxsim.models import model_from_config
+from jaxsim.tasks import _select
 
 
 def load_faces(data_cfg: Any) -> tuple[ArrayImageSource, list[str], str]:
@@ -101,32 +103,54 @@ def train_model(
   source,
   records: np.ndarray,
   workdir: pathlib.Path,
+  eval_fn: Callable[[Any, dict], Mapping[str, float]] | None = None,
 ) -> tuple[Any, dict[str, Any], dict[str, float]]:
   """Trains (or resumes, or just restores when finished) one model in `workdir / name`.
 
+  With `train_cfg.best_metric` set, `eval_fn(model, variables)` scores the model on
+  validation every `train_cfg.eval_every` steps and the best checkpoint is returned
+  (`_select.fit_best`); otherwise the last one.
+
   Returns:
-    (model, variables for inference, a dict with the last train metrics and timings).
+    (model, variables for inference, a dict with the train metrics, timings and,
+    with selection, `select_*` entries: best step and validation values).
   """
   model = model_from_config(model_cfg)
   loss_fn = objectives.objective_from_config(loss_cfg)
   it, inputs = train_iterator(source, records, sampler_cfg, train_cfg.batch_size, train_cfg.seed)
   start = time.perf_counter()
-  result = train.fit(
-    train_cfg, model=model, loss_fn=loss_fn, train_iter=it, workdir=workdir / name, inputs=inputs
-  )
+  if train_cfg.best_metric:
+    if eval_fn is None:
+      raise ValueError(f"train.best_metric={train_cfg.best_metric!r} but {name} has no eval_fn")
+    variables, select = _select.fit_best(
+      train_cfg,
+      model=model,
+      loss_fn=loss_fn,
+      train_iter=it,
+      workdir=workdir / name,
+      inputs=inputs,
+      eval_fn=lambda state: eval_fn(model, inference.variables_of(state)),
+    )
+    resumed_from = int(select.pop("resumed_from"))
+    extra = {f"select_{k}": v for k, v in select.items()}
+  else:
+    result = train.fit(
+      train_cfg, model=model, loss_fn=loss_fn, train_iter=it, workdir=workdir / name, inputs=inputs
+    )
+    variables, resumed_from = inference.variables_of(result.state), result.resumed_from
+    extra = {f"final_{k}": v for k, v in result.last_metrics.items()}
   seconds = time.perf_counter() - start
-  steps_run = train_cfg.steps - result.resumed_from
+  steps_run = train_cfg.steps - resumed_from
   info = {
     "steps": float(train_cfg.steps),
     "steps_this_run": float(steps_run),
     "train_seconds_this_run": seconds,
-    **{f"final_{k}": v for k, v in result.last_metrics.items()},
+    **extra,
   }
   print(
-    f"[{name}] {steps_run} steps in {seconds:.1f}s (resumed from step {result.resumed_from})",
-    flush=True,
+    f"[{name}] {steps_run} steps in {seconds:.1f}s (resumed from step {resumed_from})", flush=True
   )
-  return model, inference.variables_of(result.state), info
+  return model, variables, info
 
 
 def embed_timed(model, variables, images: np.ndarray, batch_size: int) -> tuple[np.ndarray, float]:

@@ -40,7 +40,7 @@ import pathlib
 import jax
 import numpy as np
 
-from jaxsim import report
+from jaxsim import inference, report
 from jaxsim.data import splits
 from jaxsim.evaluate import calibration, openset
 from jaxsim.tasks import _faces
@@ -108,6 +108,21 @@ def run(config, workdir: pathlib.Path) -> dict:
     },
   )
 
+  def val_metrics(model, variables) -> dict[str, float]:
+    # Model selection on validation: enrolled centroids, validation probes and outsiders.
+    rows = np.r_[enrol["gallery"], probes["val"]]
+    e = inference.embed(model, variables, source.images[rows], batch_size=ev.batch_size)
+    g = len(enrol["gallery"])
+    t, t_ids = openset.identity_templates(e[:g], ids[enrol["gallery"]], mode="centroid")
+    s, c = openset.identity_scores(e[g:], t, t_ids, ev.score)
+    pv = ids[probes["val"]]
+    key = f"{ev.target_fpir:.0e}"
+    out = openset.fnir_at_fpir(s, c, pv, fpirs=(ev.target_fpir,))
+    return {
+      "dir_at_target_fpir": out[f"dir_at_fpir_{key}"],
+      "cmc_rank_1": openset.cmc_metrics(s, c, pv, ranks=(1,))["rank_1"],
+    }
+
   model, variables, train_info = _faces.train_model(
     "encoder",
     config.model,
@@ -117,6 +132,7 @@ def run(config, workdir: pathlib.Path) -> dict:
     source,
     recs["train"],
     workdir,
+    eval_fn=val_metrics,
   )
   needed = np.unique(np.r_[enrol["gallery"], probes["val"], probes["test"]])
   emb_rows, images_per_s = _faces.embed_timed(

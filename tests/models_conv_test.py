@@ -1,0 +1,93 @@
+"""im2col convolution: equal to XLA's in values and gradients; `auto` uses it where intended."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxsim import models
+from jaxsim.models import conv
+
+NHWC = ("NHWC", "HWIO", "NHWC")
+
+
+def _conv_prims(fn, *args) -> int:
+  return str(jax.make_jaxpr(fn)(*args)).count("conv_general_dilated")
+
+
+@pytest.mark.parametrize(
+  "side,kernel,stride,padding",
+  [
+    (9, 3, 1, [(1, 1), (1, 1)]),
+    (9, 3, 2, [(1, 1), (1, 1)]),
+    (10, 7, 2, [(3, 3), (3, 3)]),
+    (8, 1, 2, [(0, 0), (0, 0)]),
+    (2, 3, 1, [(1, 1), (1, 1)]),
+    (4, 3, 2, [(1, 1), (1, 1)]),
+    (7, 3, 2, "SAME"),
+    (7, 3, 1, "VALID"),
+    (6, 2, 1, [(0, 1), (1, 0)]),
+  ],
+)
+def test_im2col_matches_xla_values_and_gradients(side, kernel, stride, padding):
+  rng = np.random.default_rng(side * 100 + kernel * 10 + stride)
+  x = jnp.asarray(rng.normal(size=(3, side, side, 5)), jnp.float32)
+  w = jnp.asarray(rng.normal(size=(kernel, kernel, 5, 4)), jnp.float32)
+
+  def loss(f):
+    return lambda x, w: jnp.sum(jnp.sin(f(x, w, (stride, stride), padding, dimension_numbers=NHWC)))
+
+  ref = jax.lax.conv_general_dilated(x, w, (stride, stride), padding, dimension_numbers=NHWC)
+  for f in (conv.im2col_conv, conv.auto_conv):
+    out = f(x, w, (stride, stride), padding, dimension_numbers=NHWC)
+    np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-4)
+    for g, g_ref in zip(
+      jax.grad(loss(f), (0, 1))(x, w),
+      jax.grad(loss(jax.lax.conv_general_dilated), (0, 1))(x, w),
+      strict=True,
+    ):
+      np.testing.assert_allclose(g, g_ref, rtol=1e-4, atol=1e-4)
+
+
+def test_auto_uses_im2col_only_where_an_output_side_is_smaller_than_the_kernel():
+  w3 = jnp.zeros((3, 3, 4, 4))
+  small, large = jnp.zeros((2, 2, 2, 4)), jnp.zeros((2, 8, 8, 4))
+  auto = lambda s: lambda x, w: conv.auto_conv(x, w, (s, s), [(1, 1)] * 2, dimension_numbers=NHWC)  # noqa: E731
+  assert _conv_prims(auto(1), small, w3) == 0  # 2x2 output, 3x3 kernel: im2col
+  assert _conv_prims(auto(2), jnp.zeros((2, 4, 4, 4)), w3) == 0  # 4 -> 2
+  assert _conv_prims(auto(1), large, w3) == 1  # XLA's convolution
+  assert _conv_prims(auto(2), large, w3) == 1  # 8 -> 4 >= 3
+
+
+def test_unsupported_cases_fall_back_to_xla():
+  x, w = jnp.ones((1, 6, 6, 2)), jnp.ones((3, 3, 2, 2))
+  dilated = lambda x, w: conv.im2col_conv(  # noqa: E731
+    x, w, (1, 1), [(2, 2)] * 2, rhs_dilation=(2, 2), dimension_numbers=NHWC
+  )
+  nchw = lambda x, w: conv.im2col_conv(  # noqa: E731
+    x, w, (1, 1), [(1, 1)] * 2, dimension_numbers=("NCHW", "OIHW", "NCHW")
+  )
+  assert _conv_prims(dilated, x, w) == 1
+  assert _conv_prims(nchw, jnp.ones((1, 2, 6, 6)), jnp.ones((2, 2, 3, 3))) == 1
+  np.testing.assert_allclose(
+    dilated(x, w),
+    jax.lax.conv_general_dilated(
+      x, w, (1, 1), [(2, 2)] * 2, rhs_dilation=(2, 2), dimension_numbers=NHWC
+    ),
+  )
+
+
+def test_resnet_conv_impls_share_parameters_and_outputs():
+  x = jnp.asarray(np.random.default_rng(0).uniform(size=(2, 64, 64, 3)), jnp.float32)
+  encoders = {
+    impl: models.ResNetEncoder(depth=18, width=8, dim=16, conv_impl=impl)
+    for impl in ("xla", "auto", "im2col")
+  }
+  variables = encoders["xla"].init(jax.random.key(0), x)
+  ref = encoders["xla"].apply(variables, x)
+  for impl in ("auto", "im2col"):
+    v = encoders[impl].init(jax.random.key(0), x)
+    assert jax.tree.structure(v) == jax.tree.structure(variables)
+    np.testing.assert_allclose(encoders[impl].apply(variables, x), ref, rtol=1e-4, atol=1e-5)
+  with pytest.raises(ValueError, match="conv_impl"):
+    models.ResNetEncoder(depth=18, width=8, conv_impl="fast").init(jax.random.key(0), x)
