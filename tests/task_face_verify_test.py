@@ -58,6 +58,11 @@ def test_runlocal_end_to_end(tmp_path):
     assert m["inference"]["num_pairs"] == n and m["inference"]["pairs_per_second"] > 0
     assert m["train"]["steps_this_run"] == config.train[name].steps
     assert np.isfinite(m["train"]["final_loss"])
+    # Selected on validation AUC (every 6 of 12 steps), never on test.
+    assert m["train"]["select_best_step"] in (6.0, 12.0)
+    assert m["train"]["select_best_val"] == pytest.approx(
+      max(m["train"]["select_first_val"], m["train"]["select_last_val"])
+    )
     assert f"{name}: test AUC" in report
   # The features-once evaluation of Koch's L1 head equals the full pair network.
   assert metrics["koch"]["inference"]["pair_logits_max_abs_diff"] < 1e-3

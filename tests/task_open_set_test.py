@@ -46,6 +46,9 @@ def test_runlocal_end_to_end_and_resume(tmp_path):
     sp.outsider_val,
     sp.outsider_test,
   ]
+  # Model selection on validation: the evaluated encoder is a validated checkpoint.
+  assert metrics["train"]["select_best_step"] in (6.0, 12.0)
+  assert metrics["train"]["select_num_evals"] == 2.0
   t = metrics["test"]
   d = t["at_val_threshold"]
   ipi = config.data.images_per_identity

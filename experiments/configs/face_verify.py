@@ -93,7 +93,14 @@ def get_config(arg=None):
     "augment": True,
   }
 
+  # Model selection: validation AUC every 50 steps; the best checkpoint is evaluated.
+  for name in ("koch", "contrastive"):
+    c.train[name].update(best_metric="auc", eval_every=50, checkpoint_every=50)
+
   if "seed" in args:
+    # The seeds kept their last weights: no selection.
+    for name in ("koch", "contrastive"):
+      c.train[name].update(best_metric="", eval_every=0, checkpoint_every=100)
     # Seed 2: Koch's network as published, BCE, Adam 1e-4, batch 16.
     c.model.koch.encoder = {"name": "koch", "features": (64, 128, 128, 256), "dense": 4096}
     c.train.koch.update(
@@ -131,6 +138,7 @@ def get_config(arg=None):
       c.train[name].steps = 12
       c.train[name].log_every = 4
       c.train[name].checkpoint_every = 6
+      c.train[name].eval_every = 6 if c.train[name].best_metric else 0
       c.train[name].warmup_steps = 0
       c.train[name].async_checkpoints = False
     c.train.contrastive.batch_size = 32

@@ -1,6 +1,6 @@
 r"""Open-set face identification: enrolled people, genuine outsiders, a reject threshold.
 
-    python -m experiments.run --config=open_set             # default (~10 min, 2-core CPU)
+    python -m experiments.run --config=open_set             # default (~8 min, 2-core CPU)
     python -m experiments.run --config=open_set:seed        # seed project 5(b)'s recipe
     python -m experiments.run --config=open_set:runlocal    # < 2 min
     python -m experiments.run --config=open_set:seed,runlocal
@@ -39,7 +39,9 @@ def get_config(arg=None):
   c.data.num_identities = 400
   c.data.images_per_identity = 10
   c.data.image_size = 64
-  c.data.difficulty = 1.0
+  # The nuisance level of face_fp's default. At the generator's full 1.0 the same recipe
+  # reaches DIR 0.24 at 1% FPIR (closed-set rank 1 0.89); see the README.
+  c.data.difficulty = 0.5
   c.data.data_seed = 0
 
   c.split = ml_collections.ConfigDict()  # identity counts; they may sum to less than all
@@ -57,11 +59,15 @@ def get_config(arg=None):
       "encoder": {"name": "resnet18", "width": 32, "small_inputs": False, "dim": 128},
     }
   )
-  c.loss = ml_collections.ConfigDict(
-    {"name": "in_batch_contrastive", "margin": 1.0, "distance": "euclidean"}
-  )
+  # Triplets over every valid (a, p, n) of a PxK batch: the loss that did best in seed
+  # 5(b)'s own comparison, and far better here than the in-batch contrastive loss of
+  # the previous default (DIR 0.02 at 1% FPIR after 300 steps).
+  c.loss = ml_collections.ConfigDict({"name": "batch_all", "margin": 0.2, "distance": "euclidean"})
   c.train = train.default_config()
-  c.train.update(steps=300, batch_size=64, learning_rate=1e-3, warmup_steps=20)
+  c.train.update(steps=1500, batch_size=64, learning_rate=1e-3, warmup_steps=50)
+  # Model selection: validation DIR at eval.target_fpir (threshold fitted on the
+  # validation outsiders) every 250 steps; the best checkpoint is evaluated on test.
+  c.train.update(best_metric="dir_at_target_fpir", eval_every=250, checkpoint_every=250)
   c.sampler = ml_collections.ConfigDict(
     {"kind": "pxk", "p": 16, "k": 4, "positive_fraction": 0.0, "augment": True}
   )
@@ -92,6 +98,8 @@ def get_config(arg=None):
       {"name": "batch_all", "margin": 0.2, "distance": "euclidean"}
     )
     c.train.update(steps=250, learning_rate=1e-4, schedule="constant", warmup_steps=0)
+    # The seed kept its last weights: no selection.
+    c.train.update(best_metric="", eval_every=0, checkpoint_every=250)
 
   if "runlocal" in args:
     c.data.num_identities = 44
@@ -106,6 +114,7 @@ def get_config(arg=None):
       batch_size=32,
       log_every=4,
       checkpoint_every=6,
+      eval_every=6 if c.train.best_metric else 0,
       warmup_steps=0,
       async_checkpoints=False,
     )

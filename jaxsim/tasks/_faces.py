@@ -132,7 +132,7 @@ def train_model(
       eval_fn=lambda state: eval_fn(model, inference.variables_of(state)),
     )
     resumed_from = int(select.pop("resumed_from"))
-    extra = {f"select_{k}": v for k, v in select.items()}
+    extra = {k if k.startswith("final_") else f"select_{k}": v for k, v in select.items()}
   else:
     result = train.fit(
       train_cfg, model=model, loss_fn=loss_fn, train_iter=it, workdir=workdir / name, inputs=inputs

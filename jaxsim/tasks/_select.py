@@ -52,7 +52,8 @@ def fit_best(
   Returns:
     variables: `{"params", ["batch_stats"]}` of the best validation checkpoint.
     info: `best_step`, `best_val` (its metric), `first_val` (the metric at the
-      first evaluation), `last_val`, `num_evals`, `resumed_from`.
+      first evaluation), `last_val`, `num_evals`, `resumed_from`, and `final_<metric>`
+      for the train metrics of the last step run (none when nothing was left to run).
   """
   if not train_cfg.best_metric:
     raise ValueError("train.best_metric must name the validation metric for model selection")
@@ -95,5 +96,6 @@ def fit_best(
     "last_val": history[-1][1] if history else float("nan"),
     "num_evals": float(len(history)),
     "resumed_from": float(result.resumed_from),
+    **{f"final_{k}": v for k, v in result.last_metrics.items()},
   }
   return inference.variables_of(state), info

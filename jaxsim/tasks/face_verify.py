@@ -199,6 +199,14 @@ def run(config, workdir: pathlib.Path) -> dict:
   rocs, dets, sentences = {}, {}, []
   for name in config.model:
     model_cfg = config.model[name]
+
+    def val_auc(model, variables, model_cfg=model_cfg, name=name):
+      # Model selection on the validation pair list (never test).
+      s, _ = _score_split(
+        name, model_cfg, model, variables, images["val"], index_of["val"], pairs["val"], ev
+      )
+      return {"auc": verification.roc_auc(s, pairs["val"]["label"])}
+
     model, variables, train_info = _faces.train_model(
       name,
       model_cfg,
@@ -208,6 +216,7 @@ def run(config, workdir: pathlib.Path) -> dict:
       source,
       records["train"],
       workdir,
+      eval_fn=val_auc,
     )
     scores = {}
     throughput = {}
