@@ -1,6 +1,6 @@
 r"""Open-set face identification: enrolled people, genuine outsiders, a reject threshold.
 
-    python -m experiments.run --config=open_set             # default (~8 min, 2-core CPU)
+    python -m experiments.run --config=open_set             # default (~9 min, 2-core CPU)
     python -m experiments.run --config=open_set:seed        # seed project 5(b)'s recipe
     python -m experiments.run --config=open_set:runlocal    # < 2 min
     python -m experiments.run --config=open_set:seed,runlocal
@@ -36,7 +36,7 @@ def get_config(arg=None):
   c.data.source = "synthetic"  # synthetic | folders
   c.data.root = ""  # folders: root/<identity>/<image files>
   c.data.channels = 3  # folders: 1 (grey) or 3
-  c.data.num_identities = 400
+  c.data.num_identities = 700
   c.data.images_per_identity = 10
   c.data.image_size = 64
   # The nuisance level of face_fp's default. At the generator's full 1.0 the same recipe
@@ -45,10 +45,14 @@ def get_config(arg=None):
   c.data.data_seed = 0
 
   c.split = ml_collections.ConfigDict()  # identity counts; they may sum to less than all
-  c.split.train = 250
+  # Many outsiders: false accepts cluster by identity (an outsider who resembles an
+  # enrolled person is accepted on most of their images), so an FPIR threshold fitted on
+  # 50 outsiders missed by 10x on another 50 (test FPIR 0.104 at a 1% target); with 175
+  # per split it held (0.0057).
+  c.split.train = 300
   c.split.enrolled = 50
-  c.split.outsider_val = 50
-  c.split.outsider_test = 50
+  c.split.outsider_val = 175
+  c.split.outsider_test = 175
   c.split.gallery_per_identity = 4
   c.split.val_probes_per_identity = 3  # the rest of an enrolled person's images: test probes
   c.split.seed = 0
