@@ -127,33 +127,23 @@ def auto_conv(
   lhs_dilation: Sequence[int] | None = None,
   rhs_dilation: Sequence[int] | None = None,
   dimension_numbers=None,
-  feature_group_count: int = 1,
-  batch_group_count: int = 1,
-  precision=None,
-  preferred_element_type=None,
+  **kwargs,
 ) -> jax.Array:
-  """`im2col_conv` where an output side is smaller than the kernel, else XLA's conv."""
-  args = (
-    lhs,
-    rhs,
-    window_strides,
-    padding,
-    lhs_dilation,
-    rhs_dilation,
-    dimension_numbers,
-    feature_group_count,
-    batch_group_count,
-    precision,
-    preferred_element_type,
-  )
+  """`im2col_conv` where an output side is smaller than the kernel, else XLA's conv.
+
+  Further keyword arguments (`feature_group_count`, `precision`, ...) pass through.
+  """
+  conv = lax.conv_general_dilated
   if _is_nhwc(dimension_numbers, lhs.ndim):
     kh, kw = rhs.shape[:2]
     pads = _explicit_padding(padding, lhs.shape[1:3], (kh, kw), window_strides)
     ho = (lhs.shape[1] + sum(pads[0]) - kh) // window_strides[0] + 1
     wo = (lhs.shape[2] + sum(pads[1]) - kw) // window_strides[1] + 1
     if ho < kh or wo < kw:
-      return im2col_conv(*args)
-  return lax.conv_general_dilated(*args)
+      conv = im2col_conv
+  return conv(
+    lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation, dimension_numbers, **kwargs
+  )
 
 
 CONVS = {"xla": lax.conv_general_dilated, "im2col": im2col_conv, "auto": auto_conv}
