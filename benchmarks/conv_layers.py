@@ -20,6 +20,8 @@ import time
 
 import numpy as np
 
+NHWC = ("NHWC", "HWIO", "NHWC")
+
 
 def resnet18_convs(size: int) -> list[tuple[str, int, int, int, int, int, int]]:
   """(name, input side, in channels, out channels, kernel, stride, count per tower)."""
@@ -112,11 +114,10 @@ def main() -> None:
 
   from jaxsim.models import conv as conv_lib  # noqa: PLC0415
 
-  jax_convs = {
-    "xla": conv_lib.xla_conv,
-    "im2col": conv_lib.im2col_conv_simple,
-    "auto": conv_lib.auto_conv_simple,
-  }
+  def square(conv):  # (x, w, stride, pad) -> conv with NHWC/HWIO and symmetric padding
+    return lambda x, w, s, p: conv(x, w, (s, s), [(p, p)] * 2, dimension_numbers=NHWC)
+
+  jax_convs = {name: square(conv_lib.CONVS[name]) for name in ("xla", "im2col", "auto")}
   print(f"ResNet-18 convolutions, batch {args.batch}, {args.size}x{args.size} input, median ms")
   header = f"{'conv':<26}{'n':>3}" + "".join(f"{i + ' fwd/dx/dw':>26}" for i in impls)
   print(header)

@@ -33,13 +33,6 @@ from jax import lax
 _NHWC = ("NHWC", "HWIO", "NHWC")
 
 
-def xla_conv(x: jax.Array, w: jax.Array, stride: int, pad: int) -> jax.Array:
-  """NHWC x HWIO convolution by `lax.conv_general_dilated` (the reference)."""
-  return lax.conv_general_dilated(
-    x, w, (stride, stride), [(pad, pad), (pad, pad)], dimension_numbers=_NHWC
-  )
-
-
 def _explicit_padding(padding, in_sizes, kernel, strides) -> list[tuple[int, int]]:
   if isinstance(padding, str):
     return list(lax.padtype_to_pads(in_sizes, kernel, strides, padding))
@@ -147,13 +140,3 @@ def auto_conv(
 
 
 CONVS = {"xla": lax.conv_general_dilated, "im2col": im2col_conv, "auto": auto_conv}
-
-
-def im2col_conv_simple(x: jax.Array, w: jax.Array, stride: int, pad: int) -> jax.Array:
-  """`xla_conv`'s signature for `im2col_conv` (used by the benchmark)."""
-  return im2col_conv(x, w, (stride, stride), [(pad, pad), (pad, pad)], dimension_numbers=_NHWC)
-
-
-def auto_conv_simple(x: jax.Array, w: jax.Array, stride: int, pad: int) -> jax.Array:
-  """`xla_conv`'s signature for `auto_conv` (used by the benchmark)."""
-  return auto_conv(x, w, (stride, stride), [(pad, pad), (pad, pad)], dimension_numbers=_NHWC)
