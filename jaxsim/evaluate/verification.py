@@ -39,7 +39,8 @@ def _check_scores_labels(scores, labels) -> tuple[np.ndarray, np.ndarray]:
   return scores, labels
 
 
-def _far_key(far: float) -> str:
+def far_key(far: float) -> str:
+  """The metric-name form of a FAR: 1e-3 -> "1e-03"."""
   return f"{far:.0e}"
 
 
@@ -74,13 +75,34 @@ def _cumulative_counts(scores: np.ndarray, labels: np.ndarray):
   return np.r_[0.0, fps], np.r_[0.0, tps], np.r_[np.inf, s[last_of_value]]
 
 
-def roc_auc(scores: np.typing.ArrayLike, labels: np.typing.ArrayLike) -> float:
+def roc_auc(
+  scores: np.typing.ArrayLike,
+  labels: np.typing.ArrayLike,
+  weights: np.typing.ArrayLike | None = None,
+) -> float:
   """Area under the ROC curve (trapezoidal; equals P(genuine > impostor) + 0.5 P(tie)).
+
+  With ``weights`` ([N], non-negative) each pair counts as often as its weight (the
+  subject bootstrap of `evaluate.clustered` passes replicate counts): P_w(genuine >
+  impostor) + 0.5 P_w(tie).
 
   Reference: Hanley & McNeil 1982, Radiology 143(1):29-36.
   """
-  fpr, tpr, _ = roc_curve(scores, labels)
-  return float(np.trapezoid(tpr, fpr))
+  if weights is None:
+    fpr, tpr, _ = roc_curve(scores, labels)
+    return float(np.trapezoid(tpr, fpr))
+  scores, labels = _check_scores_labels(scores, labels)
+  w = np.asarray(weights, np.float64).reshape(-1)
+  if w.shape != scores.shape or np.any(w < 0):
+    raise ValueError(f"weights must be {scores.shape} non-negative values, got {w.shape}")
+  order = np.argsort(-scores, kind="mergesort")
+  s, y, w = scores[order], labels[order], w[order]
+  last = np.r_[np.flatnonzero(np.diff(s)), s.size - 1]
+  tp = np.r_[0.0, np.cumsum(w * y)[last]]
+  fp = np.r_[0.0, np.cumsum(w * (1 - y))[last]]
+  if tp[-1] <= 0 or fp[-1] <= 0:
+    return float("nan")
+  return float(np.trapezoid(tp / tp[-1], fp / fp[-1]))
 
 
 def average_precision(scores: np.typing.ArrayLike, labels: np.typing.ArrayLike) -> float:
@@ -116,7 +138,11 @@ def equal_error_rate(
     (eer, threshold): the interpolated rate where FAR = FRR and the threshold interpolated
     the same way between the two neighbouring distinct scores.
   """
-  fpr, tpr, thresholds = roc_curve(scores, labels)
+  return eer_from_roc(*roc_curve(scores, labels))
+
+
+def eer_from_roc(fpr: np.ndarray, tpr: np.ndarray, thresholds: np.ndarray) -> tuple[float, float]:
+  """`equal_error_rate` of a ROC given as arrays (as `roc_curve` returns them)."""
   fnr = 1.0 - tpr
   diff = fpr - fnr  # -1 at the first point (+inf threshold), +1 at the last.
   i = int(np.argmax(diff >= 0))
@@ -203,7 +229,7 @@ def verification_metrics(
   }
   for far in fars:
     r = tar_at_far(scores, labels, far)
-    key = _far_key(far)
+    key = far_key(far)
     out[f"tar_at_far_{key}"] = r["tar"]
     out[f"threshold_at_far_{key}"] = r["threshold"]
     out[f"tar_at_far_{key}_supported"] = r["supported"]
