@@ -283,28 +283,35 @@ def plot_retrieval_grid(
 
 
 def null_test_sentence(
-  result: Mapping[str, float], name: str = "distances", alpha: float = 0.01
+  result: Mapping[str, float], name: str = "distances", alpha: float = 0.05
 ) -> str:
-  """A plain sentence from `overlap.null_distance_test` output."""
+  """A plain sentence from `overlap.null_distance_test` output, worded as a test of isotropy.
+
+  It says what the test can show: whether the distances follow the law of independent
+  uniform unit vectors (isotropy), not whether the two sides share information.
+  """
   d = int(result["dim"])
   head = (
-    f"The {int(result['n'])} {name} have mean {result['observed_mean']:.4f} and std "
-    f"{result['observed_std']:.4f}; independent random unit vectors in {d} dimensions would "
-    f"give mean {result['null_mean']:.4f} and std {result['null_std']:.4f} "
-    f"(std ratio {result['std_ratio']:.2f}, KS = {result['ks_statistic']:.3f}, "
-    f"p = {result['ks_pvalue']:.2g})."
+    f"Isotropy test on {int(result['n'])} {name} (one per distinct record pair, independent "
+    f"under the null): mean {result['observed_mean']:.4f}, std {result['observed_std']:.4f}, "
+    f"against mean {result['null_mean']:.4f} and std {result['null_std']:.4f} for independent "
+    f"uniform unit vectors in {d} dimensions (std ratio {result['std_ratio']:.2f}, "
+    f"KS = {result['ks_statistic']:.3f}, p = {result['ks_pvalue']:.2g})."
   )
   if result["ks_pvalue"] >= alpha:
     return head + (
-      f" At level {alpha:g} they are consistent with random vectors: no evidence of structure."
+      f" At level {alpha:g} these distances are consistent with isotropic random vectors; "
+      "that does not show the embeddings carry no structure."
     )
   return head + (
-    f" At level {alpha:g} they are NOT distributed like distances between random vectors"
+    f" At level {alpha:g} the embedding is not isotropic"
     + (
-      ", even though their mean is near sqrt(2)."
+      " although the mean is near sqrt(2)"
       if abs(result["observed_mean"] - math.sqrt(2)) < 0.05
-      else "."
+      else ""
     )
+    + "; every trained embedding is anisotropic, so this is not evidence that the two sides "
+    "share information (the identity permutation test asks that)."
   )
 
 

@@ -60,7 +60,8 @@ def test_metrics_json_and_report_md(tmp_path):
     np.clip(np.random.default_rng(0).normal(1.41, 0.3, 500), 0, 2), 256
   )
   sentence = report.null_test_sentence(null, "impostor distances")
-  assert "NOT" in sentence and "sqrt(2)" in sentence
+  assert "not isotropic" in sentence and "sqrt(2)" in sentence
+  assert "not evidence that the two sides share information" in sentence
   md = report.write_report_md(metrics, tmp_path, "Run", {"CMC": fig}, [sentence]).read_text()
   assert (
     "## test/verification" in md and "| auc | 0.75 |" in md and "| tar_at_far_1e-04 | n/a |" in md
@@ -73,7 +74,9 @@ def test_null_sentence_for_random_vectors():
   x = rng.standard_normal((2, 3000, 32))
   x /= np.linalg.norm(x, axis=-1, keepdims=True)
   r = overlap.null_distance_test(np.linalg.norm(x[0] - x[1], axis=-1), 32)
-  assert "consistent with random vectors" in report.null_test_sentence(r)
+  sentence = report.null_test_sentence(r)
+  assert "consistent with isotropic random vectors" in sentence
+  assert "does not show the embeddings carry no structure" in sentence
 
 
 def test_metric_vs_parameter_plot(tmp_path):

@@ -42,12 +42,17 @@ def get_config(arg=None):
 
   c.data = ml_collections.ConfigDict()
   c.data.source = "builtin"  # builtin | chimeric | paired_folders
-  c.data.num_subjects = 300  # built-in; for real data 0 = as many as both modalities allow
-  c.data.images_per_subject = 4  # built-in; real data: min over subjects and modalities
+  # The cross-modal headline and its positive control (the correlation sweep) share this
+  # setting: many subjects, clean images. It is where the design can see a shared factor:
+  # with 300 subjects x 4 images at nuisance 0.5 and 300 steps, even rho = 1 gave test AUC
+  # 0.524 (0.478-0.568) while training pairs reached 0.92 (memorisation), so a chance
+  # result there would say nothing about the data.
+  c.data.num_subjects = 1000  # built-in; for real data 0 = as many as both modalities allow
+  c.data.images_per_subject = 2  # built-in; real data: min over subjects and modalities
   c.data.correlation = 0.0  # rho of the built-in FaceFingerprintSource
   c.data.image_size = 48
-  c.data.face_difficulty = 0.5  # nuisance scale (0 = clean, 1 = the generators' default)
-  c.data.fingerprint_difficulty = 0.5
+  c.data.face_difficulty = 0.0  # nuisance scale (0 = clean, 1 = the generators' default)
+  c.data.fingerprint_difficulty = 0.0
   c.data.face_root = ""  # chimeric: root/<subject>/<image> (ORL faces)
   c.data.fingerprint_root = ""  # chimeric: FVC2002 root with DBn_B folders
   c.data.fingerprint_databases = ("DB1_B", "DB2_B", "DB3_B")
@@ -78,7 +83,7 @@ def get_config(arg=None):
   c.loss.positive_fraction = 0.5  # pair_contrastive: share of positive cross-modal pairs
 
   c.train = train.default_config()
-  c.train.steps = 300
+  c.train.steps = 200
   c.train.batch_size = 64
   c.train.learning_rate = 3e-3
   c.train.warmup_steps = 20
@@ -92,6 +97,12 @@ def get_config(arg=None):
   # The unimodal Siamese verifiers (one shared-weight encoder per modality).
   c.unimodal = ml_collections.ConfigDict()
   c.unimodal.enabled = True
+  # The verifiers' own built-in data (0 / -1 = as in `data`; real data: ignored): a few
+  # hundred subjects with nuisance, where neither modality alone is perfect and fusion
+  # has something to add.
+  c.unimodal.num_subjects = 300
+  c.unimodal.images_per_subject = 4
+  c.unimodal.difficulty = 0.5
   c.unimodal.encoder = _encoder(8, 64)
   c.unimodal.loss = ml_collections.ConfigDict(
     {"name": "batch_all", "margin": 0.2, "distance": "euclidean"}
@@ -102,22 +113,15 @@ def get_config(arg=None):
   c.unimodal.learning_rate = 1e-3
   c.unimodal.augment = True
 
-  # Correlation sweep (positive control): one cross-modal model per rho, same recipe.
+  # Correlation sweep (positive control): one cross-modal model per rho, the headline's
+  # data, nuisance and steps; rho = data.correlation reuses the main model.
   c.sweep = ml_collections.ConfigDict()
   c.sweep.correlations = (0.0, 0.25, 0.5, 0.75, 1.0)
-  c.sweep.steps = (
-    200  # 0: train.steps (rho = data.correlation on the same data reuses the main model)
-  )
-  # The sweep's own data (0 / -1: as in `data`). On clean images (difficulty 0) and many
-  # subjects the rho = 1 control is learned in a few hundred CPU steps; with the nuisance of
-  # `data` and a few hundred subjects the towers memorise training subjects instead.
-  c.sweep.num_subjects = 1000
-  c.sweep.images_per_subject = 2
-  c.sweep.difficulty = 0.0
 
   c.eval = ml_collections.ConfigDict()
   c.eval.num_pairs = 4000  # fixed pair list per split (half genuine), drawn once
-  c.eval.bootstrap_resamples = 500
+  c.eval.bootstrap_resamples = 500  # subject (cluster) bootstrap replicates
+  c.eval.permutations = 10000  # identity permutation test of "no cross-modal information"
   c.eval.fusion_rules = (
     "sum",
     "weighted_sum",
@@ -126,7 +130,8 @@ def get_config(arg=None):
     "likelihood_ratio",
     "logistic_regression",
   )
-  c.eval.fusion_normalization = "z_score"
+  # Every rule x normalisation is a candidate; the choice is made on validation alone.
+  c.eval.fusion_normalizations = ("z_score", "min_max", "tanh")
   c.eval.threshold_method = "max_accuracy"
 
   if "seed" in args:
@@ -160,24 +165,21 @@ def get_config(arg=None):
     c.eval.num_pairs = 2000
     c.unimodal.p = 8
   if "runlocal" in args:
-    c.data.num_subjects = 100
-    c.data.images_per_subject = 4
-    # 48 px as in the default: at 32 px the rho = 1 control stayed near chance (0.52).
+    # The headline data as in the default (48 px: at 32 px the rho = 1 control stayed near
+    # chance, 0.52); fewer steps, and the positive control at rho = 0 and 1 only.
     c.data.image_size = 48 if "seed" not in args else 64
-    c.train.steps = 20 if "seed" not in args else 6
-    c.train.eval_every = 20 if "seed" not in args else 3
+    c.train.steps = 150 if "seed" not in args else 6
+    c.train.eval_every = 50 if "seed" not in args else 3
     c.train.checkpoint_every = c.train.eval_every
-    c.train.log_every = 10 if "seed" not in args else 1
+    c.train.log_every = 50 if "seed" not in args else 1
     c.train.warmup_steps = 0
+    c.unimodal.num_subjects = 100
     c.unimodal.steps = 20
     c.unimodal.p = 8
     c.sweep.correlations = (0.0, 1.0) if "seed" not in args else ()
-    # The positive control at test scale: 1000 clean subjects, 150 steps per model give
-    # rho = 1 test AUC 0.789 [0.752, 0.825] against 0.532 [0.481, 0.583] at rho = 0.
-    c.sweep.num_subjects = 1000
-    c.sweep.steps = 150
     c.eval.num_pairs = 600
     c.eval.bootstrap_resamples = 100
+    c.eval.permutations = 1000
     if "seed" in args:
       c.model.encoder_a = _encoder(16, 256)
       c.model.encoder_b = _encoder(16, 256)

@@ -231,6 +231,11 @@ def overlap_statistic(
   over a fixed equal-width histogram (edges from the observed range) and the two-sample
   KS statistic. With unit weights they equal `overlap.auc`, `decidability`,
   `bhattacharyya_coefficient`, `overlap_coefficient` and `ks_statistic`.
+
+  d', KS, 1 - BC and 1 - OVL measure a distance from "no difference" and cannot go below
+  it, so near the null their bootstrap replicates sit above the estimate and percentile
+  intervals lean away from the null (they may even exclude the estimate). Use them as
+  descriptions; the AUC interval and `identity_permutation_test` carry the inference.
   """
   ss = _SortedScores(scores, labels)
   edges = np.linspace(ss.scores.min(), ss.scores.max(), bins + 1)

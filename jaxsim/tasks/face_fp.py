@@ -52,7 +52,7 @@ from jaxsim.data.sources import (
   identity_folder_source,
   paired_identity_folder_source,
 )
-from jaxsim.evaluate import fusion, overlap, verification
+from jaxsim.evaluate import clustered, fusion, overlap, verification
 
 # ---------------------------------------------------------------------------
 # Data
@@ -254,14 +254,9 @@ def train_cross_modal(
   records: Mapping[str, np.ndarray],
   pairs: Mapping[str, Mapping[str, np.ndarray]],
   workdir: pathlib.Path,
-  steps: int | None = None,
 ) -> tuple[Any, dict, dict]:
   """Trains the two-tower model; returns (model, variables of the selected state, info)."""
   tcfg = ml_collections.ConfigDict(config.train.to_dict())
-  if steps:
-    tcfg.steps = steps
-    tcfg.eval_every = min(tcfg.eval_every, steps) if tcfg.eval_every else 0
-    tcfg.checkpoint_every = min(tcfg.checkpoint_every, steps)
   model = models.model_from_config(config.model)
   loss_cfg = config.loss.to_dict()
   loss_fn = objectives.objective_from_config(loss_cfg)
@@ -370,145 +365,116 @@ def _unimodal_scores(model, variables, images: np.ndarray, pairs) -> np.ndarray:
 # Evaluation
 
 
-def weighted_auc(scores, labels, weights) -> float:
-  """ROC-AUC with per-pair weights (ties count one half): P_w(genuine > impostor)."""
-  s, y, w = (np.asarray(x, np.float64).reshape(-1) for x in (scores, labels, weights))
-  _, group = np.unique(s, return_inverse=True)
-  pos = np.bincount(group, w * (y == 1))
-  neg = np.bincount(group, w * (y == 0))
-  below = np.cumsum(neg) - neg
-  total = pos.sum() * neg.sum()
-  return float(np.sum(pos * (below + 0.5 * neg)) / total) if total > 0 else math.nan
+def _test_records_distances(model, variables, data: PairedArrays, records: np.ndarray):
+  """Every test face (tower a) against every test fingerprint (tower b): distances, subjects."""
+  ea = inference.embed(model, variables, data.faces[records], "a")
+  eb = inference.embed(model, variables, data.fingerprints[records], "b")
+  dist = np.linalg.norm(ea[:, None, :] - eb[None, :, :], axis=-1)
+  return dist, data.identities[records], ea.shape[1]
 
 
-def subject_bootstrap_auc(
-  scores, labels, subjects_a, subjects_b, resamples: int, seed: int, confidence: float = 0.95
-) -> dict[str, float]:
-  """AUC of a fixed pair list with a bootstrap over subjects (the independent units).
+def _gap_statistic(train_scores, train_labels, test_scores, test_labels):
+  """Train-pair AUC minus test-pair AUC of weighted pairs (train weights first)."""
+  tr = clustered.verification_statistic(train_scores, train_labels)
+  te = clustered.verification_statistic(test_scores, test_labels)
+  n = len(train_labels)
 
-  Pairs that share a subject are not independent, so a bootstrap over pairs is too
-  narrow when there are few subjects. Here each replicate draws the subjects with
-  replacement; a pair (s, t) then counts c_s c_t times (c = how often a subject was
-  drawn), a genuine pair (s, s) c_s times. Reference: the cluster bootstrap, Davison and
-  Hinkley 1997, Bootstrap Methods and their Application, sec. 3.8.
+  def statistic(w):
+    a, b = tr(w[:n])["auc"], te(w[n:])["auc"]
+    return {"train_auc": a, "test_auc": b, "auc_gap": a - b}
 
-  Returns:
-    `auc`, `auc_subject_ci_low`, `auc_subject_ci_high`, `num_subjects`.
-  """
-  sa, sb = np.asarray(subjects_a), np.asarray(subjects_b)
-  y = np.asarray(labels)
-  ids, inv = np.unique(np.concatenate([sa, sb]), return_inverse=True)
-  ia, ib = inv[: len(sa)], inv[len(sa) :]
-  rng = np.random.default_rng([seed, 0xB005])
-  reps = np.empty(resamples)
-  for r in range(resamples):
-    c = np.bincount(rng.integers(0, len(ids), len(ids)), minlength=len(ids)).astype(np.float64)
-    w = np.where(y == 1, c[ia], c[ia] * c[ib])
-    reps[r] = weighted_auc(scores, y, w)
-  alpha = (1 - confidence) / 2
-  lo, hi = np.nanquantile(reps, [alpha, 1 - alpha])
-  return {
-    "auc": weighted_auc(scores, y, np.ones(len(y))),
-    "auc_subject_ci_low": float(lo),
-    "auc_subject_ci_high": float(hi),
-    "num_subjects": float(len(ids)),
-  }
-
-
-def _auc_with_ci(scores, labels, resamples: int, seed: int, subjects=None) -> dict[str, float]:
-  g, i = verification.split_by_label(scores, labels)
-  lo, hi = verification.bootstrap_ci(overlap.auc, (g, i), resamples, 0.95, seed)
-  out = {"auc": overlap.auc(g, i), "auc_ci_low": lo, "auc_ci_high": hi}
-  if subjects is not None:
-    sub = subject_bootstrap_auc(scores, labels, *subjects, resamples, seed)
-    out["auc_subject_ci_low"] = sub["auc_subject_ci_low"]
-    out["auc_subject_ci_high"] = sub["auc_subject_ci_high"]
-  return out
-
-
-def contrastive_diagnostics(distances, labels, margin: float) -> dict[str, float]:
-  """Contrastive-loss bookkeeping that exposes an unreachable margin.
-
-  `do_nothing_loss` is the loss of the best constant distance d* = (1 - p) margin
-  (p = share of genuine pairs), p (1 - p) margin^2, reached without telling anyone apart;
-  a loss near it means nothing was learned. On unit vectors d <= 2, so with margin >= 2
-  every impostor pair stays active (`impostor_active_fraction` = 1).
-  """
-  d = np.asarray(distances, np.float64)
-  y = np.asarray(labels)
-  p = float(np.mean(y == 1))
-  loss = np.where(y == 1, d**2, np.maximum(margin - d, 0.0) ** 2)
-  return {
-    "margin": float(margin),
-    "loss": float(loss.mean()),
-    "do_nothing_loss": p * (1 - p) * margin**2,
-    "do_nothing_distance": (1 - p) * margin,
-    "impostor_active_fraction": float(np.mean(d[y == 0] < margin)),
-  }
-
-
-def _distance_summary(distances, labels) -> dict[str, float]:
-  g, i = distances[labels == 1], distances[labels == 0]
-  return {
-    "genuine_mean": float(g.mean()),
-    "genuine_std": float(g.std(ddof=1)),
-    "impostor_mean": float(i.mean()),
-    "impostor_std": float(i.std(ddof=1)),
-    "min": float(distances.min()),
-    "max": float(distances.max()),
-    "impostor_fraction_above_1.9": float(np.mean(i > 1.9)),
-  }
+  return statistic
 
 
 def evaluate_cross_modal(
-  config: Any, model, variables, data: PairedArrays, pairs, workdir: pathlib.Path
+  config: Any, model, variables, data: PairedArrays, records, pairs, workdir: pathlib.Path
 ) -> tuple[dict, list[str], dict]:
-  """The semantic-gap statistics of a trained cross-modal model."""
-  ev = config.eval
-  dim = int(config.model.encoder_a.dim)
+  """The semantic-gap statistics of a trained cross-modal model, at the subject level.
+
+  - AUC and overlap statistics of the fixed test pair list, 95% CIs by a bootstrap over
+    test subjects; the identity permutation test of "no cross-modal information" on every
+    test face against every test fingerprint.
+  - The memorisation gap (train-pair AUC minus test-pair AUC), train and test subjects
+    resampled within their own split.
+  - The isotropy test against the sqrt(2) null on one distance per distinct record pair.
+  """
+  ev, seed = config.eval, config.seed
   dist = {k: _cross_modal_scores(model, variables, data, pairs[k]) for k in ("train", "test")}
   lab = {k: np.asarray(pairs[k]["label"]) for k in ("train", "test")}
-  tg, ti = dist["test"][lab["test"] == 1], dist["test"][lab["test"] == 0]
+  subj = {k: (data.identities[pairs[k]["a"]], data.identities[pairs[k]["b"]]) for k in dist}
   out: dict[str, Any] = {}
-  out["test_overlap"] = overlap.overlap_metrics(-tg, -ti, ev.bootstrap_resamples, seed=config.seed)
-  out["memorisation"] = overlap.auc_gap(
-    -dist["train"][lab["train"] == 1],
-    -dist["train"][lab["train"] == 0],
-    -tg,
-    -ti,
-    ev.bootstrap_resamples,
-    seed=config.seed,
+  out["test_overlap"] = clustered.subject_bootstrap(
+    clustered.overlap_statistic(-dist["test"], lab["test"]),
+    *subj["test"],
+    num_resamples=ev.bootstrap_resamples,
+    seed=seed,
   )
-  out["test_subject_bootstrap"] = subject_bootstrap_auc(
-    -dist["test"],
-    lab["test"],
-    data.identities[pairs["test"]["a"]],
-    data.identities[pairs["test"]["b"]],
-    ev.bootstrap_resamples,
-    config.seed,
+  out["test_overlap"]["num_genuine"] = float(lab["test"].sum())
+  out["test_overlap"]["num_impostor"] = float((lab["test"] == 0).sum())
+  out["memorisation"] = clustered.subject_bootstrap(
+    _gap_statistic(-dist["train"], lab["train"], -dist["test"], lab["test"]),
+    np.r_[subj["train"][0], subj["test"][0]],
+    np.r_[subj["train"][1], subj["test"][1]],
+    strata=np.r_[np.zeros(lab["train"].size), np.ones(lab["test"].size)],
+    num_resamples=ev.bootstrap_resamples,
+    seed=seed,
   )
-  out["null_test_genuine"] = overlap.null_distance_test(tg, dim)
-  out["null_test_impostor"] = overlap.null_distance_test(ti, dim)
-  out["test_distances"] = _distance_summary(dist["test"], lab["test"])
-  out["train_distances"] = _distance_summary(dist["train"], lab["train"])
+  full, ids, dim = _test_records_distances(model, variables, data, records["test"])
+  out["permutation_test"] = clustered.identity_permutation_test(
+    -full.reshape(-1),
+    np.repeat(ids, ids.size),
+    np.tile(ids, ids.size),
+    num_permutations=ev.permutations,
+    seed=seed,
+  )
+  indep = clustered.independent_pairs(ids, ids, seed=seed)
+  d_indep = full[indep["a"], indep["b"]]
+  out["isotropy_genuine"] = overlap.null_distance_test(d_indep[indep["label"] == 1], dim)
+  out["isotropy_impostor"] = overlap.null_distance_test(d_indep[indep["label"] == 0], dim)
+  out["test_distances"] = overlap.distance_summary(dist["test"], lab["test"])
+  out["train_distances"] = overlap.distance_summary(dist["train"], lab["train"])
   if config.loss.name == "pair_contrastive":
-    out["contrastive_train"] = contrastive_diagnostics(
-      dist["train"], lab["train"], config.loss.margin
-    )
-    out["contrastive_test"] = contrastive_diagnostics(dist["test"], lab["test"], config.loss.margin)
-  o, m, sb = out["test_overlap"], out["memorisation"], out["test_subject_bootstrap"]
+    for k in ("train", "test"):
+      out[f"contrastive_{k}"] = overlap.contrastive_diagnostics(dist[k], lab[k], config.loss.margin)
+  figure = report.plot_distance_histograms(
+    dist["test"][lab["test"] == 1],
+    dist["test"][lab["test"] == 0],
+    dim,
+    workdir / "distances_test.png",
+    title=f"Cross-modal test distances (rho = {data_correlation(config):g})",
+  )
+  return (
+    out,
+    _cross_modal_sentences(out),
+    {"Cross-modal test distances vs the sqrt(2) null": figure},
+  )
+
+
+def _cross_modal_sentences(out: Mapping[str, Any]) -> list[str]:
+  o, m, pt = out["test_overlap"], out["memorisation"], out["permutation_test"]
+  n = int(o["num_subjects"])
+  verdict = (
+    f"the test finds cross-modal information (p = {pt['p_value']:.2g})"
+    if pt["p_value"] < 0.05
+    else f"the data show no evidence of cross-modal information (p = {pt['p_value']:.2g}); "
+    f"they leave open an AUC of up to {o['auc_ci_high']:.3f}, the upper end of the interval"
+  )
   sentences = [
-    f"Cross-modal (face -> fingerprint) test AUC {o['auc']:.3f}: 95% CI "
-    f"{sb['auc_subject_ci_low']:.3f}-{sb['auc_subject_ci_high']:.3f} by a bootstrap over the "
-    f"{int(sb['num_subjects'])} test subjects ({o['auc_ci_low']:.3f}-{o['auc_ci_high']:.3f} "
-    f"over the {int(o['num_genuine'])} genuine / {int(o['num_impostor'])} impostor pairs, "
-    f"too narrow since pairs share subjects); on training subjects' pairs "
-    f"{m['train_auc']:.3f}, a memorisation gap of "
-    f"{m['auc_gap']:.3f} (CI {m['auc_gap_ci_low']:.3f}-{m['auc_gap_ci_high']:.3f}). "
-    f"Decidability d' = {o['decidability']:.3f}, Bhattacharyya {o['bhattacharyya']:.3f}, "
-    f"overlap coefficient {o['overlap_coefficient']:.3f}, KS {o['ks_statistic']:.3f}.",
-    report.null_test_sentence(out["null_test_genuine"], "genuine test distances"),
-    report.null_test_sentence(out["null_test_impostor"], "impostor test distances"),
+    f"Cross-modal (face -> fingerprint) test AUC {o['auc']:.3f} (95% CI "
+    f"{o['auc_ci_low']:.3f}-{o['auc_ci_high']:.3f} by a bootstrap over the {n} test subjects; "
+    f"{int(o['num_genuine'])} genuine and {int(o['num_impostor'])} impostor pairs). "
+    f"Identity permutation test over every test face against every test fingerprint "
+    f"({int(pt['num_permutations'])} permutations of the fingerprints' subjects; chance "
+    f"AUC {pt['null_mean']:.3f}, 95th percentile {pt['null_q95']:.3f}): {verdict}.",
+    f"On training subjects' pairs the AUC is {m['train_auc']:.3f}, a memorisation gap of "
+    f"{m['auc_gap']:.3f} (95% CI {m['auc_gap_ci_low']:.3f}-{m['auc_gap_ci_high']:.3f}, "
+    f"train and test subjects resampled). Decidability d' = {o['decidability']:.3f}, "
+    f"Bhattacharyya {o['bhattacharyya']:.3f}, overlap coefficient "
+    f"{o['overlap_coefficient']:.3f}, KS {o['ks_statistic']:.3f} (descriptive: these measure "
+    "distance from the null, so their bootstrap intervals, in metrics.json, lean away from "
+    "it; the AUC interval and the permutation test carry the inference).",
+    report.null_test_sentence(out["isotropy_genuine"], "genuine test distances"),
+    report.null_test_sentence(out["isotropy_impostor"], "impostor test distances"),
   ]
   if "contrastive_train" in out:
     c0, c1 = out["contrastive_train"], out["contrastive_test"]
@@ -519,104 +485,268 @@ def evaluate_cross_modal(
       f"{c0['do_nothing_loss']:.3f}; the trained model's loss is {c0['loss']:.3f} on "
       f"training pairs and {c1['loss']:.3f} on test pairs."
     )
-  figure = report.plot_distance_histograms(
-    tg,
-    ti,
-    dim,
-    workdir / "distances_test.png",
-    title=f"Cross-modal test distances (rho = {data_correlation(config):g})",
-  )
-  return out, sentences, {"Cross-modal test distances vs the sqrt(2) null": figure}
+  return sentences
 
 
 def data_correlation(config: Any) -> float:
   return float(config.data.correlation) if config.data.source == "builtin" else math.nan
 
 
+def _subject_verification(scores, labels, subjects, threshold, ev, seed) -> dict[str, float]:
+  return clustered.subject_bootstrap(
+    clustered.verification_statistic(scores, labels, threshold=threshold),
+    *subjects,
+    num_resamples=ev.bootstrap_resamples,
+    seed=seed,
+  )
+
+
 def evaluate_unimodal_and_fusion(
   config: Any,
   scores: Mapping[str, Mapping[str, np.ndarray]],
   pairs,
+  subjects: Mapping[str, tuple[np.ndarray, np.ndarray]],
 ) -> tuple[dict, list[str]]:
-  """Verification reports of each modality and the fusion comparison."""
-  ev = config.eval
+  """Each modality's verifier and their score-level fusion, everything chosen on validation.
+
+  Thresholds, fusion normalisation and rule are fitted and chosen on the validation
+  pairs (`fusion.select_fusion`, cross-fitted over validation subjects); test reports
+  every rule and the chosen one with 95% CIs by a bootstrap over test subjects. Test
+  labels enter nothing but the test figures.
+  """
+  ev, seed = config.eval, config.seed
   yv, yt = pairs["val"]["label"], pairs["test"]["label"]
   out: dict[str, Any] = {}
   for name in ("face", "fingerprint"):
-    out[name] = verification.verification_report(
-      scores[name]["val"], yv, scores[name]["test"], yt, method=ev.threshold_method
-    )
+    thr = verification.select_threshold(scores[name]["val"], yv, ev.threshold_method)
+    out[name] = verification.metrics_at_threshold(scores[name]["test"], yt, thr)
     out[name].update(
-      {
-        f"auc_ci_{k}": v
-        for k, v in zip(
-          ("low", "high"),
-          verification.bootstrap_ci(
-            overlap.auc,
-            verification.split_by_label(scores[name]["test"], yt),
-            ev.bootstrap_resamples,
-            0.95,
-            config.seed,
-          ),
-          strict=True,
-        )
-      }
+      _subject_verification(scores[name]["test"], yt, subjects["test"], thr, ev, seed)
     )
+    out[name]["val_auc"] = verification.roc_auc(scores[name]["val"], yv)
   sv = np.stack([scores["face"]["val"], scores["fingerprint"]["val"]], 1)
   st = np.stack([scores["face"]["test"], scores["fingerprint"]["test"]], 1)
-  comp = fusion.fusion_comparison(
-    sv, yv, st, yt, tuple(ev.fusion_rules), ev.fusion_normalization, seed=config.seed
+  choice = fusion.select_fusion(
+    sv, yv, *subjects["val"], tuple(ev.fusion_rules), tuple(ev.fusion_normalizations), seed=seed
   )
-  comp = {
-    k.replace("matcher_0", "face").replace("matcher_1", "fingerprint"): v for k, v in comp.items()
+  rules: dict[str, Any] = {}
+  for rule in ev.fusion_rules:
+    for norm in ev.fusion_normalizations:
+      fused = fusion.apply_fusion(fusion.fit_fusion(sv, yv, rule, norm, seed=seed), st)
+      rules[f"{rule}/{norm}"] = {
+        "val_auc_crossfit": choice["candidates"][f"{rule}/{norm}"],
+        **_subject_verification(fused, yt, subjects["test"], None, ev, seed),
+      }
+  best = f"{choice['rule']}/{choice['normalization']}"
+  single = max(("face", "fingerprint"), key=lambda n: out[n]["val_auc"])
+  fused = fusion.apply_fusion(
+    fusion.fit_fusion(sv, yv, choice["rule"], choice["normalization"], seed=seed), st
+  )
+  fa, sa = (
+    clustered.verification_statistic(fused, yt),
+    clustered.verification_statistic(scores[single]["test"], yt),
+  )
+  gain = clustered.subject_bootstrap(
+    lambda w: fa(w)["auc"] - sa(w)["auc"],
+    *subjects["test"],
+    num_resamples=ev.bootstrap_resamples,
+    seed=seed,
+  )
+  out["fusion"] = rules
+  out["fusion_best"] = {
+    "rule": choice["rule"],
+    "normalization": choice["normalization"],
+    "selected_on": "val",
+    "val_auc": choice["val_auc"],
+    **{k: v for k, v in rules[best].items() if k != "val_auc_crossfit"},
+    "best_single_on_val": single,
+    "auc_gain_over_best_single": gain["value"],
+    "auc_gain_ci_low": gain["value_ci_low"],
+    "auc_gain_ci_high": gain["value_ci_high"],
   }
-  out["fusion"] = comp
-  best_rule = max(ev.fusion_rules, key=lambda r: comp[f"{r}_auc"])
-  out["fusion_best"] = {"auc": comp[f"{best_rule}_auc"], "eer": comp[f"{best_rule}_eer"]}
-  f, p = out["face"], out["fingerprint"]
-  sentences = [
-    f"Unimodal verifiers on test subjects (threshold from validation): face AUC {f['auc']:.3f} "
-    f"(CI {f['auc_ci_low']:.3f}-{f['auc_ci_high']:.3f}), EER {f['eer']:.3f}, accuracy "
-    f"{f['accuracy']:.3f}; fingerprint AUC {p['auc']:.3f} (CI {p['auc_ci_low']:.3f}-"
-    f"{p['auc_ci_high']:.3f}), EER {p['eer']:.3f}, accuracy {p['accuracy']:.3f}.",
-    f"Score-level fusion ({ev.fusion_normalization} normalisation, fitted on validation): best "
-    f"rule on test is {best_rule} with AUC {comp[f'{best_rule}_auc']:.3f} and EER "
-    f"{comp[f'{best_rule}_eer']:.3f}; sum rule AUC {comp.get('sum_auc', math.nan):.3f}.",
+  return out, _unimodal_sentences(out, int(gain["num_subjects"]))
+
+
+def _unimodal_sentences(out: Mapping[str, Any], num_subjects: int) -> list[str]:
+  f, p, b = out["face"], out["fingerprint"], out["fusion_best"]
+
+  def one(name, r):
+    return (
+      f"{name} AUC {r['auc']:.3f} ({r['auc_ci_low']:.3f}-{r['auc_ci_high']:.3f}), EER "
+      f"{r['eer']:.3f} ({r['eer_ci_low']:.3f}-{r['eer_ci_high']:.3f}), accuracy at the "
+      f"validation threshold {r['accuracy']:.3f} ({r['accuracy_ci_low']:.3f}-"
+      f"{r['accuracy_ci_high']:.3f})"
+    )
+
+  chosen = f"{b['rule']}/{b['normalization']}"
+  table = ["| rule / normalisation | val AUC (cross-fitted) | test AUC | 95% CI (subjects) |"]
+  table.append("|---|---|---|---|")
+  for k, r in out["fusion"].items():
+    name = k + (" (chosen)" if k == chosen else "")
+    table.append(
+      f"| {name} | {r['val_auc_crossfit']:.4f} | {r['auc']:.4f} | "
+      f"{r['auc_ci_low']:.4f}-{r['auc_ci_high']:.4f} |"
+    )
+  return [
+    f"Unimodal verifiers on test subjects (95% CIs by a bootstrap over the {num_subjects} test "
+    f"subjects): {one('face', f)}; {one('fingerprint', p)}.",
+    f"Score-level fusion, rule and normalisation chosen on validation alone (cross-fitted "
+    f"over validation subjects): {b['rule']} with {b['normalization']} (validation AUC "
+    f"{b['val_auc']:.4f}). On test it gives AUC {b['auc']:.4f} ({b['auc_ci_low']:.4f}-"
+    f"{b['auc_ci_high']:.4f}), EER {b['eer']:.4f}; over the better single matcher on "
+    f"validation ({b['best_single_on_val']}) the AUC gain is {b['auc_gain_over_best_single']:.4f}"
+    f" ({b['auc_gain_ci_low']:.4f}-{b['auc_gain_ci_high']:.4f}). Every candidate, for "
+    "reference (the test column chose nothing):\n\n" + "\n".join(table),
   ]
-  return out, sentences
 
 
 # ---------------------------------------------------------------------------
 # The task
 
 
-def _sweep_config(config: Any) -> ml_collections.ConfigDict:
-  """The config of the sweep's data: `data` with the `sweep.*` overrides (-1 / 0 = keep)."""
+def _data_config(config: Any, section: Any) -> ml_collections.ConfigDict:
+  """`config` with `data` overridden by `section.{num_subjects, images_per_subject,
+  difficulty}` (0 / -1 = keep); built-in data only."""
   out = ml_collections.ConfigDict(config.to_dict())
-  sw = config.sweep
-  if sw.num_subjects:
-    out.data.num_subjects = sw.num_subjects
-  if sw.images_per_subject:
-    out.data.images_per_subject = sw.images_per_subject
-  if sw.difficulty >= 0:
-    out.data.face_difficulty = out.data.fingerprint_difficulty = sw.difficulty
+  if config.data.source != "builtin":
+    return out
+  if section.num_subjects:
+    out.data.num_subjects = section.num_subjects
+  if section.images_per_subject:
+    out.data.images_per_subject = section.images_per_subject
+  if section.difficulty >= 0:
+    out.data.face_difficulty = out.data.fingerprint_difficulty = section.difficulty
   return out
 
 
-def _pair_lists(data: PairedArrays, records, num_pairs: int, seed: int) -> dict[str, dict]:
-  return {
-    name: sampling.sample_pairs(data.identities, num_pairs, records=records[name], seed=seed + k)
+def prepare(config: Any, correlation: float | None = None, faces=None):
+  """Data, identity split and fixed pair lists (train / val / test) of one data config."""
+  data = load_data(config, correlation=correlation, faces=faces)
+  groups, records = splits.split_records(
+    data.identities, config.data.split.to_dict(), seed=config.seed
+  )
+  pairs = {
+    name: sampling.sample_pairs(
+      data.identities, config.eval.num_pairs, records=records[name], seed=config.seed + k
+    )
     for k, name in enumerate(("train", "val", "test"))
   }
+  return data, groups, records, pairs
+
+
+def _pair_subjects(data: PairedArrays, pairs) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+  return {k: (data.identities[p["a"]], data.identities[p["b"]]) for k, p in pairs.items()}
+
+
+def unimodal_and_fusion(config: Any, workdir: pathlib.Path) -> tuple[dict, list[str]]:
+  """Trains the face and fingerprint verifiers on the unimodal data; evaluates them and fusion."""
+  ucfg = _data_config(config, config.unimodal)
+  data, _, records, pairs = prepare(ucfg)
+  scores = {}
+  for name, source in (("face", data.face_source()), ("fingerprint", data.fingerprint_source())):
+    um, uv = train_unimodal(ucfg, source, records, pairs["val"], workdir / name)
+    scores[name] = {k: _unimodal_scores(um, uv, source.images, pairs[k]) for k in ("val", "test")}
+  out, sentences = evaluate_unimodal_and_fusion(ucfg, scores, pairs, _pair_subjects(data, pairs))
+  d = ucfg.data
+  out["data"] = {
+    "num_subjects": float(len(data.identity_names)),
+    "num_records": float(len(data)),
+    "face_difficulty": float(d.face_difficulty),
+    "fingerprint_difficulty": float(d.fingerprint_difficulty),
+  }
+  return out, sentences
+
+
+def correlation_sweep(config: Any, main, workdir: pathlib.Path) -> tuple[dict, list[str], dict]:
+  """The positive control: the cross-modal recipe at each rho of `sweep.correlations`.
+
+  Runs on the main run's data, nuisance and step count, so that what the control shows
+  holds for the headline; the main model is reused at rho = data.correlation.
+  """
+  correlations, ev = tuple(config.sweep.correlations), config.eval
+  rows, faces = [], main[2].faces
+  for rho in correlations:
+    if math.isclose(rho, config.data.correlation):
+      model, variables, data, records, pairs = main
+    else:
+      data, _, records, pairs = prepare(config, correlation=rho, faces=faces)
+      model, variables, _ = train_cross_modal(
+        config, data, records, pairs, workdir / "sweep" / f"rho_{rho:.2f}"
+      )
+    d = _cross_modal_scores(model, variables, data, pairs["test"])
+    row = clustered.subject_bootstrap(
+      clustered.verification_statistic(-d, pairs["test"]["label"]),
+      *_pair_subjects(data, pairs)["test"],
+      num_resamples=ev.bootstrap_resamples,
+      seed=config.seed,
+    )
+    full, ids, _ = _test_records_distances(model, variables, data, records["test"])
+    perm = clustered.identity_permutation_test(
+      -full.reshape(-1), np.repeat(ids, ids.size), np.tile(ids, ids.size), ev.permutations
+    )
+    rows.append({"correlation": float(rho), **row, "permutation_p_value": perm["p_value"]})
+    logging.info("face_fp sweep: rho=%.2f test AUC %.3f", rho, row["auc"])
+  lowest, highest = rows[0], rows[-1]
+  detected = [r["correlation"] for r in rows if r["auc_ci_low"] > 0.5]
+  summary = {
+    "smallest_detected_correlation": min(detected) if detected else math.nan,
+    "control_passed": float(
+      highest["correlation"] > lowest["correlation"]
+      and highest["auc_ci_low"] > lowest["auc_ci_high"]
+    ),
+  }
+  out = {"rows": {f"rho_{r['correlation']:.2f}": r for r in rows}, **summary}
+  return out, _sweep_sentences(config, rows, summary), _sweep_figure(rows, workdir)
+
+
+def _sweep_sentences(config, rows, summary) -> list[str]:
+  table = [
+    "| rho | cross-modal test AUC | 95% CI (subjects) | permutation p |",
+    "|---|---|---|---|",
+  ]
+  table += [
+    f"| {r['correlation']:.2f} | {r['auc']:.3f} | {r['auc_ci_low']:.3f}-{r['auc_ci_high']:.3f} "
+    f"| {r['permutation_p_value']:.2g} |"
+    for r in rows
+  ]
+  d = config.data
+  smallest = summary["smallest_detected_correlation"]
+  detect = (
+    f"The smallest correlation whose subject interval lies above 0.5 is rho = {smallest:.2f}"
+    if np.isfinite(smallest)
+    else "No correlation in the sweep has a subject interval above 0.5"
+  )
+  control = "passed" if summary["control_passed"] else "FAILED"
+  return [
+    f"Correlation sweep (positive control at the headline's setting: {config.train.steps} steps "
+    f"per model, {d.num_subjects} subjects x {d.images_per_subject} images, nuisance difficulty "
+    f"face {d.face_difficulty:g} / fingerprint {d.fingerprint_difficulty:g}). {detect}: a "
+    f"smaller shared factor may go undetected by this design. Control {control}: the highest "
+    "rho's interval lies above the lowest's.\n\n" + "\n".join(table)
+  ]
+
+
+def _sweep_figure(rows, workdir: pathlib.Path) -> dict:
+  path = report.plot_metric_vs_parameter(
+    [r["correlation"] for r in rows],
+    [r["auc"] for r in rows],
+    workdir / "sweep_auc.png",
+    ci_low=[r["auc_ci_low"] for r in rows],
+    ci_high=[r["auc_ci_high"] for r in rows],
+    reference=0.5,
+    xlabel="face-fingerprint latent correlation rho",
+    ylabel="cross-modal ROC-AUC",
+    title="Positive control: cross-modal AUC vs correlation",
+    label="test AUC (95% CI, bootstrap over subjects)",
+    ylim=(0.4, 1.0),
+  )
+  return {"Cross-modal test AUC against the face-fingerprint correlation": path}
 
 
 def run(config: Any, workdir: pathlib.Path) -> dict:
   workdir = pathlib.Path(workdir)
-  data = load_data(config)
+  data, groups, records, pairs = prepare(config)
   logging.info("face_fp: %d records, %d subjects", len(data), len(data.identity_names))
-  groups, records = splits.split_records(
-    data.identities, config.data.split.to_dict(), seed=config.seed
-  )
   if report.is_writer():
     splits.write_manifest(
       workdir / "split_manifest.json",
@@ -625,8 +755,6 @@ def run(config: Any, workdir: pathlib.Path) -> dict:
       records=records,
       extra={"source": config.data.source, "correlation": data_correlation(config)},
     )
-  pairs = _pair_lists(data, records, config.eval.num_pairs, config.seed)
-
   metrics: dict[str, Any] = {
     "data": {
       "num_subjects": float(len(data.identity_names)),
@@ -635,102 +763,25 @@ def run(config: Any, workdir: pathlib.Path) -> dict:
       **{f"{k}_subjects": float(len(v)) for k, v in groups.items()},
     }
   }
-  sentences: list[str] = []
-  figures: dict[str, Any] = {}
-
-  # 1. The cross-modal model.
   model, variables, info = train_cross_modal(config, data, records, pairs, workdir / "cross_modal")
-  cm, cm_sentences, cm_figures = evaluate_cross_modal(
-    config, model, variables, data, pairs, workdir
+  cm, sentences, figures = evaluate_cross_modal(
+    config, model, variables, data, records, pairs, workdir
   )
   metrics["cross_modal"] = {"training": info, **cm}
-  sentences += cm_sentences
-  figures.update(cm_figures)
-
-  # 2. Unimodal verifiers and fusion, on the same record pairs.
   if config.unimodal.enabled:
-    scores = {}
-    for name, source in (("face", data.face_source()), ("fingerprint", data.fingerprint_source())):
-      um, uv = train_unimodal(config, source, records, pairs["val"], workdir / name)
-      scores[name] = {k: _unimodal_scores(um, uv, source.images, pairs[k]) for k in ("val", "test")}
-    uni, uni_sentences = evaluate_unimodal_and_fusion(config, scores, pairs)
-    metrics["unimodal"] = {"face": uni["face"], "fingerprint": uni["fingerprint"]}
-    metrics["fusion"] = uni["fusion"]
-    metrics["fusion_best"] = uni["fusion_best"]
+    uni, uni_sentences = unimodal_and_fusion(config, workdir)
+    metrics["unimodal"] = {k: uni[k] for k in ("face", "fingerprint", "data")}
+    metrics["fusion"], metrics["fusion_best"] = uni["fusion"], uni["fusion_best"]
     sentences += uni_sentences
-
-  # 3. The correlation sweep (built-in data only: it needs the correlation knob).
-  correlations = tuple(config.sweep.correlations)
-  if correlations and config.data.source != "builtin":
+  if config.sweep.correlations and config.data.source != "builtin":
     logging.warning("face_fp: the correlation sweep needs data.source='builtin'; skipped")
-    correlations = ()
-  if correlations:
-    sweep_config = _sweep_config(config)
-    sd = sweep_config.data
-    same_data = all(
-      sd[k] == config.data[k]
-      for k in ("num_subjects", "images_per_subject", "face_difficulty", "fingerprint_difficulty")
+  elif config.sweep.correlations:
+    sweep, sweep_sentences, sweep_figures = correlation_sweep(
+      config, (model, variables, data, records, pairs), workdir
     )
-    rows, faces = [], None
-    steps = config.sweep.steps or config.train.steps
-    for rho in correlations:
-      if same_data and math.isclose(rho, config.data.correlation) and steps == config.train.steps:
-        m_rho, v_rho, d_rho, p_rho = model, variables, data, pairs
-      else:
-        d_rho = load_data(sweep_config, correlation=rho, faces=faces)
-        faces = d_rho.faces  # faces do not depend on rho: render them once
-        _, r_rho = splits.split_records(
-          d_rho.identities, config.data.split.to_dict(), seed=config.seed
-        )
-        p_rho = _pair_lists(d_rho, r_rho, config.eval.num_pairs, config.seed)
-        m_rho, v_rho, _ = train_cross_modal(
-          sweep_config, d_rho, r_rho, p_rho, workdir / "sweep" / f"rho_{rho:.2f}", steps=steps
-        )
-      dt = _cross_modal_scores(m_rho, v_rho, d_rho, p_rho["test"])
-      row = {
-        "correlation": float(rho),
-        **_auc_with_ci(
-          -dt,
-          p_rho["test"]["label"],
-          config.eval.bootstrap_resamples,
-          config.seed,
-          (d_rho.identities[p_rho["test"]["a"]], d_rho.identities[p_rho["test"]["b"]]),
-        ),
-      }
-      rows.append(row)
-      logging.info("face_fp sweep: rho=%.2f test AUC %.3f", rho, row["auc"])
-    metrics["sweep"] = {f"rho_{r['correlation']:.2f}": r for r in rows}
-    table = [
-      "| rho | cross-modal test AUC | 95% CI (subjects) | 95% CI (pairs) |",
-      "|---|---|---|---|",
-    ]
-    table += [
-      f"| {r['correlation']:.2f} | {r['auc']:.3f} | {r['auc_subject_ci_low']:.3f}-"
-      f"{r['auc_subject_ci_high']:.3f} | {r['auc_ci_low']:.3f}-{r['auc_ci_high']:.3f} |"
-      for r in rows
-    ]
-    sentences.append(
-      f"Correlation sweep (positive control; same recipe, {steps} steps per model, "
-      f"{sd.num_subjects} subjects x {sd.images_per_subject} images, nuisance difficulty "
-      f"face {sd.face_difficulty:g} / fingerprint {sd.fingerprint_difficulty:g}):\n\n"
-      + "\n".join(table)
-    )
-    figures["Cross-modal test AUC against the face-fingerprint correlation"] = (
-      report.plot_metric_vs_parameter(
-        [r["correlation"] for r in rows],
-        [r["auc"] for r in rows],
-        workdir / "sweep_auc.png",
-        ci_low=[r["auc_subject_ci_low"] for r in rows],
-        ci_high=[r["auc_subject_ci_high"] for r in rows],
-        reference=0.5,
-        xlabel="face-fingerprint latent correlation rho",
-        ylabel="cross-modal ROC-AUC",
-        title="Positive control: cross-modal AUC vs correlation",
-        label="test AUC (95% CI, bootstrap over subjects)",
-        ylim=(0.4, 1.0),
-      )
-    )
-
+    metrics["sweep"] = sweep
+    sentences += sweep_sentences
+    figures.update(sweep_figures)
   report.write_metrics_json(metrics, workdir)
   report.write_report_md(
     metrics,
