@@ -149,15 +149,22 @@ class Checkpointer:
     data_iter: Any = None,
     metrics: Mapping[str, float] | None = None,
     *,
+    record: Mapping[str, Any] | None = None,
     force: bool = False,
   ) -> bool:
     """Saves `state` (a pytree of arrays) and the iterator's state at `step`.
+
+    `metrics` rank the checkpoint (`best_metric`); `record` is any JSON-able dict kept
+    with it (`fit` stores its validation history there, so a resumed run selects the
+    same way) and read back by `restore_record`.
 
     Returns whether a checkpoint was started (False between save intervals).
     """
     items = {"state": ocp.args.StandardSave(state)}
     if _has_state(data_iter):
       items["data"] = grain.checkpoint.CheckpointSave(_IteratorSnapshot(data_iter))
+    if record is not None:
+      items["record"] = ocp.args.JsonSave(dict(record))
     return self._manager.save(
       step,
       args=ocp.args.Composite(**items),
@@ -173,8 +180,20 @@ class Checkpointer:
     items = {"state": ocp.args.StandardRestore(abstract)}
     if _has_state(data_iter):
       items["data"] = grain.checkpoint.CheckpointRestore(_IteratorRestorer(data_iter))
+    if self._has_record(step):
+      items["record"] = ocp.args.JsonRestore()
     restored = self._manager.restore(step, args=ocp.args.Composite(**items))
     return restored["state"]
+
+  def _has_record(self, step: int) -> bool:
+    return "record" in (self._manager.item_metadata(step) or {})
+
+  def restore_record(self, step: int) -> dict[str, Any]:
+    """The `record` saved with `step` ({} when it was saved without one)."""
+    if not self._has_record(step):
+      return {}
+    restored = self._manager.restore(step, args=ocp.args.Composite(record=ocp.args.JsonRestore()))
+    return dict(restored["record"])
 
   def wait(self) -> None:
     """Blocks until pending asynchronous saves are committed."""

@@ -12,8 +12,10 @@ statistics) sees the global batch. The loss is a parameter:
 
 `fit` runs the loop: it resumes from the newest checkpoint in the workdir,
 logs JSONL records, evaluates periodically, keeps the best checkpoint by a
-validation metric and stops with `FloatingPointError` at the first non-finite
-loss or gradient (the last good checkpoint stays as it was).
+validation metric and returns it with the validation history (model selection
+is part of training: no caller restores checkpoints or reads the log), and stops
+with `FloatingPointError` at the first non-finite loss or gradient (the last
+good checkpoint stays as it was).
 """
 
 from __future__ import annotations
@@ -350,10 +352,16 @@ class FitResult:
 
   Attributes:
     state: the final train state (replicated on the mesh).
-    last_metrics: train metrics of the last step (Python floats).
+    last_metrics: train metrics of the last step (Python floats); after a resume with
+      nothing left to run, those of the last step of the earlier run.
     eval_metrics: the last evaluation's metrics ({} without `eval_fn`).
     best_step: the checkpointed step with the best `best_metric` (or None).
     resumed_from: the step training resumed from (0 for a fresh run).
+    selected_state: the state model selection keeps: that of `best_step` with a
+      `best_metric`, else the final one.
+    selected_step: its step.
+    history: every evaluation so far, `[{"step": s, **eval_metrics}, ...]`, kept in
+      checkpoint records so a resumed run has (and selects on) the whole history.
   """
 
   state: dict[str, Any]
@@ -361,6 +369,21 @@ class FitResult:
   eval_metrics: dict[str, float]
   best_step: int | None
   resumed_from: int
+  selected_state: dict[str, Any] | None = None
+  selected_step: int = 0
+  history: list[dict[str, float]] = dataclasses.field(default_factory=list)
+
+  def selection(self, metric: str) -> dict[str, float]:
+    """`selected_step`, and `metric` at it, at the first and last evaluations."""
+    values = [(int(h["step"]), h[metric]) for h in self.history if metric in h]
+    by_step = dict(values)
+    return {
+      "selected_step": float(self.selected_step),
+      "selected_val": by_step.get(self.selected_step, math.nan),
+      "first_val": values[0][1] if values else math.nan,
+      "last_val": values[-1][1] if values else math.nan,
+      "num_evals": float(len(values)),
+    }
 
 
 def fit(
@@ -427,8 +450,13 @@ def fit(
   )
   start = ckpt.latest_step() or 0
   stateful = hasattr(train_iter, "get_state")
+  history: list[dict[str, float]] = []
+  last_metrics: dict[str, float] = {}
   if start:
     state = ckpt.restore(start, state, train_iter if stateful else None)
+    saved = ckpt.restore_record(start)
+    history = list(saved.get("history", []))
+    last_metrics = dict(saved.get("last_train_metrics", {}))
     if stateful:
       first_batch = None  # the restored iterator continues from the checkpoint
     else:
@@ -448,8 +476,8 @@ def fit(
 
   if start:
     write({"step": start, "event": "resumed"})
-  last_metrics: dict[str, float] = {}
-  eval_metrics: dict[str, float] = {}
+  eval_metrics: dict[str, float] = dict(history[-1]) if history else {}
+  eval_metrics.pop("step", None)
   pending = None  # (step, device metrics) of the step in flight
   window_start, window_steps = time.perf_counter(), 0
 
@@ -496,6 +524,7 @@ def fit(
         window_start, window_steps = time.perf_counter(), 0
       if do_eval:
         eval_metrics = {k: float(v) for k, v in eval_fn(state).items()}
+        history.append({"step": step, **eval_metrics})
         record.update({f"eval/{k}": v for k, v in eval_metrics.items()})
         window_start = time.perf_counter()  # evaluation time is not training throughput
       if do_save:
@@ -504,6 +533,7 @@ def fit(
           state,
           train_iter if stateful else None,
           eval_metrics if do_eval else None,
+          record={"history": history, "last_train_metrics": last_metrics},
           force=True,
         )
       if do_log or do_eval:
@@ -514,8 +544,11 @@ def fit(
       last_metrics = settle(*pending)
     ckpt.wait()
     best = ckpt.best_step()
+    final_step = int(state["step"])
+    selected_step = best if cfg.best_metric and best is not None else final_step
+    selected = state if selected_step == final_step else ckpt.restore(selected_step, state)
   finally:
     ckpt.close()
     if log_file is not None and not log_file.closed:
       log_file.close()
-  return FitResult(state, last_metrics, eval_metrics, best, start)
+  return FitResult(state, last_metrics, eval_metrics, best, start, selected, selected_step, history)

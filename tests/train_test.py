@@ -127,20 +127,13 @@ def test_embedding_statistics_detect_collapse():
   np.testing.assert_allclose(spread["emb_b_spread"], np.sqrt(1 - 1 / 4), rtol=1e-6)
 
 
-def _fit(tmp_path, it, steps, **overrides):
-  cfg = _cfg(
-    steps=steps,
-    batch_size=16,
-    log_every=2,
-    checkpoint_every=2,
-    keep_checkpoints=2,
-    async_checkpoints=False,
-    **overrides,
-  )
+def _fit(tmp_path, it, steps, eval_fn=None, **overrides):
+  settings = {"log_every": 2, "checkpoint_every": 2, "keep_checkpoints": 2}
+  cfg = _cfg(steps=steps, batch_size=16, async_checkpoints=False, **{**settings, **overrides})
   model = _model()
   eval_batch = next(_batches(1))
 
-  def eval_fn(state):
+  def val_loss(state):
     v = {"params": state["params"], "batch_stats": state["batch_stats"]}
     return {
       "val_loss": float(pair_contrastive_loss(model.apply(v, eval_batch["image"]), eval_batch)[0])
@@ -153,7 +146,7 @@ def _fit(tmp_path, it, steps, **overrides):
     train_iter=it,
     workdir=tmp_path,
     inputs=train.SINGLE_INPUTS,
-    eval_fn=eval_fn,
+    eval_fn=eval_fn or val_loss,
     mesh=parallel.data_mesh(jax.devices()[:2]),
   )
 
@@ -181,6 +174,36 @@ def test_fit_logs_checkpoints_and_resumes(tmp_path, capsys):
   # The same workdir resumes from the newest checkpoint.
   again = _fit(tmp_path, _batches(2), 8, eval_every=2, best_metric="val_loss", best_mode="min")
   assert again.resumed_from == 6 and int(again.state["step"]) == 8
+
+
+def test_fit_selects_on_validation_and_a_resumed_run_selects_the_same(tmp_path):
+  # A validation metric that peaks at step 4: the selected state is step 4's, not the last.
+  def eval_fn(state):
+    return {"score": -abs(float(state["step"]) - 4)}
+
+  kw = {"eval_every": 2, "best_metric": "score", "checkpoint_every": 2, "keep_checkpoints": 1}
+  first = _fit(tmp_path / "a", _batches(6), 6, eval_fn=eval_fn, **kw)
+  assert first.selected_step == 4 and int(first.selected_state["step"]) == 4
+  assert [h["step"] for h in first.history] == [2, 4, 6]
+  sel = first.selection("score")
+  assert sel == {
+    "selected_step": 4.0,
+    "selected_val": 0.0,
+    "first_val": -2.0,
+    "last_val": -2.0,
+    "num_evals": 3.0,
+  }
+  # Stopped after step 4 (a shorter schedule), then resumed: the whole history, the same choice.
+  _fit(tmp_path / "b", _batches(4), 4, eval_fn=eval_fn, **kw)
+  resumed = _fit(tmp_path / "b", _batches(2), 6, eval_fn=eval_fn, **kw)
+  assert resumed.resumed_from == 4 and resumed.selected_step == 4
+  assert [h["step"] for h in resumed.history] == [2, 4, 6]
+  # A finished run re-opened trains nothing and still reports its selection and last loss.
+  done = _fit(tmp_path / "a", _batches(1), 6, eval_fn=eval_fn, **kw)
+  assert done.resumed_from == 6 and done.selected_step == 4 and "loss" in done.last_metrics
+  # Without a best_metric the final state is the selection.
+  plain = _fit(tmp_path / "c", _batches(4), 4, eval_every=2, eval_fn=eval_fn)
+  assert plain.selected_step == 4 and plain.best_step is None
 
 
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
