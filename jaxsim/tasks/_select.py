@@ -11,27 +11,13 @@ keep the epoch-1 weights without noticing.
 
 from __future__ import annotations
 
-import json
 import pathlib
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import flax.linen as nn
 
-from jaxsim import checkpoint, inference, train
-
-
-def eval_history(log_path: pathlib.Path, metric: str) -> list[tuple[int, float]]:
-  """(step, value) of `eval/<metric>` for every evaluation in a `fit` JSONL log."""
-  out = []
-  if not log_path.exists():
-    return out
-  for line in log_path.read_text().splitlines():
-    record = json.loads(line)
-    value = record.get(f"eval/{metric}")
-    if value is not None:
-      out.append((int(record["step"]), float(value)))
-  return out
+from jaxsim import inference, train
 
 
 def fit_best(
@@ -62,40 +48,23 @@ def fit_best(
       "train.checkpoint_every must equal train.eval_every (> 0) so that every evaluated "
       f"step is a checkpoint; got {train_cfg.checkpoint_every} and {train_cfg.eval_every}"
     )
-  workdir = pathlib.Path(workdir)
   result = train.fit(
     train_cfg,
     model=model,
     loss_fn=loss_fn,
     train_iter=train_iter,
-    workdir=workdir,
+    workdir=pathlib.Path(workdir),
     inputs=inputs,
     eval_fn=eval_fn,
   )
-  state = result.state
-  best_step = result.best_step
-  if best_step is not None and best_step != int(state["step"]):
-    ckpt = checkpoint.Checkpointer(
-      workdir / "checkpoints",
-      save_every=train_cfg.checkpoint_every,
-      keep=train_cfg.keep_checkpoints,
-      best_metric=train_cfg.best_metric,
-      best_mode=train_cfg.best_mode,
-      async_save=False,
-    )
-    try:
-      state = ckpt.restore(best_step, state)
-    finally:
-      ckpt.close()
-  history = eval_history(workdir / "train_log.jsonl", train_cfg.best_metric)
-  by_step = dict(history)
+  sel = result.selection(train_cfg.best_metric)
   info = {
-    "best_step": float(best_step if best_step is not None else int(state["step"])),
-    "best_val": by_step.get(best_step, float("nan")),
-    "first_val": history[0][1] if history else float("nan"),
-    "last_val": history[-1][1] if history else float("nan"),
-    "num_evals": float(len(history)),
+    "best_step": sel["selected_step"],
+    "best_val": sel["selected_val"],
+    "first_val": sel["first_val"],
+    "last_val": sel["last_val"],
+    "num_evals": sel["num_evals"],
     "resumed_from": float(result.resumed_from),
     **{f"final_{k}": v for k, v in result.last_metrics.items()},
   }
-  return inference.variables_of(state), info
+  return inference.variables_of(result.selected_state), info

@@ -41,7 +41,7 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from jaxsim import checkpoint, inference, models, objectives, report
+from jaxsim import inference, models, objectives, report
 from jaxsim import train as train_lib
 from jaxsim.data import pipeline, sampling, splits
 from jaxsim.data.sources import (
@@ -222,23 +222,6 @@ class CrossModalPairs:
     self._it.set_state(state)
 
 
-def _restore_best(result: train_lib.FitResult, workdir: pathlib.Path, cfg: Any) -> dict:
-  """The train state of the best validation checkpoint (the last one without ranking)."""
-  if not cfg.best_metric or result.best_step is None or result.best_step == cfg.steps:
-    return result.state
-  ckpt = checkpoint.Checkpointer(
-    workdir / "checkpoints",
-    save_every=max(cfg.checkpoint_every, 1),
-    keep=cfg.keep_checkpoints,
-    best_metric=cfg.best_metric,
-    best_mode=cfg.best_mode,
-  )
-  try:
-    return ckpt.restore(result.best_step, result.state)
-  finally:
-    ckpt.close()
-
-
 def _cross_modal_scores(model, variables, data: PairedArrays, pairs) -> np.ndarray:
   """Euclidean distances between face[a] (tower a) and fingerprint[b] (tower b)."""
   used = np.unique(np.concatenate([pairs["a"], pairs["b"]]))
@@ -286,25 +269,12 @@ def train_cross_modal(
     inputs=train_lib.PAIR_INPUTS,
     eval_fn=eval_fn,
   )
-  state = _restore_best(result, workdir, tcfg)
   info = {
     "steps": float(tcfg.steps),
-    "selected_step": float(
-      result.best_step if tcfg.best_metric and result.best_step else tcfg.steps
-    ),
-    "final_train_loss": result.last_metrics.get("loss", _last_logged_loss(workdir)),
+    "selected_step": float(result.selected_step),
+    "final_train_loss": result.last_metrics.get("loss", math.nan),
   }
-  return model, inference.variables_of(state), info
-
-
-def _last_logged_loss(workdir: pathlib.Path) -> float:
-  """The last training loss in the JSONL log (a resumed, finished run trains no step)."""
-  log = workdir / "train_log.jsonl"
-  losses = (
-    [json.loads(line).get("loss") for line in log.read_text().splitlines()] if log.is_file() else []
-  )
-  losses = [x for x in losses if x is not None]
-  return float(losses[-1]) if losses else math.nan
+  return model, inference.variables_of(result.selected_state), info
 
 
 def train_unimodal(
@@ -350,7 +320,7 @@ def train_unimodal(
     inputs=train_lib.SINGLE_INPUTS,
     eval_fn=eval_fn,
   )
-  return model, inference.variables_of(_restore_best(result, workdir, tcfg))
+  return model, inference.variables_of(result.selected_state)
 
 
 def _unimodal_scores(model, variables, images: np.ndarray, pairs) -> np.ndarray:
