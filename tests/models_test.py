@@ -87,6 +87,9 @@ def test_koch_pair_head_is_weighted_l1_and_symmetric():
   expected = jnp.abs(h_a - h_b) @ head["kernel"][:, 0] + head["bias"][0]
   np.testing.assert_allclose(out["logits"], expected, rtol=1e-5)
   np.testing.assert_allclose(model.apply(variables, b, a)["logits"], out["logits"], rtol=1e-6)
+  # The head as a method: pair logits from features embedded once.
+  logits = model.apply(variables, h_a, h_b, method=model.pair_logits)
+  np.testing.assert_allclose(logits, out["logits"], rtol=1e-6)
 
 
 def test_face_auth_cnn_gives_48_dims():

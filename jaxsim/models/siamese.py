@@ -105,15 +105,23 @@ class KochSiameseModel(nn.Module):
   """Koch et al. 2015: shared `KochEncoder` and the L1 pair head.
 
   Returns `embeddings_a`, `embeddings_b` (the 4096 sigmoid features) and, for
-  pairs, `logits` [B] (same identity when positive).
+  pairs, `logits` [B] (same identity when positive). The head is a method of its own:
+  `model.apply(variables, fa, fb, method=model.pair_logits)` scores pairs from features
+  embedded once, without running the encoder again.
   """
 
   encoder: nn.Module = None
 
-  @nn.compact
+  def setup(self):
+    self.siamese = SiameseModel(self.encoder if self.encoder is not None else KochEncoder())
+    self.pair_head = L1PairHead()
+
   def __call__(self, a: jax.Array, b: jax.Array | None = None, *, train: bool = False):
-    encoder = self.encoder if self.encoder is not None else KochEncoder()
-    out = SiameseModel(encoder, name="siamese")(a, b, train=train)
+    out = self.siamese(a, b, train=train)
     if b is not None:
-      out["logits"] = L1PairHead(name="pair_head")(out["embeddings_a"], out["embeddings_b"])
+      out["logits"] = self.pair_head(out["embeddings_a"], out["embeddings_b"])
     return out
+
+  def pair_logits(self, features_a: jax.Array, features_b: jax.Array) -> jax.Array:
+    """Logits [B] of feature pairs ([B, D] each, as `embeddings_a` / `embeddings_b`)."""
+    return self.pair_head(features_a, features_b)
