@@ -38,8 +38,8 @@ import numpy as np
 import optax
 
 from jaxsim import checkpoint, parallel
+from jaxsim.objectives import LossFn
 
-LossFn = Callable[[Mapping[str, jax.Array], Mapping[str, jax.Array]], tuple[jax.Array, dict]]
 Inputs = Mapping[str, str | Sequence[str]]
 
 PAIR_INPUTS = {"a": "image_a", "b": "image_b"}

@@ -118,13 +118,20 @@ def _element_dataset(
   *,
   batch_size: int,
   seed: int,
-  shuffle: bool,
-  num_epochs: int | None,
-  process_index: int,
-  process_count: int,
-  drop_remainder: bool,
+  shuffle: bool = True,
+  num_epochs: int | None = None,
+  process_index: int = 0,
+  process_count: int = 1,
+  drop_remainder: bool = True,
 ) -> grain.MapDataset:
-  """Batches of (global positions [b], elements [b]) for this process."""
+  """Batches of (global positions [b], elements [b]) for this process.
+
+  The options every record-batch builder takes (`image_batches`, `image_text_batches`,
+  `two_tower_batches` pass them through): shuffle (a new order every epoch), num_epochs
+  (None = repeat forever), process_index and process_count (this process's shard; pass
+  jax.process_index() and jax.process_count(): data/ does not call JAX) and
+  drop_remainder (drop a final incomplete batch).
+  """
   local = _local_batch_size(batch_size, process_index, process_count)
   ds = grain.MapDataset.source(elements)
   if shuffle:
@@ -251,11 +258,7 @@ def image_batches(
   seed: int = 0,
   modality: str | None = None,
   augment: bool = True,
-  shuffle: bool = True,
-  num_epochs: int | None = None,
-  process_index: int = 0,
-  process_count: int = 1,
-  drop_remainder: bool = True,
+  **options,
 ) -> grain.MapDataset:
   """Shuffled batches {"image" [b, H, W, C], "identity" [b]} of `records` of `source`.
 
@@ -266,47 +269,21 @@ def image_batches(
     seed: shuffle and augmentation seed.
     modality: augmentation family; default `source.modality`.
     augment: apply `augment_image`.
-    shuffle: shuffle records (a new order every epoch).
-    num_epochs: None = repeat forever.
-    process_index, process_count: this process's shard (pass jax.process_index() and
-      jax.process_count(); data/ does not call JAX).
-    drop_remainder: drop a final incomplete batch.
+    **options: shuffle, num_epochs, process_index, process_count, drop_remainder (see
+      `_element_dataset`).
   """
-  records = _records(source, records)
-  ds = _element_dataset(
-    records,
-    batch_size=batch_size,
-    seed=seed,
-    shuffle=shuffle,
-    num_epochs=num_epochs,
-    process_index=process_index,
-    process_count=process_count,
-    drop_remainder=drop_remainder,
-  )
+  ds = _element_dataset(_records(source, records), batch_size=batch_size, seed=seed, **options)
   return ds.map(_LoadImages(source, seed, _default_modality(source, modality), augment))
 
 
 def image_text_batches(
-  source, records=None, *, batch_size: int, seed: int = 0, augment: bool = True, **kwargs
+  source, records=None, *, batch_size: int, seed: int = 0, augment: bool = True, **options
 ) -> grain.MapDataset:
   """Batches {"image", "text_ids" int32 [b, L], "text_mask" bool [b, L], "identity"}.
 
   `source` is a `DigitsTextSource`; other arguments as in `image_batches`.
   """
-  records = _records(source, records)
-  shuffle = kwargs.pop("shuffle", True)
-  ds = _element_dataset(
-    records,
-    batch_size=batch_size,
-    seed=seed,
-    shuffle=shuffle,
-    num_epochs=kwargs.pop("num_epochs", None),
-    process_index=kwargs.pop("process_index", 0),
-    process_count=kwargs.pop("process_count", 1),
-    drop_remainder=kwargs.pop("drop_remainder", True),
-  )
-  if kwargs:
-    raise TypeError(f"unexpected arguments {sorted(kwargs)}")
+  ds = _element_dataset(_records(source, records), batch_size=batch_size, seed=seed, **options)
   modality = getattr(source, "modality", "digit")
   return ds.map(_LoadImages(source, seed, modality, augment, text=True))
 
@@ -319,28 +296,15 @@ def two_tower_batches(
   seed: int = 0,
   modalities: tuple[str, str] | None = None,
   augment: bool = True,
-  shuffle: bool = True,
-  num_epochs: int | None = None,
-  process_index: int = 0,
-  process_count: int = 1,
-  drop_remainder: bool = True,
+  **options,
 ) -> grain.MapDataset:
   """Batches {"image_a", "image_b", "identity"} from a paired source (row i: same subject).
 
   Note that a batch may hold several records of one subject; in-batch contrastive
-  losses must then treat rows with equal `identity` as positives.
+  losses must then treat rows with equal `identity` as positives. Options as in
+  `image_batches`.
   """
-  records = _records(source, records)
-  ds = _element_dataset(
-    records,
-    batch_size=batch_size,
-    seed=seed,
-    shuffle=shuffle,
-    num_epochs=num_epochs,
-    process_index=process_index,
-    process_count=process_count,
-    drop_remainder=drop_remainder,
-  )
+  ds = _element_dataset(_records(source, records), batch_size=batch_size, seed=seed, **options)
   modalities = modalities or getattr(source, "modalities", ("generic", "generic"))
   return ds.map(_LoadTwoTower(source, seed, modalities, augment))
 
@@ -357,7 +321,6 @@ def _sampling_dataset(
     num_epochs=num_epochs,
     process_index=process_index,
     process_count=process_count,
-    drop_remainder=True,
   )
 
 

@@ -19,6 +19,8 @@ import numpy as np
 import scipy.ndimage
 import scipy.special
 
+from jaxsim.data.sources.procedural import ProceduralSource
+
 LATENT_DIM = 24
 
 # name: (low, high); latent coordinate i drives parameter i.
@@ -252,7 +254,7 @@ def render_face(params: dict[str, float], nuisance: dict[str, float], size: int)
   return np.clip(image, 0.0, 1.0).astype(np.float32)
 
 
-class SyntheticFaces:
+class SyntheticFaces(ProceduralSource):
   """Random-access source of procedural face images (Grain RandomAccessDataSource).
 
   Record `i` is image `i % images_per_identity` of identity `i // images_per_identity`:
@@ -269,6 +271,8 @@ class SyntheticFaces:
   """
 
   modality = "face"
+  latent_dim = LATENT_DIM
+  identity_latent = staticmethod(identity_latent)
 
   def __init__(
     self,
@@ -280,38 +284,17 @@ class SyntheticFaces:
     seed: int = 0,
     latents: np.ndarray | None = None,
   ):
-    if num_identities < 1 or images_per_identity < 1:
-      raise ValueError(
-        f"SyntheticFaces needs num_identities >= 1 and images_per_identity >= 1, got "
-        f"{num_identities} and {images_per_identity}"
-      )
-    if image_size < 8:
-      raise ValueError(f"SyntheticFaces image_size must be >= 8 pixels, got {image_size}")
-    if difficulty < 0:
-      raise ValueError(f"SyntheticFaces difficulty must be >= 0, got {difficulty}")
-    self.num_identities = int(num_identities)
-    self.images_per_identity = int(images_per_identity)
-    self.image_size = int(image_size)
-    self.difficulty = float(difficulty)
-    self.seed = int(seed)
-    if latents is None:
-      latents = np.stack([identity_latent(self.seed, i) for i in range(self.num_identities)])
-    latents = np.asarray(latents, np.float64)
-    if latents.shape != (self.num_identities, LATENT_DIM):
-      raise ValueError(
-        f"latents must have shape ({self.num_identities}, {LATENT_DIM}), got {latents.shape}"
-      )
-    self.latents = latents
-    self.identities = np.repeat(np.arange(self.num_identities), self.images_per_identity)
-
-  def __len__(self) -> int:
-    return self.num_identities * self.images_per_identity
+    super().__init__(
+      num_identities,
+      images_per_identity,
+      image_size=image_size,
+      difficulty=difficulty,
+      seed=seed,
+      latents=latents,
+    )
 
   def __getitem__(self, index: int) -> dict[str, np.ndarray]:
-    index = int(index)
-    if not 0 <= index < len(self):
-      raise IndexError(f"record {index} out of range for {len(self)} faces")
-    identity, k = divmod(index, self.images_per_identity)
+    identity, k = self._locate(index)
     rng = np.random.default_rng([self.seed, 0xFACE, identity, k, 1])
     image = render_face(
       face_parameters(self.latents[identity]),

@@ -33,6 +33,8 @@ import numpy as np
 import scipy.ndimage
 import scipy.special
 
+from jaxsim.data.sources.procedural import ProceduralSource
+
 GLOBAL_DIM = 8
 NOISE_DIM = 48
 LATENT_DIM = GLOBAL_DIM + NOISE_DIM
@@ -229,7 +231,7 @@ def render_impression(master: np.ndarray, nuisance: dict, size: int) -> np.ndarr
   return np.clip(image, 0.0, 1.0).astype(np.float32)[..., None]
 
 
-class SyntheticFingerprints:
+class SyntheticFingerprints(ProceduralSource):
   """Random-access source of synthetic fingerprint impressions (Grain RandomAccessDataSource).
 
   Record `i` is impression `i % impressions_per_finger` of finger
@@ -248,6 +250,9 @@ class SyntheticFingerprints:
   """
 
   modality = "fingerprint"
+  latent_dim = LATENT_DIM
+  min_image_size = 16
+  identity_latent = staticmethod(identity_latent)
 
   def __init__(
     self,
@@ -260,29 +265,14 @@ class SyntheticFingerprints:
     latents: np.ndarray | None = None,
     cache_masters: bool = True,
   ):
-    if num_identities < 1 or impressions_per_finger < 1:
-      raise ValueError(
-        "SyntheticFingerprints needs num_identities >= 1 and impressions_per_finger >= 1, "
-        f"got {num_identities} and {impressions_per_finger}"
-      )
-    if image_size < 16:
-      raise ValueError(f"SyntheticFingerprints image_size must be >= 16, got {image_size}")
-    if difficulty < 0:
-      raise ValueError(f"SyntheticFingerprints difficulty must be >= 0, got {difficulty}")
-    self.num_identities = int(num_identities)
-    self.images_per_identity = int(impressions_per_finger)
-    self.image_size = int(image_size)
-    self.difficulty = float(difficulty)
-    self.seed = int(seed)
-    if latents is None:
-      latents = np.stack([identity_latent(self.seed, i) for i in range(self.num_identities)])
-    latents = np.asarray(latents, np.float64)
-    if latents.shape != (self.num_identities, LATENT_DIM):
-      raise ValueError(
-        f"latents must have shape ({self.num_identities}, {LATENT_DIM}), got {latents.shape}"
-      )
-    self.latents = latents
-    self.identities = np.repeat(np.arange(self.num_identities), self.images_per_identity)
+    super().__init__(
+      num_identities,
+      impressions_per_finger,
+      image_size=image_size,
+      difficulty=difficulty,
+      seed=seed,
+      latents=latents,
+    )
     self._renderer = _MasterRenderer(self.image_size)
     self._cache_masters = cache_masters
     self._masters: dict[int, np.ndarray] = {}
@@ -298,14 +288,8 @@ class SyntheticFingerprints:
           self._masters[identity] = master
     return master
 
-  def __len__(self) -> int:
-    return self.num_identities * self.images_per_identity
-
   def __getitem__(self, index: int) -> dict[str, np.ndarray]:
-    index = int(index)
-    if not 0 <= index < len(self):
-      raise IndexError(f"record {index} out of range for {len(self)} fingerprints")
-    identity, k = divmod(index, self.images_per_identity)
+    identity, k = self._locate(index)
     rng = np.random.default_rng([self.seed, 0xF1, identity, k, 1])
     image = render_impression(
       self.master(identity), sample_fingerprint_nuisance(rng, self.difficulty), self.image_size
