@@ -22,7 +22,9 @@ Scale up (GPU/TPU): raise `data.num_subjects`, `data.image_size`, `model.encoder
 
 import ml_collections
 
-from jaxsim import train
+from experiments.configs import common
+
+VARIANTS = ("runlocal", "seed", "chimeric")
 
 
 def _encoder(width: int, dim: int) -> ml_collections.ConfigDict:
@@ -32,10 +34,7 @@ def _encoder(width: int, dim: int) -> ml_collections.ConfigDict:
 
 
 def get_config(arg=None):
-  args = set(filter(None, (arg or "").split(",")))
-  unknown = args - {"runlocal", "seed", "chimeric"}
-  if unknown:
-    raise ValueError(f"unknown face_fp config argument(s) {sorted(unknown)}")
+  args = common.parse_args(arg, VARIANTS, "face_fp")
   c = ml_collections.ConfigDict()
   c.task = "face_fp"
   c.seed = 0
@@ -54,6 +53,9 @@ def get_config(arg=None):
   c.data.fingerprint_crop = 0.75  # centre crop fraction of fingerprint images (real data)
   c.data.root = ""  # paired_folders: root/face/<id>/* and root/fingerprint/<id>/*
   c.data.face_channels = 3  # 1 for greyscale face sets (ORL)
+  # Real data: leave unreadable image files out (count and names go to metrics.json)
+  # instead of stopping at the first one.
+  c.data.skip_corrupt = False
   c.data.split = ml_collections.ConfigDict({"train": 0.6, "val": 0.2, "test": 0.2})
   # Augmentation of the cross-modal training images. Off by default: the latent the two
   # modalities share at rho > 0 is largely geometric (face width and height, eye layout;
@@ -77,7 +79,7 @@ def get_config(arg=None):
   c.loss.temperature = 0.1
   c.loss.positive_fraction = 0.5  # pair_contrastive: share of positive cross-modal pairs
 
-  c.train = train.default_config()
+  c.train = common.train_defaults()
   c.train.steps = 300
   c.train.batch_size = 64
   c.train.learning_rate = 3e-3
@@ -160,8 +162,9 @@ def get_config(arg=None):
     c.eval.num_pairs = 2000
     c.unimodal.p = 8
   if "runlocal" in args:
-    c.data.num_subjects = 100
-    c.data.images_per_subject = 4
+    if c.data.source == "builtin":  # real data keep their size (chimeric: 0 = all)
+      c.data.num_subjects = 100
+      c.data.images_per_subject = 4
     # 48 px as in the default: at 32 px the rho = 1 control stayed near chance (0.52).
     c.data.image_size = 48 if "seed" not in args else 64
     c.train.steps = 20 if "seed" not in args else 6
