@@ -176,9 +176,12 @@ def main(argv: list[str]) -> None:
       raise
     _exit_with(f"{e} (--verbosity=1 shows the traceback)", 1)
   if jax.process_index() == 0:
-    skipped = folders.skipped_files()
+    # Added here rather than by each task: what the numbers were computed with, and the
+    # files the data loaders left out.
+    entries, skipped = {"environment": report.environment()}, folders.skipped_files()
     if skipped:
-      report.add_to_report(workdir, {"data_files": skipped}, _skipped_sentence(skipped))
+      entries["data_files"] = skipped
+    report.add_to_report(workdir, entries, _skipped_sentence(skipped) if skipped else "")
     print(json.dumps(report.jsonable({"workdir": str(workdir), "metrics": metrics}), indent=2))
 
 
