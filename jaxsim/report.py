@@ -10,7 +10,8 @@ Multi-host runs: only process 0 writes. Every writer takes ``process_index`` (de
 ``{"test": {"verification": {"auc": ...}, "retrieval": {...}}}``. NaN and infinities
 (unsupported operating points) are written as ``null`` so the file is strict JSON, and
 ``environment`` records what the numbers were computed with (JAX, jaxlib, Python,
-platform, CPU model): floating-point trajectories differ between CPUs.
+platform, CPU model; `experiments.run` adds it after the task): floating-point
+trajectories differ between CPUs.
 """
 
 from __future__ import annotations
@@ -359,15 +360,11 @@ def _jsonable(x: Any) -> Any:
 def write_metrics_json(
   metrics: Mapping[str, Any], workdir: str | pathlib.Path, process_index: int | None = None
 ) -> pathlib.Path | None:
-  """Write ``workdir/metrics.json`` (nested dict of flat metric dicts; NaN/inf as null).
-
-  An ``environment`` entry (`environment()`) is added unless ``metrics`` has one.
-  """
+  """Write ``workdir/metrics.json`` (nested dict of flat metric dicts; NaN/inf as null)."""
   if not is_writer(process_index):
     return None
   path = pathlib.Path(workdir) / "metrics.json"
   path.parent.mkdir(parents=True, exist_ok=True)
-  metrics = {**metrics, "environment": metrics.get("environment") or environment()}
   path.write_text(json.dumps(_jsonable(metrics), indent=2, sort_keys=False, allow_nan=False))
   return path
 

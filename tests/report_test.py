@@ -107,9 +107,9 @@ def test_report_links_resolve_from_report_under_a_relative_workdir(tmp_path, mon
     assert (tmp_path / md_path.parent / link).is_file(), link
 
 
-def test_metrics_json_records_the_environment(tmp_path):
-  loaded = json.loads(report.write_metrics_json({"a": {"x": 1.0}}, tmp_path).read_text())
-  env = loaded["environment"]
+def test_environment_names_versions_and_cpu(tmp_path):
+  report.add_to_report(tmp_path, {"environment": report.environment()})
+  env = json.loads((tmp_path / "metrics.json").read_text())["environment"]
   assert {"jax", "jaxlib", "python", "platform", "cpu"} <= set(env)
   assert all(env[k] for k in ("jax", "jaxlib", "python", "cpu"))
 

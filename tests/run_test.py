@@ -177,8 +177,6 @@ def test_fresh_training_does_not_claim_a_resume(monkeypatch, capsys, tmp_path):
   train_cfg = ml_collections.ConfigDict({"steps": 4, "batch_size": 2, "seed": 0, "best_metric": ""})
   for start, expected in ((0, False), (2, True)):
     fake_fit.start = start
-    _faces.train_model(
-      "m", model_cfg, {"name": "batch_all"}, train_cfg, None, None, None, tmp_path
-    )
+    _faces.train_model("m", model_cfg, {"name": "batch_all"}, train_cfg, None, None, None, tmp_path)
     out = capsys.readouterr().out
     assert ("resumed from step" in out) is expected, out
