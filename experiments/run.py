@@ -3,8 +3,14 @@ r"""Runs one jaxsim experiment from a config.
     python -m experiments.run --config=NAME[:ARG] [--config.a.b=VALUE ...] [--workdir=DIR]
 
 `NAME` is a module in `experiments/configs/` (`face_fp`, ...) or a path to a
-config file. `ARG` is passed to its `get_config(arg)` (for example `runlocal`).
-Any config value can be overridden from the command line; a misspelt key fails.
+config file. `ARG` is passed to its `get_config(arg)`: its variants, comma separated
+in any order (for example `runlocal` or `chimeric,runlocal`; `--help` lists them).
+Any config value can be overridden from the command line; `--print_config` prints
+the resolved config (every key, with its value) and exits. The resolved config is
+validated before anything runs (`experiments/configs/common.py` has the allowed
+ranges): a bad value, a misspelt key or a known data error (missing folder,
+unreadable image) ends the run with one line on stderr and a non-zero exit status;
+`--verbosity=1` shows the traceback of a data error.
 
 The run writes everything into `--workdir` (default `runs/NAME`): the resolved
 `config.json` first, then the task's logs, metrics, report and checkpoints.
@@ -22,17 +28,29 @@ import importlib
 import json
 import os
 import pathlib
+import re
 import sys
 
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from experiments.configs import common
+
 CONFIG_DIR = pathlib.Path(__file__).resolve().parent / "configs"
 
 
 def available_configs() -> list[str]:
-  """Names accepted by `--config=NAME`."""
-  return sorted(p.stem for p in CONFIG_DIR.glob("*.py") if not p.stem.startswith("_"))
+  """Names accepted by `--config=NAME` (the config modules, not their shared helpers)."""
+  return sorted(
+    p.stem
+    for p in CONFIG_DIR.glob("*.py")
+    if not p.stem.startswith("_") and p.stem != "common" and "def get_config" in p.read_text()
+  )
+
+
+def config_variants(name: str) -> tuple[str, ...]:
+  """The variants (`:ARG` names) a config declares in its `VARIANTS`."""
+  return tuple(getattr(importlib.import_module(f"experiments.configs.{name}"), "VARIANTS", ()))
 
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -47,6 +65,9 @@ _DISTRIBUTED = flags.DEFINE_bool(
   "distributed",
   os.environ.get("JAXSIM_DISTRIBUTED", "0").lower() in ("1", "true", "yes"),
   "Call jax.distributed.initialize() first (default from $JAXSIM_DISTRIBUTED).",
+)
+_PRINT_CONFIG = flags.DEFINE_bool(
+  "print_config", False, "Print the resolved config (every key and value) and exit."
 )
 
 
@@ -81,6 +102,34 @@ def _rewrite_argv(argv: list[str]) -> list[str]:
   return out
 
 
+def usage() -> str:
+  """The `--help` text: the command, the configs with their variants, the main flags."""
+  lines = [
+    "usage: python -m experiments.run --config=NAME[:VARIANT[,VARIANT...]] "
+    "[--config.KEY=VALUE ...] [--workdir=DIR] [--print_config]",
+    "",
+    "configs (variants combine in any order, e.g. face_fp:chimeric,runlocal):",
+  ]
+  for name in available_configs():
+    variants = config_variants(name)
+    lines.append(f"  {name:<18} variants: {', '.join(':' + v for v in variants) or 'none'}")
+  lines += [
+    "",
+    "config keys: `--config=NAME[:VARIANTS] --print_config` prints every key with its value;",
+    "  each config file (experiments/configs/NAME.py) documents them, and",
+    "  experiments/configs/common.py lists their allowed ranges. Override any key with",
+    "  --config.KEY=VALUE (e.g. --config.train.steps=100).",
+    "",
+    "flags:",
+    "  --workdir=DIR      output directory (default runs/NAME); re-running resumes",
+    "  --print_config     print the resolved config and exit",
+    "  --distributed      call jax.distributed.initialize() first ($JAXSIM_DISTRIBUTED)",
+    "  --verbosity=N      1 or more: show the traceback of data errors",
+    "  --helpfull         every absl flag",
+  ]
+  return "\n".join(lines)
+
+
 def config_name() -> str:
   return pathlib.Path(config_flags.get_config_filename(flags.FLAGS["config"])).stem
 
@@ -93,6 +142,13 @@ def main(argv: list[str]) -> None:
     raise app.UsageError(
       "--config is required; available configs: " + ", ".join(available_configs())
     )
+  try:
+    common.validate(config)
+  except common.ConfigError as e:
+    _exit_with(str(e), 2)
+  if _PRINT_CONFIG.value:
+    print(config.to_json_best_effort(indent=2, sort_keys=True))
+    return
   if _DISTRIBUTED.value:
     from jaxsim import parallel  # noqa: PLC0415 -- import JAX only after flags parse
 
@@ -108,18 +164,88 @@ def main(argv: list[str]) -> None:
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "config.json").write_text(config.to_json_best_effort(indent=2, sort_keys=True))
   logging.info("config %s -> workdir %s", config_name(), workdir)
-  metrics = task.run(config, workdir)
+  from jaxsim import report  # noqa: PLC0415
+  from jaxsim.data.sources import folders  # noqa: PLC0415
+
+  folders.clear_skipped_files()
+  try:
+    metrics = task.run(config, workdir)
+  except (ValueError, FileNotFoundError) as e:
+    # Bad input (a missing folder, an unreadable image, too few identities): one line.
+    if logging.get_verbosity() >= 1:
+      raise
+    _exit_with(f"{e} (--verbosity=1 shows the traceback)", 1)
   if jax.process_index() == 0:
-    print(json.dumps({"workdir": str(workdir), "metrics": metrics}, indent=2, default=str))
+    # Added here rather than by each task: what the numbers were computed with, and the
+    # files the data loaders left out.
+    entries, skipped = {"environment": report.environment()}, folders.skipped_files()
+    if skipped:
+      entries["data_files"] = skipped
+    report.add_to_report(workdir, entries, _skipped_sentence(skipped) if skipped else "")
+    print(json.dumps(report.jsonable({"workdir": str(workdir), "metrics": metrics}), indent=2))
+
+
+def _skipped_sentence(skipped: dict) -> str:
+  return (
+    f"Left out while loading data: {skipped['num_unreadable']} unreadable image file(s) and "
+    f"{skipped['num_non_image']} non-image file(s); metrics.json `data_files` names them."
+  )
+
+
+def _exit_with(message: str, status: int):
+  print("error: " + " ".join(str(message).split()), file=sys.stderr)
+  sys.exit(status)
+
+
+def _unknown_key_message(error: Exception, argv: list[str]) -> str | None:
+  """'unknown config key ...; did you mean ...?' for a misspelt `--config.KEY` override."""
+  while isinstance(error, Exception) and error.args:  # AttributeError(KeyError(str))
+    error = error.args[0]
+  text = str(error)
+  hint = re.search(r'Did you mean "([^"]+)" instead of "([^"]+)"', text)
+  bad = re.match(r"""^['"]?([\w-]+)""", text)
+  if hint is None and bad is None:
+    return None
+  bad_name = hint.group(2) if hint else bad.group(1)
+  for item in argv:
+    if not item.startswith("--config."):
+      continue
+    key = item[len("--config.") :].partition("=")[0]
+    parts = key.split(".")
+    if bad_name in parts:
+      message = f"unknown config key {key!r}"
+      if hint:
+        fixed = ".".join(hint.group(1) if p == bad_name else p for p in parts)
+        message += f"; did you mean {fixed!r}?"
+      return message + " (--print_config lists every key)"
+  return None
+
+
+def _parse_flags(argv: list[str]) -> list[str]:
+  """absl's flag parsing, with one-line errors for the mistakes a user makes."""
+  try:
+    return flags.FLAGS(argv)
+  except (AttributeError, KeyError) as e:  # ml_collections: an override names no key
+    message = _unknown_key_message(e, argv)
+    if message is None:
+      raise
+    _exit_with(message, 2)
+  except (flags.Error, ValueError) as e:  # a value of the wrong type, an unknown variant
+    message = str(e)
+    if "Traceback (most recent call last)" in message:  # get_config raised: its last line
+      message = message.strip().splitlines()[-1]
+    _exit_with(message, 2)
 
 
 def cli() -> None:
+  if any(a in ("--help", "-h", "-?", "--helpshort") for a in sys.argv[1:]):
+    print(usage())
+    sys.exit(0)
   try:
     sys.argv = _rewrite_argv(sys.argv)
   except UnknownConfigError as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
-  app.run(main)
+    _exit_with(str(e), 2)
+  app.run(main, flags_parser=_parse_flags)
 
 
 if __name__ == "__main__":

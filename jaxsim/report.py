@@ -8,14 +8,19 @@ Multi-host runs: only process 0 writes. Every writer takes ``process_index`` (de
 
 ``metrics.json`` is a nesting of the flat metric dicts of `jaxsim.evaluate`, for example
 ``{"test": {"verification": {"auc": ...}, "retrieval": {...}}}``. NaN and infinities
-(unsupported operating points) are written as ``null`` so the file is strict JSON.
+(unsupported operating points) are written as ``null`` so the file is strict JSON, and
+``environment`` records what the numbers were computed with (JAX, jaxlib, Python,
+platform, CPU model; `experiments.run` adds it after the task): floating-point
+trajectories differ between CPUs.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import pathlib
+import platform
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -315,6 +320,36 @@ def null_test_sentence(
   )
 
 
+def jsonable(x: Any) -> Any:
+  """`x` with arrays as lists and NaN/inf as None, ready for strict `json.dumps`."""
+  return _jsonable(x)
+
+
+def _cpu_model() -> str:
+  try:
+    for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
+      if line.startswith("model name"):
+        return line.partition(":")[2].strip()
+  except OSError:
+    pass
+  return platform.processor() or platform.machine()
+
+
+def environment() -> dict[str, Any]:
+  """Versions, platform and CPU model the run used (results vary across CPUs)."""
+  import jaxlib  # noqa: PLC0415
+
+  return {
+    "jax": jax.__version__,
+    "jaxlib": jaxlib.__version__,
+    "python": platform.python_version(),
+    "platform": platform.platform(),
+    "cpu": _cpu_model(),
+    "cpu_count": os.cpu_count(),
+    "devices": [str(d.device_kind) for d in jax.devices()],
+  }
+
+
 def _jsonable(x: Any) -> Any:
   if isinstance(x, Mapping):
     return {str(k): _jsonable(v) for k, v in x.items()}
@@ -339,6 +374,24 @@ def write_metrics_json(
   path.parent.mkdir(parents=True, exist_ok=True)
   path.write_text(json.dumps(_jsonable(metrics), indent=2, sort_keys=False, allow_nan=False))
   return path
+
+
+def add_to_report(
+  workdir: str | pathlib.Path,
+  entries: Mapping[str, Any],
+  sentence: str = "",
+  process_index: int | None = None,
+) -> None:
+  """Adds ``entries`` to an existing ``workdir/metrics.json`` and ``sentence`` to report.md."""
+  if not is_writer(process_index):
+    return
+  workdir = pathlib.Path(workdir)
+  path = workdir / "metrics.json"
+  metrics = json.loads(path.read_text()) if path.is_file() else {}
+  write_metrics_json({**metrics, **entries}, workdir, process_index)
+  report_md = workdir / "report.md"
+  if sentence and report_md.is_file():
+    report_md.write_text(report_md.read_text() + "\n" + sentence + "\n")
 
 
 def _fmt(v: Any) -> str:
@@ -372,7 +425,8 @@ def write_report_md(
 
   Args:
     metrics: the nested dict written to metrics.json.
-    workdir: run directory; figure links are made relative to it.
+    workdir: run directory (absolute or relative to the current directory); figure
+      links are made relative to it, i.e. to report.md.
     title: report title.
     figures: ``{caption: path}``.
     sentences: findings in words (e.g. `null_test_sentence`), shown first.
@@ -393,8 +447,9 @@ def write_report_md(
   if figures:
     lines += ["## Figures", ""]
     for caption, p in figures.items():
-      p = pathlib.Path(p)
-      rel = p.relative_to(workdir) if p.is_absolute() and p.is_relative_to(workdir) else p
+      # Relative to report.md wherever the workdir is (figure paths are absolute or
+      # relative to the current directory, like the workdir itself).
+      rel = pathlib.Path(os.path.relpath(pathlib.Path(p).absolute(), workdir.absolute()))
       lines += [f"![{caption}]({rel.as_posix()})", "", f"*{caption}*", ""]
   lines.append("Full numbers: [metrics.json](metrics.json).")
   path = workdir / "report.md"

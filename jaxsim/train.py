@@ -33,12 +33,12 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import optax
 
 from jaxsim import checkpoint, parallel
 from jaxsim.objectives import LossFn
+from jaxsim.train_config import default_config  # noqa: F401 -- part of this module's API
 
 Inputs = Mapping[str, str | Sequence[str]]
 
@@ -47,33 +47,6 @@ SINGLE_INPUTS = {"a": "image"}
 IMAGE_TEXT_INPUTS = {"a": "image", "b": ("text_ids", "text_mask")}
 
 _log = logging.getLogger(__name__)
-
-
-def default_config() -> ml_collections.ConfigDict:
-  """The `train` section every task config starts from (override what differs)."""
-  c = ml_collections.ConfigDict()
-  c.seed = 0
-  c.steps = 1000
-  c.batch_size = 64  # global batch, over all processes and devices
-  c.optimizer = "adam"  # adam | adamw | sgd
-  c.learning_rate = 1e-3
-  c.schedule = "cosine"  # cosine | constant (both after a linear warmup)
-  c.warmup_steps = 0
-  c.final_lr_fraction = 0.0  # cosine ends at learning_rate * final_lr_fraction
-  c.weight_decay = 0.0  # never applied to biases, norms and scalars (ndim <= 1)
-  c.momentum = 0.9  # sgd only
-  c.b1 = 0.9
-  c.b2 = 0.999
-  c.grad_clip_norm = 0.0  # 0: no clipping
-  c.log_every = 10
-  c.eval_every = 0  # 0: evaluate only at the end
-  c.checkpoint_every = 100  # 0: only after the last step
-  c.keep_checkpoints = 2
-  c.best_metric = ""  # eval metric key that ranks checkpoints; "": none
-  c.best_mode = "max"
-  c.async_checkpoints = True
-  c.tensorboard = False
-  return c
 
 
 # ---------------------------------------------------------------------------

@@ -162,3 +162,60 @@ def test_real_fvc2002(shared_data):
   assert src.identity_names[0] == "DB1_B/101" and src.identity_names[-1] == "DB3_B/110"
   assert np.all(np.bincount(src.identities) == 8)
   assert src[100]["image"].shape == (48, 48, 1)
+
+
+def test_non_image_files_are_counted_not_silently_skipped(tmp_path):
+  root = _identity_tree(tmp_path / "data")
+  (root / "id0" / "notes.txt").write_text("who is this")
+  (root / "id1" / "11.PGM.bak").write_bytes(b"P5 old copy")
+  folders.clear_skipped_files()
+  with pytest.warns(UserWarning, match="left out 2 file.*without an image extension"):
+    src = folders.identity_folder_source(root)
+  assert len(src) == 6
+  assert sorted(p.name for p in src.non_image_files) == ["11.PGM.bak", "notes.txt"]
+  assert "2 non-image files skipped" in repr(src)
+  record = folders.skipped_files()
+  assert record["num_non_image"] == 2 and record["num_unreadable"] == 0
+  assert any(name.endswith("notes.txt") for name in record["non_image"])
+  folders.clear_skipped_files()
+  assert folders.skipped_files() == {}
+
+
+def test_skipped_corrupt_files_are_recorded_for_the_run(tmp_path):
+  root = _identity_tree(tmp_path / "data")
+  (root / "id0" / "bad1.jpg").write_bytes(b"garbage")
+  folders.clear_skipped_files()
+  with pytest.warns(UserWarning, match="skipped 1 unreadable"):
+    src = folders.identity_folder_source(root, skip_corrupt=True)
+  assert "1 unreadable files skipped" in repr(src)
+  record = folders.skipped_files()
+  assert record["num_unreadable"] == 1 and record["unreadable"][0].endswith("bad1.jpg")
+  folders.clear_skipped_files()
+
+
+def test_corrupt_image_error_names_the_config_key(tmp_path):
+  bad = tmp_path / "broken.png"
+  bad.write_bytes(b"not a png")
+  with pytest.raises(folders.ImageDecodeError, match=r"--config\.data\.skip_corrupt=True"):
+    folders.decode_image(bad)
+
+
+def test_face_tasks_pass_data_skip_corrupt_to_the_loader(tmp_path):
+  import ml_collections  # noqa: PLC0415
+
+  from jaxsim.tasks import _faces  # noqa: PLC0415
+
+  root = _identity_tree(tmp_path / "data")
+  (root / "id1" / "broken.png").write_bytes(b"garbage")
+  cfg = ml_collections.ConfigDict(
+    {"source": "folders", "root": str(root), "image_size": 8, "channels": 1}
+  )
+  with pytest.raises(folders.ImageDecodeError):
+    _faces.load_faces(cfg)
+  cfg.skip_corrupt = True
+  folders.clear_skipped_files()
+  with pytest.warns(UserWarning, match="skipped 1 unreadable"):
+    source, names, what = _faces.load_faces(cfg)
+  assert len(names) == 3 and "1 unreadable files skipped" in what
+  assert folders.skipped_files()["num_unreadable"] == 1
+  folders.clear_skipped_files()

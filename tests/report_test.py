@@ -92,3 +92,40 @@ def test_metric_vs_parameter_plot(tmp_path):
   assert path.is_file() and path.stat().st_size > 1000
   assert report.plot_metric_vs_parameter([0], [1], tmp_path / "x.png", process_index=1) is None
   assert not (tmp_path / "x.png").exists()
+
+
+def test_report_links_resolve_from_report_under_a_relative_workdir(tmp_path, monkeypatch):
+  monkeypatch.chdir(tmp_path)
+  workdir = "runs/face_fp"  # the default: relative to where the run started
+  rel_fig = report.plot_cmc({"m": [0.2, 0.4]}, f"{workdir}/distances_test.png")
+  abs_fig = report.plot_cmc({"m": [0.3]}, tmp_path / workdir / "figures" / "cmc.png")
+  outside = report.plot_cmc({"m": [0.3]}, tmp_path / "elsewhere" / "roc.png")
+  md_path = report.write_report_md(
+    {"a": {"x": 1.0}}, workdir, "Run", {"hist": rel_fig, "cmc": abs_fig, "roc": outside}
+  )
+  md = md_path.read_text()
+  links = [line.split("](")[1].rstrip(")") for line in md.splitlines() if line.startswith("![")]
+  assert len(links) == 3 and "distances_test.png" in links
+  for link in links:
+    assert (tmp_path / md_path.parent / link).is_file(), link
+
+
+def test_environment_names_versions_and_cpu(tmp_path):
+  report.add_to_report(tmp_path, {"environment": report.environment()})
+  env = json.loads((tmp_path / "metrics.json").read_text())["environment"]
+  assert {"jax", "jaxlib", "python", "platform", "cpu"} <= set(env)
+  assert all(env[k] for k in ("jax", "jaxlib", "python", "cpu"))
+
+
+def test_jsonable_output_is_strict_json():
+  text = json.dumps(report.jsonable({"a": float("nan"), "b": [np.float32("inf"), 1.0]}))
+  assert json.loads(text) == {"a": None, "b": [None, 1.0]}
+
+
+def test_add_to_report(tmp_path):
+  report.write_metrics_json({"a": {"x": 1.0}}, tmp_path)
+  report.write_report_md({"a": {"x": 1.0}}, tmp_path, "Run")
+  report.add_to_report(tmp_path, {"data_files": {"num_non_image": 1}}, "Left out: 1 file.")
+  loaded = json.loads((tmp_path / "metrics.json").read_text())
+  assert loaded["a"] == {"x": 1.0} and loaded["data_files"] == {"num_non_image": 1}
+  assert "Left out: 1 file." in (tmp_path / "report.md").read_text()

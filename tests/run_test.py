@@ -3,6 +3,8 @@
 import json
 import subprocess
 import sys
+import time
+import types
 
 import pytest
 
@@ -77,3 +79,104 @@ def test_default_workdir_is_runs_name(tmp_path):
   proc = _run("--config=sqrt2_null:runlocal", "--config.dims=(4,)", cwd=tmp_path)
   assert proc.returncode == 0, proc.stderr
   assert (tmp_path / "runs" / "sqrt2_null" / "config.json").is_file()
+
+
+def _fast_run(*args, cwd):
+  """A run that must end before JAX is needed (validation, help, config printing)."""
+  start = time.perf_counter()
+  proc = _run(*args, cwd=cwd)
+  assert time.perf_counter() - start < 10, "should fail before any JAX work"
+  return proc
+
+
+@pytest.mark.parametrize(
+  "override",
+  ["--config.train.steps=-5", "--config.train.steps=0", "--config.train.batch_size=-4"],
+)
+def test_nonsense_value_exits_nonzero_with_one_line(tmp_path, override):
+  proc = _fast_run("--config=face_fp:runlocal", override, cwd=tmp_path)
+  assert proc.returncode == 2
+  lines = proc.stderr.strip().splitlines()
+  key, _, value = override.removeprefix("--config.").partition("=")
+  assert len(lines) == 1 and f"{key}={value}" in lines[0] and ">= 1" in lines[0]
+  assert proc.stdout == "" and not (tmp_path / "runs").exists()
+
+
+def test_misspelt_key_is_one_line_with_a_suggestion(tmp_path):
+  proc = _fast_run("--config=face_fp:runlocal", "--config.train.stepz=3", cwd=tmp_path)
+  assert proc.returncode == 2
+  lines = proc.stderr.strip().splitlines()
+  assert len(lines) == 1
+  assert "unknown config key 'train.stepz'; did you mean 'train.steps'?" in lines[0]
+
+
+def test_unknown_variant_is_one_line(tmp_path):
+  proc = _fast_run("--config=face_fp:runlocal,bogus", cwd=tmp_path)
+  assert proc.returncode == 2
+  lines = proc.stderr.strip().splitlines()
+  assert len(lines) == 1 and "bogus" in lines[0] and "chimeric" in lines[0]
+
+
+def test_help_exits_zero_and_lists_variants_and_print_config(tmp_path):
+  proc = _fast_run("--help", cwd=tmp_path)
+  assert proc.returncode == 0, proc.stderr
+  for name in run.available_configs():
+    line = next(x for x in proc.stdout.splitlines() if x.strip().startswith(name + " "))
+    for variant in run.config_variants(name):
+      assert f":{variant}" in line
+  assert "--print_config" in proc.stdout and "common.py" in proc.stdout
+
+
+def test_print_config_shows_combined_variants(tmp_path):
+  proc = _fast_run("--config=face_fp:chimeric,runlocal", "--print_config", cwd=tmp_path)
+  assert proc.returncode == 0, proc.stderr
+  config = json.loads(proc.stdout)
+  assert config["data"]["source"] == "chimeric" and config["data"]["num_subjects"] == 0
+  assert config["data"]["skip_corrupt"] is False
+  assert not (tmp_path / "runs").exists()
+
+
+def test_data_error_is_one_line_and_traceback_only_when_verbose(tmp_path):
+  args = (
+    "--config=face_verify:runlocal",
+    "--config.data.source=folders",
+    f"--config.data.root={tmp_path / 'no_such_dir'}",
+    f"--workdir={tmp_path / 'w'}",
+  )
+  proc = _run(*args, cwd=tmp_path)
+  assert proc.returncode == 1
+  errors = [x for x in proc.stderr.splitlines() if x.startswith("error:")]
+  assert len(errors) == 1 and "no_such_dir" in errors[0] and "does not exist" in errors[0]
+  assert "Traceback" not in proc.stderr
+  verbose = _run(*args, "--verbosity=1", cwd=tmp_path)
+  assert verbose.returncode != 0 and "Traceback" in verbose.stderr
+
+
+def test_stdout_is_strict_json_and_metrics_have_the_environment(tmp_path):
+  proc = _run("--config=sqrt2_null:runlocal", "--config.dims=(4,)", cwd=tmp_path)
+  assert proc.returncode == 0, proc.stderr
+  printed = json.loads(proc.stdout, parse_constant=lambda c: pytest.fail(f"bare {c}"))
+  assert printed["workdir"] == "runs/sqrt2_null"
+  metrics = json.loads((tmp_path / "runs" / "sqrt2_null" / "metrics.json").read_text())
+  assert {"jax", "jaxlib", "python", "platform", "cpu"} <= set(metrics["environment"])
+
+
+def test_fresh_training_does_not_claim_a_resume(monkeypatch, capsys, tmp_path):
+  import ml_collections  # noqa: PLC0415
+
+  from jaxsim import inference, train  # noqa: PLC0415
+  from jaxsim.tasks import _faces  # noqa: PLC0415
+
+  def fake_fit(cfg, **kwargs):
+    return types.SimpleNamespace(state={}, resumed_from=fake_fit.start, last_metrics={})
+
+  monkeypatch.setattr(_faces, "train_iterator", lambda *a: (iter(()), train.SINGLE_INPUTS))
+  monkeypatch.setattr(train, "fit", fake_fit)
+  monkeypatch.setattr(inference, "variables_of", lambda state: {})
+  model_cfg = {"kind": "siamese", "encoder": {"name": "face_auth_cnn", "dim": 8}}
+  train_cfg = ml_collections.ConfigDict({"steps": 4, "batch_size": 2, "seed": 0, "best_metric": ""})
+  for start, expected in ((0, False), (2, True)):
+    fake_fit.start = start
+    _faces.train_model("m", model_cfg, {"name": "batch_all"}, train_cfg, None, None, None, tmp_path)
+    out = capsys.readouterr().out
+    assert ("resumed from step" in out) is expected, out

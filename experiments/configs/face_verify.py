@@ -14,20 +14,19 @@ Real faces in root/<identity>/<images> (e.g. AT&T/ORL, 40 people x 10 images):
 Scale up on an accelerator with larger data and more steps, e.g.
 `--config.data.num_identities=2000 --config.train.contrastive.steps=20000`.
 Groups: `data`, `split`, `model.<name>`, `loss.<name>`, `train.<name>` (from
-`jaxsim.train.default_config()`), `sampler.<name>`, `eval`; every model in
+`jaxsim.train_config.default_config()`), `sampler.<name>`, `eval`; every model in
 `model` is trained and evaluated.
 """
 
 import ml_collections
 
-from jaxsim import train
+from experiments.configs import common
+
+VARIANTS = ("runlocal", "seed")
 
 
 def get_config(arg=None):
-  args = set((arg or "").split(",")) - {""}
-  unknown = args - {"runlocal", "seed"}
-  if unknown:
-    raise ValueError(f"face_verify: unknown config args {sorted(unknown)}; use runlocal, seed")
+  args = common.parse_args(arg, VARIANTS, "face_verify")
   c = ml_collections.ConfigDict()
   c.task = "face_verify"
   c.seed = 0
@@ -36,6 +35,7 @@ def get_config(arg=None):
   c.data.source = "synthetic"  # synthetic | folders
   c.data.root = ""  # folders: root/<identity>/<image files>
   c.data.channels = 3  # folders: 1 (grey) or 3
+  c.data.skip_corrupt = False  # folders: leave unreadable files out (listed in metrics.json)
   c.data.num_identities = 320
   c.data.images_per_identity = 24
   c.data.image_size = 72  # Koch's valid convolutions need at least 65
@@ -71,7 +71,7 @@ def get_config(arg=None):
     "encoder": {"name": "koch", "features": (16, 32, 32, 64), "dense": 512},
   }
   c.loss.koch = {"name": "pair_bce"}
-  c.train.koch = train.default_config()
+  c.train.koch = common.train_defaults()
   c.train.koch.update(steps=250, batch_size=32, learning_rate=1e-3, warmup_steps=20)
   c.sampler.koch = {"kind": "pairs", "positive_fraction": 0.5, "augment": True, "p": 0, "k": 0}
 
@@ -83,7 +83,7 @@ def get_config(arg=None):
     "encoder": {"name": "resnet18", "width": 32, "small_inputs": False, "dim": 128},
   }
   c.loss.contrastive = {"name": "in_batch_contrastive", "margin": 1.0, "distance": "euclidean"}
-  c.train.contrastive = train.default_config()
+  c.train.contrastive = common.train_defaults()
   c.train.contrastive.update(steps=350, batch_size=64, learning_rate=1e-3, warmup_steps=20)
   c.sampler.contrastive = {
     "kind": "pxk",

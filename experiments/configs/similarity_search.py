@@ -20,14 +20,13 @@ contrastive margin 0.3).
 
 import ml_collections
 
-from jaxsim import train
+from experiments.configs import common
+
+VARIANTS = ("runlocal", "seed")
 
 
 def get_config(arg=None):
-  args = set(filter(None, (arg or "").split(",")))
-  unknown = args - {"runlocal", "seed"}
-  if unknown:
-    raise ValueError(f"unknown similarity_search config argument(s) {sorted(unknown)}")
+  args = common.parse_args(arg, VARIANTS, "similarity_search")
   c = ml_collections.ConfigDict()
   c.task = "similarity_search"
   c.seed = 0
@@ -76,7 +75,7 @@ def get_config(arg=None):
     {"name": "batch_hard", "margin": 0.2, "distance": "euclidean"}
   )
 
-  c.train = train.default_config()
+  c.train = common.train_defaults()
   c.train.steps = 400
   c.train.batch_size = 64  # pairs per batch: 128 images, 64 identities
   c.train.learning_rate = 1e-3

@@ -5,13 +5,18 @@ python -m experiments.run --config=sqrt2_null
 
 import ml_collections
 
+from experiments.configs import common
+
+VARIANTS = ("runlocal",)
+
 
 def get_config(arg=None):
+  args = common.parse_args(arg, VARIANTS, "sqrt2_null")
   config = ml_collections.ConfigDict()
   config.task = "sqrt2_null"
   config.seed = 0
   config.dims = (2, 16, 256)
   config.num_pairs = 100_000
-  if arg == "runlocal":
+  if "runlocal" in args:
     config.num_pairs = 2_000
   return config

@@ -49,7 +49,11 @@ def load_faces(data_cfg: Any) -> tuple[ArrayImageSource, list[str], str]:
         "root/<identity>/<image files> (e.g. the AT&T/ORL faces, sN/K.pgm)"
       )
     faces = identity_folder_source(
-      data_cfg.root, image_size=data_cfg.image_size, channels=data_cfg.channels, modality="face"
+      data_cfg.root,
+      image_size=data_cfg.image_size,
+      channels=data_cfg.channels,
+      modality="face",
+      skip_corrupt=data_cfg.get("skip_corrupt", False),
     )
     names = list(faces.identity_names)
     what = f"{faces!r} from {pathlib.Path(data_cfg.root)}"
@@ -147,9 +151,8 @@ def train_model(
     "train_seconds_this_run": seconds,
     **extra,
   }
-  print(
-    f"[{name}] {steps_run} steps in {seconds:.1f}s (resumed from step {resumed_from})", flush=True
-  )
+  resumed = f" (resumed from step {resumed_from})" if resumed_from else ""
+  print(f"[{name}] {steps_run} steps in {seconds:.1f}s{resumed}", flush=True)
   return model, variables, info
 
 

@@ -119,14 +119,16 @@ def chimeric_data(cfg: Any, seed: int) -> PairedArrays:
       "e.g. ORL faces) and --config.data.fingerprint_root=DIR (FVC2002 with DBn_B folders)"
     )
   size = cfg.image_size
+  skip = cfg.get("skip_corrupt", False)
   faces = identity_folder_source(
-    cfg.face_root, image_size=size, channels=cfg.face_channels, modality="face"
+    cfg.face_root, image_size=size, channels=cfg.face_channels, modality="face", skip_corrupt=skip
   )
   fps = fvc2002_source(
     cfg.fingerprint_root,
     tuple(cfg.fingerprint_databases),
     image_size=size,
     crop_fraction=cfg.fingerprint_crop,
+    skip_corrupt=skip,
   )
   num_faces, num_fingers = len(faces.identity_names), len(fps.identity_names)
   n = min(num_faces, num_fingers)
@@ -160,7 +162,11 @@ def paired_folder_data(cfg: Any) -> PairedArrays:
   if not cfg.root:
     raise ValueError("data.source='paired_folders' needs --config.data.root=DIR")
   src = paired_identity_folder_source(
-    cfg.root, channels_a=cfg.face_channels, channels_b=1, image_size=cfg.image_size
+    cfg.root,
+    channels_a=cfg.face_channels,
+    channels_b=1,
+    image_size=cfg.image_size,
+    skip_corrupt=cfg.get("skip_corrupt", False),
   )
   rows = [src[i] for i in range(len(src))]
   return PairedArrays(

@@ -9,6 +9,12 @@ interpolation, so records are `{"image": float32 [H, W, C], "identity": int32}`.
 Identity ids are the positions of the identity names in sorted order; the names are
 in `source.identity_names`.
 
+Nothing is left out silently: files without an image extension (`notes.txt`,
+`11.PGM.bak`) are listed in `source.non_image_files` and counted in the source's repr
+and a warning; with `skip_corrupt=True` unreadable images are listed in
+`source.skipped_files`. Both also go to a process-wide record (`skipped_files()`), which
+`experiments.run` writes to metrics.json as `data_files`.
+
 Layouts:
 - `identity_folder_source(root)`: `root/<identity>/<image>` (ORL faces: `sN/K.pgm`).
 - `flat_folder_source(roots, pattern)`: identity from a regular expression on the
@@ -35,6 +41,34 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pgm", ".
 
 class ImageDecodeError(ValueError):
   """An image file could not be read; the message names the file."""
+
+
+# Files left out by the sources built in this process, for the run's metrics.json: the
+# sources are built deep inside the tasks, which return only metrics.
+_LEFT_OUT: dict[str, list[str]] = {"unreadable": [], "non_image": []}
+
+
+def clear_skipped_files() -> None:
+  """Empties the record read by `skipped_files` (call before loading a run's data)."""
+  for names in _LEFT_OUT.values():
+    names.clear()
+
+
+def skipped_files() -> dict[str, int | list[str]]:
+  """The files left out since `clear_skipped_files`, or {} if none.
+
+  Returns:
+    `{"num_unreadable", "unreadable", "num_non_image", "non_image"}` (paths as strings).
+  """
+  if not any(_LEFT_OUT.values()):
+    return {}
+  unreadable, non_image = sorted(set(_LEFT_OUT["unreadable"])), sorted(set(_LEFT_OUT["non_image"]))
+  return {
+    "num_unreadable": len(unreadable),
+    "unreadable": unreadable,
+    "num_non_image": len(non_image),
+    "non_image": non_image,
+  }
 
 
 def _image_size(image_size: int | Sequence[int]) -> tuple[int, int]:
@@ -79,8 +113,9 @@ def decode_image(
       arr = np.asarray(im, dtype=np.float32) / 255.0
   except (OSError, SyntaxError, ValueError) as e:
     raise ImageDecodeError(
-      f"cannot read image file {path}: {e}. Replace or delete the file, or pass "
-      "skip_corrupt=True to leave unreadable files out (their count is reported)."
+      f"cannot read image file {path}: {e}. Replace or delete the file, or leave unreadable "
+      "files out: --config.data.skip_corrupt=True for identity-folder data (skip_corrupt=True "
+      "in Python); their count and names are reported."
     ) from e
   return arr[..., None] if channels == 1 else arr
 
@@ -96,6 +131,12 @@ def _is_readable(path: pathlib.Path) -> bool:
 
 def _image_files(folder: pathlib.Path) -> list[pathlib.Path]:
   return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+
+
+def _non_image_files(folder: pathlib.Path) -> list[pathlib.Path]:
+  return sorted(
+    p for p in folder.iterdir() if p.is_file() and p.suffix.lower() not in IMAGE_EXTENSIONS
+  )
 
 
 def _require_dir(root: pathlib.Path, what: str) -> None:
@@ -122,6 +163,8 @@ class ImageFileSource:
       them); by default an unreadable file raises `ImageDecodeError` naming it
       when its record is read.
     modality: "face", "fingerprint", "digit" or "generic" (picks augmentations).
+    non_image_files: files the layout scan left out for their extension; they are
+      counted in a warning and the repr (`non_image_files` lists them).
   """
 
   def __init__(
@@ -134,8 +177,17 @@ class ImageFileSource:
     crop_fraction: float = 1.0,
     skip_corrupt: bool = False,
     modality: str = "generic",
+    non_image_files: Sequence[str | pathlib.Path] = (),
   ):
     files = [pathlib.Path(f) for f in files]
+    self.non_image_files = [pathlib.Path(f) for f in non_image_files]
+    if self.non_image_files:
+      _LEFT_OUT["non_image"].extend(str(f) for f in self.non_image_files)
+      warnings.warn(
+        f"left out {len(self.non_image_files)} file(s) without an image extension "
+        f"({', '.join(IMAGE_EXTENSIONS)}), e.g. {self.non_image_files[0]}",
+        stacklevel=2,
+      )
     names = [str(n) for n in names]
     if len(files) != len(names):
       raise ValueError(f"got {len(files)} files but {len(names)} identity names")
@@ -146,6 +198,7 @@ class ImageFileSource:
       files = [f for f, k in zip(files, keep, strict=True) if k]
       names = [n for n, k in zip(names, keep, strict=True) if k]
       if self.skipped_files:
+        _LEFT_OUT["unreadable"].extend(str(f) for f in self.skipped_files)
         warnings.warn(
           f"skipped {len(self.skipped_files)} unreadable image file(s) out of "
           f"{len(self.skipped_files) + len(files)}, e.g. {self.skipped_files[0]}",
@@ -175,13 +228,20 @@ class ImageFileSource:
     return {"image": image, "identity": np.int32(self.identities[index])}
 
   def __repr__(self) -> str:
+    left_out = ""
+    if self.skipped_files:
+      left_out += f", {len(self.skipped_files)} unreadable files skipped"
+    if self.non_image_files:
+      left_out += f", {len(self.non_image_files)} non-image files skipped"
     return (
       f"ImageFileSource({len(self)} images, {len(self.identity_names)} identities, "
-      f"image_size={self.image_size}, channels={self.channels})"
+      f"image_size={self.image_size}, channels={self.channels}{left_out})"
     )
 
 
-def _scan_identity_folders(root: pathlib.Path) -> tuple[list[pathlib.Path], list[str]]:
+def _scan_identity_folders(
+  root: pathlib.Path,
+) -> tuple[list[pathlib.Path], list[str], list[pathlib.Path]]:
   _require_dir(root, "image")
   folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
   if not folders:
@@ -189,9 +249,10 @@ def _scan_identity_folders(root: pathlib.Path) -> tuple[list[pathlib.Path], list
       f"{root} has no identity sub-folders; expected root/<identity>/<image files> "
       f"({', '.join(IMAGE_EXTENSIONS)})"
     )
-  files, names, empty = [], [], []
+  files, names, empty, others = [], [], [], []
   for folder in folders:
     images = _image_files(folder)
+    others += _non_image_files(folder)
     if not images:
       empty.append(folder.name)
     files += images
@@ -202,15 +263,15 @@ def _scan_identity_folders(root: pathlib.Path) -> tuple[list[pathlib.Path], list
       f"({', '.join(IMAGE_EXTENSIONS)}): {', '.join(empty[:5])}{' ...' if len(empty) > 5 else ''}."
       " Remove the empty folders or add images to them."
     )
-  return files, names
+  return files, names, others
 
 
 def identity_folder_source(
   root: str | pathlib.Path, *, modality: str = "generic", **kwargs
 ) -> ImageFileSource:
   """Images in `root/<identity>/<file>`; kwargs go to `ImageFileSource`."""
-  files, names = _scan_identity_folders(pathlib.Path(root))
-  return ImageFileSource(files, names, modality=modality, **kwargs)
+  files, names, others = _scan_identity_folders(pathlib.Path(root))
+  return ImageFileSource(files, names, modality=modality, non_image_files=others, **kwargs)
 
 
 def flat_folder_source(
@@ -227,11 +288,12 @@ def flat_folder_source(
   ids in different folders (FVC finger ids per database) stay different identities.
   """
   regex = re.compile(pattern)
-  files, names, unmatched = [], [], []
+  files, names, unmatched, others = [], [], [], []
   for root in roots:
     root = pathlib.Path(root)
     _require_dir(root, "image")
     images = _image_files(root)
+    others += _non_image_files(root)
     if not images:
       raise ValueError(f"{root} holds no image files ({', '.join(IMAGE_EXTENSIONS)})")
     for f in images:
@@ -246,7 +308,7 @@ def flat_folder_source(
       f"{len(unmatched)} file name(s) do not match the identity pattern {pattern!r}, e.g. "
       f"{unmatched[0]}; rename them or pass a pattern whose group 1 is the identity"
     )
-  return ImageFileSource(files, names, modality=modality, **kwargs)
+  return ImageFileSource(files, names, modality=modality, non_image_files=others, **kwargs)
 
 
 def fvc2002_source(
@@ -332,11 +394,18 @@ def paired_stem_source(
     if bad:
       raise ValueError(f"{len(bad)} stem(s) do not match identity_pattern, e.g. {bad[0]}")
     names = [regex.match(s).group(1) for s in common]
-  a = ImageFileSource(
-    [stems[0][s] for s in common], names, channels=channels_a, modality=modality_a, **kwargs
-  )
-  b = ImageFileSource(
-    [stems[1][s] for s in common], names, channels=channels_b, modality=modality_b, **kwargs
+  a, b = (
+    ImageFileSource(
+      [stem[s] for s in common],
+      names,
+      channels=channels,
+      modality=modality,
+      non_image_files=_non_image_files(d),
+      **kwargs,
+    )
+    for stem, d, channels, modality in zip(
+      stems, dirs, (channels_a, channels_b), (modality_a, modality_b), strict=True
+    )
   )
   index = np.arange(len(common))
   return PairedImageSource(a, b, index, index, (modality_a, modality_b))
