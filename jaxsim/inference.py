@@ -98,6 +98,32 @@ def embed(
   return predict(model, variables, {tower: x}, f"embeddings_{tower}", batch_size)
 
 
+def embed_pairs(
+  model: nn.Module,
+  variables: Mapping[str, Any],
+  images_a: np.ndarray,
+  images_b: np.ndarray,
+  a: np.ndarray,
+  b: np.ndarray,
+  towers: tuple[str, str] = ("a", "b"),
+  batch_size: int = 256,
+) -> tuple[np.ndarray, np.ndarray]:
+  """Embeddings of both sides of the pairs (images_a[a[i]], images_b[b[i]]): ([P, D], [P, D]).
+
+  Each distinct image is embedded once (once for both sides when `images_b is images_a`
+  and both go through the same tower, as for a Siamese verifier's pair list).
+  """
+  a, b = np.asarray(a), np.asarray(b)
+  if images_b is images_a and towers[0] == towers[1]:
+    used = np.unique(np.concatenate([a, b]))
+    e = embed(model, variables, images_a[used], towers[0], batch_size)
+    return e[np.searchsorted(used, a)], e[np.searchsorted(used, b)]
+  used_a, used_b = np.unique(a), np.unique(b)
+  ea = embed(model, variables, images_a[used_a], towers[0], batch_size)
+  eb = embed(model, variables, images_b[used_b], towers[1], batch_size)
+  return ea[np.searchsorted(used_a, a)], eb[np.searchsorted(used_b, b)]
+
+
 def pair_logits(
   model: nn.Module,
   variables: Mapping[str, Any],

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from experiments.configs import face_fp as face_fp_config
-from jaxsim.data import splits
+from jaxsim.data import pipeline, splits
+from jaxsim.data.sources.face_fingerprint import load_paired_data
 from jaxsim.evaluate import overlap
 from jaxsim.tasks import face_fp
 
@@ -152,7 +153,7 @@ def test_cross_modal_pairs_relabel_rolled_rows():
     def set_state(self, state):
       self.state = state
 
-  it = face_fp.CrossModalPairs(FakeIterator(), positive_fraction=0.5)
+  it = pipeline.CrossModalPairs(FakeIterator(), positive_fraction=0.5)
   batch = next(it)
   # Rows 0-2 keep their own fingerprint; rows 3-5 take the previous row's among them.
   np.testing.assert_array_equal(batch["image_b"].reshape(-1), [0, 1, 2, 4, 3, 4])
@@ -177,7 +178,7 @@ def test_chimeric_virtual_subjects(shared_data):
   config.data.fingerprint_root = str(shared_data / "fvc2002_db_b")
   config.data.image_size = 16
   config.data.num_subjects = 5
-  data = face_fp.load_data(config)
+  data = load_paired_data(config.data, config.seed)
   assert len(data.identity_names) == 5
   assert len(data) == 5 * 8  # FVC2002 B has 8 impressions per finger
   assert data.faces.shape == (40, 16, 16, 1) and data.fingerprints.shape == (40, 16, 16, 1)
@@ -188,4 +189,4 @@ def test_chimeric_virtual_subjects(shared_data):
 def test_chimeric_needs_paths():
   config = face_fp_config.get_config("chimeric")
   with pytest.raises(ValueError, match="face_root"):
-    face_fp.load_data(config)
+    load_paired_data(config.data, config.seed)

@@ -471,3 +471,37 @@ def eval_pair_batches(
       "image_b": np.stack([source[int(i)]["image"] for i in b[sl]]),
       "label": label[sl].astype(np.int32),
     }
+
+
+class CrossModalPairs:
+  """Cross-modal pairs `{"image_a", "image_b", "label"}` from two-tower batches.
+
+  The first `round(B * positive_fraction)` rows keep their own fingerprint (genuine
+  pairs); the other rows take the fingerprint of the next row among them (impostor
+  pairs, unless that row happens to hold the same subject: the label says which).
+  This is the pair protocol of source project 1. The wrapped Grain iterator's state is
+  passed through, so `fit` checkpoints and resumes it exactly.
+  """
+
+  def __init__(self, iterator, positive_fraction: float = 0.5):
+    self._it = iterator
+    self.positive_fraction = positive_fraction
+
+  def __iter__(self):
+    return self
+
+  def __next__(self) -> dict[str, np.ndarray]:
+    batch = next(self._it)
+    ids, b = batch["identity"], batch["image_b"].copy()
+    p = int(round(len(ids) * self.positive_fraction))
+    perm = np.arange(len(ids))
+    perm[p:] = np.roll(perm[p:], 1)
+    b = b[perm]
+    label = (ids == ids[perm]).astype(np.int32)
+    return {"image_a": batch["image_a"], "image_b": b, "label": label}
+
+  def get_state(self):
+    return self._it.get_state()
+
+  def set_state(self, state) -> None:
+    self._it.set_state(state)

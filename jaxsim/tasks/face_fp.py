@@ -44,197 +44,20 @@ from absl import logging
 from jaxsim import inference, models, objectives, report
 from jaxsim import train as train_lib
 from jaxsim.data import pipeline, sampling, splits
-from jaxsim.data.sources import (
-  ArrayImageSource,
-  ArrayPairSource,
-  FaceFingerprintSource,
-  fvc2002_source,
-  identity_folder_source,
-  paired_identity_folder_source,
-)
+from jaxsim.data.sources import ArrayImageSource
+from jaxsim.data.sources.face_fingerprint import PairedArrays, load_paired_data
 from jaxsim.evaluate import clustered, fusion, overlap, verification
-
-# ---------------------------------------------------------------------------
-# Data
-
-
-class PairedArrays(ArrayPairSource):
-  """Face (modality A) and fingerprint (modality B) images of the same subjects in memory.
-
-  Record i: `{"image_a": face, "image_b": fingerprint, "identity": int32}`, the face and
-  the fingerprint of subject `identities[i]`, whose name is `identity_names[...]`.
-  """
-
-  def __init__(self, faces: np.ndarray, fingerprints: np.ndarray, identities: np.ndarray, names):
-    super().__init__(faces, fingerprints, identities, modalities=("face", "fingerprint"))
-    self.identity_names = list(names)
-
-  @property
-  def faces(self) -> np.ndarray:
-    return self.images_a
-
-  @property
-  def fingerprints(self) -> np.ndarray:
-    return self.images_b
-
-  def face_source(self) -> ArrayImageSource:
-    return self.source_a()
-
-  def fingerprint_source(self) -> ArrayImageSource:
-    return self.source_b()
-
-
-def _stack(source, n: int) -> np.ndarray:
-  return np.stack([source[i]["image"] for i in range(n)])
-
-
-def builtin_data(cfg: Any, correlation: float, faces: np.ndarray | None = None) -> PairedArrays:
-  """Renders `FaceFingerprintSource` at `correlation` (faces do not depend on it: reusable)."""
-  src = FaceFingerprintSource(
-    cfg.num_subjects,
-    cfg.images_per_subject,
-    correlation=correlation,
-    image_size=cfg.image_size,
-    face_difficulty=cfg.face_difficulty,
-    fingerprint_difficulty=cfg.fingerprint_difficulty,
-    seed=cfg.get("seed", 0),
-  )
-  n = len(src)
-  face_images = _stack(src.faces, n) if faces is None else faces
-  fp = _stack(src.fingerprints, n)
-  names = [f"subject_{s}" for s in range(cfg.num_subjects)]
-  return PairedArrays(face_images, fp, src.identities, names)
-
-
-def chimeric_data(cfg: Any, seed: int) -> PairedArrays:
-  """Virtual subjects: face identity j paired at random with fingerprint identity j.
-
-  The usual construction of multibiometric studies without a true multimodal set. Each
-  virtual subject gets min(#faces, #impressions) records (the first ones in file order),
-  and there are min(#face identities, #fingers) subjects (or `num_subjects`).
-  """
-  if not cfg.face_root or not cfg.fingerprint_root:
-    raise ValueError(
-      "data.source='chimeric' needs --config.data.face_root=DIR (root/<subject>/<image>, "
-      "e.g. ORL faces) and --config.data.fingerprint_root=DIR (FVC2002 with DBn_B folders)"
-    )
-  size = cfg.image_size
-  skip = cfg.get("skip_corrupt", False)
-  faces = identity_folder_source(
-    cfg.face_root, image_size=size, channels=cfg.face_channels, modality="face", skip_corrupt=skip
-  )
-  fps = fvc2002_source(
-    cfg.fingerprint_root,
-    tuple(cfg.fingerprint_databases),
-    image_size=size,
-    crop_fraction=cfg.fingerprint_crop,
-    skip_corrupt=skip,
-  )
-  num_faces, num_fingers = len(faces.identity_names), len(fps.identity_names)
-  n = min(num_faces, num_fingers)
-  if cfg.num_subjects:
-    if cfg.num_subjects > n:
-      raise ValueError(
-        f"data.num_subjects={cfg.num_subjects} but only {num_faces} face identities and "
-        f"{num_fingers} fingers were found; use at most {n}"
-      )
-    n = cfg.num_subjects
-  rng = np.random.default_rng([seed, 0xC41])
-  face_ids = rng.permutation(num_faces)[:n]
-  finger_ids = rng.permutation(num_fingers)[:n]
-  per = min(
-    min(int(np.sum(faces.identities == f)) for f in face_ids),
-    min(int(np.sum(fps.identities == g)) for g in finger_ids),
-  )
-  face_images, fp_images, ids, names = [], [], [], []
-  for subject, (f, g) in enumerate(zip(face_ids, finger_ids, strict=True)):
-    fr = np.flatnonzero(faces.identities == f)[:per]
-    gr = np.flatnonzero(fps.identities == g)[:per]
-    face_images += [faces[int(r)]["image"] for r in fr]
-    fp_images += [fps[int(r)]["image"] for r in gr]
-    ids += [subject] * per
-    names.append(f"{faces.identity_names[f]}+{fps.identity_names[g]}")
-  return PairedArrays(np.stack(face_images), np.stack(fp_images), np.array(ids), names)
-
-
-def paired_folder_data(cfg: Any) -> PairedArrays:
-  """A real paired set, `root/face/<id>/*` and `root/fingerprint/<id>/*`."""
-  if not cfg.root:
-    raise ValueError("data.source='paired_folders' needs --config.data.root=DIR")
-  src = paired_identity_folder_source(
-    cfg.root,
-    channels_a=cfg.face_channels,
-    channels_b=1,
-    image_size=cfg.image_size,
-    skip_corrupt=cfg.get("skip_corrupt", False),
-  )
-  rows = [src[i] for i in range(len(src))]
-  return PairedArrays(
-    np.stack([r["image_a"] for r in rows]),
-    np.stack([r["image_b"] for r in rows]),
-    src.identities,
-    src.identity_names,
-  )
-
-
-def load_data(config: Any, correlation: float | None = None, faces=None) -> PairedArrays:
-  cfg = ml_collections.ConfigDict(config.data.to_dict())
-  cfg.seed = config.seed
-  if cfg.source == "builtin":
-    rho = cfg.correlation if correlation is None else correlation
-    return builtin_data(cfg, rho, faces)
-  if cfg.source == "chimeric":
-    return chimeric_data(cfg, config.seed)
-  if cfg.source == "paired_folders":
-    return paired_folder_data(cfg)
-  raise ValueError(f"data.source must be builtin, chimeric or paired_folders, got {cfg.source!r}")
-
 
 # ---------------------------------------------------------------------------
 # Training
 
 
-class CrossModalPairs:
-  """Cross-modal pairs `{"image_a", "image_b", "label"}` from two-tower batches.
-
-  The first `round(B * positive_fraction)` rows keep their own fingerprint (genuine
-  pairs); the other rows take the fingerprint of the next row among them (impostor
-  pairs, unless that row happens to hold the same subject: the label says which).
-  This is the pair protocol of source project 1. The wrapped Grain iterator's state is
-  passed through, so `fit` checkpoints and resumes it exactly.
-  """
-
-  def __init__(self, iterator, positive_fraction: float = 0.5):
-    self._it = iterator
-    self.positive_fraction = positive_fraction
-
-  def __iter__(self):
-    return self
-
-  def __next__(self) -> dict[str, np.ndarray]:
-    batch = next(self._it)
-    ids, b = batch["identity"], batch["image_b"].copy()
-    p = int(round(len(ids) * self.positive_fraction))
-    perm = np.arange(len(ids))
-    perm[p:] = np.roll(perm[p:], 1)
-    b = b[perm]
-    label = (ids == ids[perm]).astype(np.int32)
-    return {"image_a": batch["image_a"], "image_b": b, "label": label}
-
-  def get_state(self):
-    return self._it.get_state()
-
-  def set_state(self, state) -> None:
-    self._it.set_state(state)
-
-
-def _cross_modal_scores(model, variables, data: PairedArrays, pairs) -> np.ndarray:
+def _cross_modal_distances(model, variables, data: PairedArrays, pairs) -> np.ndarray:
   """Euclidean distances between face[a] (tower a) and fingerprint[b] (tower b)."""
-  used = np.unique(np.concatenate([pairs["a"], pairs["b"]]))
-  pos = np.searchsorted(used, [pairs["a"], pairs["b"]])
-  ea = inference.embed(model, variables, data.faces[used], "a")
-  eb = inference.embed(model, variables, data.fingerprints[used], "b")
-  return np.linalg.norm(ea[pos[0]] - eb[pos[1]], axis=-1)
+  ea, eb = inference.embed_pairs(
+    model, variables, data.faces, data.fingerprints, pairs["a"], pairs["b"]
+  )
+  return np.linalg.norm(ea - eb, axis=-1)
 
 
 def train_cross_modal(
@@ -260,10 +83,10 @@ def train_cross_modal(
   )
   it = pipeline.make_iterator(ds, num_threads=1)
   if loss_cfg["name"] == "pair_contrastive":
-    it = CrossModalPairs(it, config.loss.positive_fraction)
+    it = pipeline.CrossModalPairs(it, config.loss.positive_fraction)
 
   def eval_fn(state):
-    d = _cross_modal_scores(model, inference.variables_of(state), data, pairs["val"])
+    d = _cross_modal_distances(model, inference.variables_of(state), data, pairs["val"])
     return {"val_auc": verification.roc_auc(-d, pairs["val"]["label"])}
 
   result = train_lib.fit(
@@ -331,10 +154,10 @@ def train_unimodal(
 
 def _unimodal_scores(model, variables, images: np.ndarray, pairs) -> np.ndarray:
   """Cosine similarity of the shared-encoder embeddings of images[a] and images[b]."""
-  used = np.unique(np.concatenate([pairs["a"], pairs["b"]]))
-  pos = np.searchsorted(used, [pairs["a"], pairs["b"]])
-  e = inference.embed(model, variables, images[used], "a")
-  return np.sum(e[pos[0]] * e[pos[1]], axis=-1)
+  ea, eb = inference.embed_pairs(
+    model, variables, images, images, pairs["a"], pairs["b"], ("a", "a")
+  )
+  return np.sum(ea * eb, axis=-1)
 
 
 # ---------------------------------------------------------------------------
@@ -375,7 +198,7 @@ def evaluate_cross_modal(
   - The isotropy test against the sqrt(2) null on one distance per distinct record pair.
   """
   ev, seed = config.eval, config.seed
-  dist = {k: _cross_modal_scores(model, variables, data, pairs[k]) for k in ("train", "test")}
+  dist = {k: _cross_modal_distances(model, variables, data, pairs[k]) for k in ("train", "test")}
   lab = {k: np.asarray(pairs[k]["label"]) for k in ("train", "test")}
   subj = {k: (data.identities[pairs[k]["a"]], data.identities[pairs[k]["b"]]) for k in dist}
   out: dict[str, Any] = {}
@@ -597,7 +420,7 @@ def _data_config(config: Any, section: Any) -> ml_collections.ConfigDict:
 
 def prepare(config: Any, correlation: float | None = None, faces=None):
   """Data, identity split and fixed pair lists (train / val / test) of one data config."""
-  data = load_data(config, correlation=correlation, faces=faces)
+  data = load_paired_data(config.data, config.seed, correlation=correlation, faces=faces)
   groups, records = splits.split_records(
     data.identities, config.data.split.to_dict(), seed=config.seed
   )
@@ -649,7 +472,7 @@ def correlation_sweep(config: Any, main, workdir: pathlib.Path) -> tuple[dict, l
       model, variables, _ = train_cross_modal(
         config, data, records, pairs, workdir / "sweep" / f"rho_{rho:.2f}"
       )
-    d = _cross_modal_scores(model, variables, data, pairs["test"])
+    d = _cross_modal_distances(model, variables, data, pairs["test"])
     row = clustered.subject_bootstrap(
       clustered.verification_statistic(-d, pairs["test"]["label"]),
       *_pair_subjects(data, pairs)["test"],

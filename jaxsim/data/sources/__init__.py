@@ -3,9 +3,8 @@
 See `jaxsim.data` for the record keys every source returns.
 """
 
+from jaxsim.data.sources.arrays import ArrayImageSource, ArrayPairSource
 from jaxsim.data.sources.digits_text import (
-  ArrayImageSource,
-  ArrayPairSource,
   DigitsTextSource,
   builtin_digits,
   mnist_idx_source,

@@ -20,9 +20,17 @@ modalities.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from jaxsim.data.sources import faces, fingerprints
+from jaxsim.data.sources.arrays import ArrayImageSource, ArrayPairSource
+from jaxsim.data.sources.folders import (
+  fvc2002_source,
+  identity_folder_source,
+  paired_identity_folder_source,
+)
 
 
 def subject_latents(
@@ -106,3 +114,147 @@ class FaceFingerprintSource:
       f"FaceFingerprintSource(num_subjects={self.faces.num_identities}, correlation="
       f"{self.correlation}, image_size={self.faces.image_size})"
     )
+
+
+# ---------------------------------------------------------------------------
+# Paired records in memory, from built-in or real data
+
+
+class PairedArrays(ArrayPairSource):
+  """Face (modality A) and fingerprint (modality B) images of the same subjects in memory.
+
+  Record i: `{"image_a": face, "image_b": fingerprint, "identity": int32}`, the face and
+  the fingerprint of subject `identities[i]`, whose name is `identity_names[...]`.
+  """
+
+  def __init__(self, faces: np.ndarray, fingerprints: np.ndarray, identities: np.ndarray, names):
+    super().__init__(faces, fingerprints, identities, modalities=("face", "fingerprint"))
+    self.identity_names = list(names)
+
+  @property
+  def faces(self) -> np.ndarray:
+    return self.images_a
+
+  @property
+  def fingerprints(self) -> np.ndarray:
+    return self.images_b
+
+  def face_source(self) -> ArrayImageSource:
+    return self.source_a()
+
+  def fingerprint_source(self) -> ArrayImageSource:
+    return self.source_b()
+
+
+def _stack(source, n: int) -> np.ndarray:
+  return np.stack([source[i]["image"] for i in range(n)])
+
+
+def builtin_data(
+  cfg: Any, correlation: float, faces: np.ndarray | None = None, seed: int = 0
+) -> PairedArrays:
+  """Renders `FaceFingerprintSource` at `correlation` (faces do not depend on it: reusable)."""
+  src = FaceFingerprintSource(
+    cfg.num_subjects,
+    cfg.images_per_subject,
+    correlation=correlation,
+    image_size=cfg.image_size,
+    face_difficulty=cfg.face_difficulty,
+    fingerprint_difficulty=cfg.fingerprint_difficulty,
+    seed=seed,
+  )
+  n = len(src)
+  face_images = _stack(src.faces, n) if faces is None else faces
+  fp = _stack(src.fingerprints, n)
+  names = [f"subject_{s}" for s in range(cfg.num_subjects)]
+  return PairedArrays(face_images, fp, src.identities, names)
+
+
+def chimeric_data(cfg: Any, seed: int) -> PairedArrays:
+  """Virtual subjects: face identity j paired at random with fingerprint identity j.
+
+  The usual construction of multibiometric studies without a true multimodal set. Each
+  virtual subject gets min(#faces, #impressions) records (the first ones in file order),
+  and there are min(#face identities, #fingers) subjects (or `num_subjects`).
+  """
+  if not cfg.face_root or not cfg.fingerprint_root:
+    raise ValueError(
+      "data.source='chimeric' needs --config.data.face_root=DIR (root/<subject>/<image>, "
+      "e.g. ORL faces) and --config.data.fingerprint_root=DIR (FVC2002 with DBn_B folders)"
+    )
+  size = cfg.image_size
+  skip = cfg.get("skip_corrupt", False)
+  faces = identity_folder_source(
+    cfg.face_root, image_size=size, channels=cfg.face_channels, modality="face", skip_corrupt=skip
+  )
+  fps = fvc2002_source(
+    cfg.fingerprint_root,
+    tuple(cfg.fingerprint_databases),
+    image_size=size,
+    crop_fraction=cfg.fingerprint_crop,
+    skip_corrupt=skip,
+  )
+  num_faces, num_fingers = len(faces.identity_names), len(fps.identity_names)
+  n = min(num_faces, num_fingers)
+  if cfg.num_subjects:
+    if cfg.num_subjects > n:
+      raise ValueError(
+        f"data.num_subjects={cfg.num_subjects} but only {num_faces} face identities and "
+        f"{num_fingers} fingers were found; use at most {n}"
+      )
+    n = cfg.num_subjects
+  rng = np.random.default_rng([seed, 0xC41])
+  face_ids = rng.permutation(num_faces)[:n]
+  finger_ids = rng.permutation(num_fingers)[:n]
+  per = min(
+    min(int(np.sum(faces.identities == f)) for f in face_ids),
+    min(int(np.sum(fps.identities == g)) for g in finger_ids),
+  )
+  face_images, fp_images, ids, names = [], [], [], []
+  for subject, (f, g) in enumerate(zip(face_ids, finger_ids, strict=True)):
+    fr = np.flatnonzero(faces.identities == f)[:per]
+    gr = np.flatnonzero(fps.identities == g)[:per]
+    face_images += [faces[int(r)]["image"] for r in fr]
+    fp_images += [fps[int(r)]["image"] for r in gr]
+    ids += [subject] * per
+    names.append(f"{faces.identity_names[f]}+{fps.identity_names[g]}")
+  return PairedArrays(np.stack(face_images), np.stack(fp_images), np.array(ids), names)
+
+
+def paired_folder_data(cfg: Any) -> PairedArrays:
+  """A real paired set, `root/face/<id>/*` and `root/fingerprint/<id>/*`."""
+  if not cfg.root:
+    raise ValueError("data.source='paired_folders' needs --config.data.root=DIR")
+  src = paired_identity_folder_source(
+    cfg.root,
+    channels_a=cfg.face_channels,
+    channels_b=1,
+    image_size=cfg.image_size,
+    skip_corrupt=cfg.get("skip_corrupt", False),
+  )
+  rows = [src[i] for i in range(len(src))]
+  return PairedArrays(
+    np.stack([r["image_a"] for r in rows]),
+    np.stack([r["image_b"] for r in rows]),
+    src.identities,
+    src.identity_names,
+  )
+
+
+def load_paired_data(
+  cfg: Any, seed: int, correlation: float | None = None, faces: np.ndarray | None = None
+) -> PairedArrays:
+  """Face and fingerprint records of the source `cfg.source` names (a task's `data` section).
+
+  `builtin` renders `FaceFingerprintSource` at `correlation` (default `cfg.correlation`;
+  pass `faces` to reuse rendered faces, which do not depend on it), `chimeric` pairs
+  real face identities with real fingers, `paired_folders` reads a truly paired set.
+  """
+  if cfg.source == "builtin":
+    rho = cfg.correlation if correlation is None else correlation
+    return builtin_data(cfg, rho, faces, seed=seed)
+  if cfg.source == "chimeric":
+    return chimeric_data(cfg, seed)
+  if cfg.source == "paired_folders":
+    return paired_folder_data(cfg)
+  raise ValueError(f"data.source must be builtin, chimeric or paired_folders, got {cfg.source!r}")
