@@ -10,7 +10,10 @@ the resolved config (every key, with its value) and exits. The resolved config i
 validated before anything runs (`experiments/configs/common.py` has the allowed
 ranges): a bad value, a misspelt key or a known data error (missing folder,
 unreadable image) ends the run with one line on stderr and a non-zero exit status;
-`--verbosity=1` shows the traceback of a data error.
+`--verbosity=1` shows the traceback of a data error. Library INFO logging is off
+unless `--verbosity` asks for it (0 = INFO). The run ends with a short table of the
+headline metrics (the task's `HEADLINE`) and the path of its report; everything else
+is in `metrics.json`. One live run per workdir: a second one is refused.
 
 The run writes everything into `--workdir` (default `runs/NAME`): the resolved
 `config.json` first, then the task's logs, metrics, report and checkpoints.
@@ -24,8 +27,8 @@ Multi-process launches (GPU nodes, TPU pod slices) set `JAXSIM_DISTRIBUTED=1`
 
 from __future__ import annotations
 
+import contextlib
 import importlib
-import json
 import os
 import pathlib
 import re
@@ -124,7 +127,8 @@ def usage() -> str:
     "  --workdir=DIR      output directory (default runs/NAME); re-running resumes",
     "  --print_config     print the resolved config and exit",
     "  --distributed      call jax.distributed.initialize() first ($JAXSIM_DISTRIBUTED)",
-    "  --verbosity=N      1 or more: show the traceback of data errors",
+    "  --verbosity=N      0: library INFO logging (default: warnings only); 1 or more:",
+    "                     also the traceback of data errors",
     "  --helpfull         every absl flag",
   ]
   return "\n".join(lines)
@@ -165,11 +169,16 @@ def main(argv: list[str]) -> None:
     (workdir / "config.json").write_text(config.to_json_best_effort(indent=2, sort_keys=True))
   logging.info("config %s -> workdir %s", config_name(), workdir)
   from jaxsim import report  # noqa: PLC0415
+  from jaxsim import workdir as workdir_lib  # noqa: PLC0415
   from jaxsim.data.sources import folders  # noqa: PLC0415
 
   folders.clear_skipped_files()
   try:
-    metrics = task.run(config, workdir)
+    # Process 0 holds the workdir's lock: a second live run there is refused.
+    with workdir_lib.lock(workdir) if jax.process_index() == 0 else contextlib.nullcontext():
+      metrics = task.run(config, workdir)
+  except workdir_lib.WorkdirLockedError as e:
+    _exit_with(str(e), 1)
   except (ValueError, FileNotFoundError) as e:
     # Bad input (a missing folder, an unreadable image, too few identities): one line.
     if logging.get_verbosity() >= 1:
@@ -182,7 +191,9 @@ def main(argv: list[str]) -> None:
     if skipped:
       entries["data_files"] = skipped
     report.add_to_report(workdir, entries, _skipped_sentence(skipped) if skipped else "")
-    print(json.dumps(report.jsonable({"workdir": str(workdir), "metrics": metrics}), indent=2))
+    headline = getattr(task, "HEADLINE", {})
+    print(report.summary_table(metrics, headline(metrics) if callable(headline) else headline))
+    print(f"report: {workdir / 'report.md'}  (all metrics: {workdir / 'metrics.json'})")
 
 
 def _skipped_sentence(skipped: dict) -> str:
@@ -237,10 +248,17 @@ def _parse_flags(argv: list[str]) -> list[str]:
     _exit_with(message, 2)
 
 
+def _quiet_unless_asked(argv: list[str]) -> None:
+  """Library INFO logging (Orbax writes hundreds of lines a run) only with --verbosity."""
+  if not any(a.startswith(("--verbosity", "-v=", "--v=")) for a in argv[1:]):
+    argv.append("--verbosity=-1")  # absl: -1 = WARNING
+
+
 def cli() -> None:
   if any(a in ("--help", "-h", "-?", "--helpshort") for a in sys.argv[1:]):
     print(usage())
     sys.exit(0)
+  _quiet_unless_asked(sys.argv)
   try:
     sys.argv = _rewrite_argv(sys.argv)
   except UnknownConfigError as e:

@@ -456,3 +456,40 @@ def write_report_md(
   path.parent.mkdir(parents=True, exist_ok=True)
   path.write_text("\n".join(lines) + "\n")
   return path
+
+
+def summary_table(metrics: Mapping[str, Any], headline: Mapping[str, str]) -> str:
+  """A short text table of headline metrics: label, value and its 95% CI where there is one.
+
+  Args:
+    metrics: the task's metrics (nested dicts).
+    headline: label -> dotted path into `metrics` (e.g. "cross_modal.test_overlap.auc");
+      a sibling `{name}_ci_low` / `{name}_ci_high` is shown as the interval. Strings
+      (e.g. a chosen rule) are shown as they are; missing paths are skipped.
+  """
+  rows = []
+  for label, path in headline.items():
+    *parents, name = path.split(".")
+    node: Any = metrics
+    for key in parents:
+      node = node.get(key) if isinstance(node, Mapping) else None
+    if not isinstance(node, Mapping) or name not in node:
+      continue
+    value = node[name]
+    low, high = node.get(f"{name}_ci_low"), node.get(f"{name}_ci_high")
+    shown = value if isinstance(value, str) else _fmt(value)
+    ci = f"{_fmt(low)}-{_fmt(high)}" if low is not None and high is not None else ""
+    rows.append((label, shown, ci))
+  if not rows:
+    return ""
+  w0 = max(len(r[0]) for r in rows + [("metric", "", "")])
+  w1 = max(len(r[1]) for r in rows + [("", "value", "")])
+  lines = [f"{'metric':<{w0}}  {'value':>{w1}}  95% CI", f"{'-' * w0}  {'-' * w1}  ------"]
+  lines += [f"{a:<{w0}}  {b:>{w1}}  {c}" for a, b, c in rows]
+  return "\n".join(lines)
+
+
+def _fmt(x: Any) -> str:
+  if x is None or (isinstance(x, float) and math.isnan(x)):
+    return "n/a"
+  return f"{x:.4g}" if isinstance(x, (int, float)) else str(x)

@@ -152,11 +152,15 @@ def test_data_error_is_one_line_and_traceback_only_when_verbose(tmp_path):
   assert verbose.returncode != 0 and "Traceback" in verbose.stderr
 
 
-def test_stdout_is_strict_json_and_metrics_have_the_environment(tmp_path):
+def test_a_run_is_quiet_and_ends_with_the_summary_table(tmp_path):
   proc = _run("--config=sqrt2_null:runlocal", "--config.dims=(4,)", cwd=tmp_path)
   assert proc.returncode == 0, proc.stderr
-  printed = json.loads(proc.stdout, parse_constant=lambda c: pytest.fail(f"bare {c}"))
-  assert printed["workdir"] == "runs/sqrt2_null"
+  # No library INFO logging by default, no JSON dump: the table, then the report's path.
+  assert len(proc.stderr.splitlines()) < 50 and "I1" not in proc.stderr
+  lines = proc.stdout.strip().splitlines()
+  assert lines[-1].startswith("report: runs/sqrt2_null/report.md")
+  assert lines[-4].startswith("metric") and lines[-2].startswith("KS p-value, d = 4")
+  assert "{" not in proc.stdout
   metrics = json.loads((tmp_path / "runs" / "sqrt2_null" / "metrics.json").read_text())
   assert {"jax", "jaxlib", "python", "platform", "cpu"} <= set(metrics["environment"])
 
@@ -180,3 +184,25 @@ def test_fresh_training_does_not_claim_a_resume(monkeypatch, capsys, tmp_path):
     _faces.train_model("m", model_cfg, {"name": "batch_all"}, train_cfg, None, None, None, tmp_path)
     out = capsys.readouterr().out
     assert ("resumed from step" in out) is expected, out
+
+
+def test_a_second_run_on_a_live_workdir_is_refused(tmp_path):
+  import socket  # noqa: PLC0415
+
+  holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+  try:
+    workdir = tmp_path / "runs" / "sqrt2_null"
+    workdir.mkdir(parents=True)
+    (workdir / ".lock").write_text(
+      json.dumps({"pid": holder.pid, "host": socket.gethostname(), "command": "first run"})
+    )
+    proc = _run("--config=sqrt2_null:runlocal", cwd=tmp_path)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: workdir")
+    assert f"process {holder.pid}" in proc.stderr
+  finally:
+    holder.kill()
+    holder.wait()
+  # The holder is gone: its stale lock does not block the next run.
+  proc = _run("--config=sqrt2_null:runlocal", cwd=tmp_path)
+  assert proc.returncode == 0, proc.stderr

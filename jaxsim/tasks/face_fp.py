@@ -48,6 +48,18 @@ from jaxsim.data.sources import ArrayImageSource
 from jaxsim.data.sources.face_fingerprint import PairedArrays, load_paired_data
 from jaxsim.evaluate import clustered, fusion, overlap, verification
 
+# The run's summary table (`report.summary_table`): label -> path in the metrics.
+HEADLINE = {
+  "cross-modal test AUC (subjects)": "cross_modal.test_overlap.auc",
+  "permutation p (no information)": "cross_modal.permutation_test.p_value",
+  "memorisation gap (train - test AUC)": "cross_modal.memorisation.auc_gap",
+  "face verifier test AUC": "unimodal.face.auc",
+  "fingerprint verifier test AUC": "unimodal.fingerprint.auc",
+  "fusion rule (chosen on val)": "fusion_best.rule",
+  "fusion test AUC": "fusion_best.auc",
+  "smallest rho detected (CI > 0.5)": "sweep.smallest_detected_correlation",
+}
+
 # ---------------------------------------------------------------------------
 # Training
 
@@ -596,6 +608,4 @@ def run(config: Any, workdir: pathlib.Path) -> dict:
     {k: v for k, v in figures.items() if v is not None},
     sentences,
   )
-  if report.is_writer():
-    print("\n".join(["", "face_fp results:", *sentences, f"report: {workdir / 'report.md'}"]))
   return json.loads(json.dumps(metrics, default=float))
