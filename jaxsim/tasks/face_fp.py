@@ -335,47 +335,21 @@ def evaluate_unimodal_and_fusion(
       _subject_verification(scores[name]["test"], yt, subjects["test"], thr, ev, seed)
     )
     out[name]["val_auc"] = verification.roc_auc(scores[name]["val"], yv)
-  sv = np.stack([scores["face"]["val"], scores["fingerprint"]["val"]], 1)
-  st = np.stack([scores["face"]["test"], scores["fingerprint"]["test"]], 1)
-  choice = fusion.select_fusion(
-    sv, yv, *subjects["val"], tuple(ev.fusion_rules), tuple(ev.fusion_normalizations), seed=seed
+  names = ("face", "fingerprint")
+  out["fusion"], best = fusion.fusion_report(
+    np.stack([scores[n]["val"] for n in names], 1),
+    yv,
+    subjects["val"],
+    np.stack([scores[n]["test"] for n in names], 1),
+    yt,
+    subjects["test"],
+    tuple(ev.fusion_rules),
+    tuple(ev.fusion_normalizations),
+    ev.bootstrap_resamples,
+    seed,
   )
-  rules: dict[str, Any] = {}
-  for rule in ev.fusion_rules:
-    for norm in ev.fusion_normalizations:
-      fused = fusion.apply_fusion(fusion.fit_fusion(sv, yv, rule, norm, seed=seed), st)
-      rules[f"{rule}/{norm}"] = {
-        "val_auc_crossfit": choice["candidates"][f"{rule}/{norm}"],
-        **_subject_verification(fused, yt, subjects["test"], None, ev, seed),
-      }
-  best = f"{choice['rule']}/{choice['normalization']}"
-  single = max(("face", "fingerprint"), key=lambda n: out[n]["val_auc"])
-  fused = fusion.apply_fusion(
-    fusion.fit_fusion(sv, yv, choice["rule"], choice["normalization"], seed=seed), st
-  )
-  fa, sa = (
-    clustered.verification_statistic(fused, yt),
-    clustered.verification_statistic(scores[single]["test"], yt),
-  )
-  gain = clustered.subject_bootstrap(
-    lambda w: fa(w)["auc"] - sa(w)["auc"],
-    *subjects["test"],
-    num_resamples=ev.bootstrap_resamples,
-    seed=seed,
-  )
-  out["fusion"] = rules
-  out["fusion_best"] = {
-    "rule": choice["rule"],
-    "normalization": choice["normalization"],
-    "selected_on": "val",
-    "val_auc": choice["val_auc"],
-    **{k: v for k, v in rules[best].items() if k != "val_auc_crossfit"},
-    "best_single_on_val": single,
-    "auc_gain_over_best_single": gain["value"],
-    "auc_gain_ci_low": gain["value_ci_low"],
-    "auc_gain_ci_high": gain["value_ci_high"],
-  }
-  return out, _unimodal_sentences(out, int(gain["num_subjects"]))
+  out["fusion_best"] = {**best, "best_single_on_val": names[best["best_single_on_val"]]}
+  return out, _unimodal_sentences(out, int(out["fusion_best"]["num_subjects"]))
 
 
 def _unimodal_sentences(out: Mapping[str, Any], num_subjects: int) -> list[str]:
