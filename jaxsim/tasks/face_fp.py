@@ -46,7 +46,7 @@ from jaxsim import train as train_lib
 from jaxsim.data import pipeline, sampling, splits
 from jaxsim.data.sources import ArrayImageSource
 from jaxsim.data.sources.face_fingerprint import PairedArrays, load_paired_data
-from jaxsim.evaluate import clustered, fusion, overlap, verification
+from jaxsim.evaluate import clustered, cross_modal, fusion, overlap, verification
 
 # The run's summary table (`report.summary_table`): label -> path in the metrics.
 HEADLINE = {
@@ -184,19 +184,6 @@ def _test_records_distances(model, variables, data: PairedArrays, records: np.nd
   return dist, data.identities[records], ea.shape[1]
 
 
-def _gap_statistic(train_scores, train_labels, test_scores, test_labels):
-  """Train-pair AUC minus test-pair AUC of weighted pairs (train weights first)."""
-  tr = clustered.verification_statistic(train_scores, train_labels)
-  te = clustered.verification_statistic(test_scores, test_labels)
-  n = len(train_labels)
-
-  def statistic(w):
-    a, b = tr(w[:n])["auc"], te(w[n:])["auc"]
-    return {"train_auc": a, "test_auc": b, "auc_gap": a - b}
-
-  return statistic
-
-
 def evaluate_cross_modal(
   config: Any, model, variables, data: PairedArrays, records, pairs, workdir: pathlib.Path
 ) -> tuple[dict, list[str], dict]:
@@ -212,38 +199,18 @@ def evaluate_cross_modal(
   ev, seed = config.eval, config.seed
   dist = {k: _cross_modal_distances(model, variables, data, pairs[k]) for k in ("train", "test")}
   lab = {k: np.asarray(pairs[k]["label"]) for k in ("train", "test")}
-  subj = {k: (data.identities[pairs[k]["a"]], data.identities[pairs[k]["b"]]) for k in dist}
-  out: dict[str, Any] = {}
-  out["test_overlap"] = clustered.subject_bootstrap(
-    clustered.overlap_statistic(-dist["test"], lab["test"]),
-    *subj["test"],
-    num_resamples=ev.bootstrap_resamples,
-    seed=seed,
-  )
-  out["test_overlap"]["num_genuine"] = float(lab["test"].sum())
-  out["test_overlap"]["num_impostor"] = float((lab["test"] == 0).sum())
-  out["memorisation"] = clustered.subject_bootstrap(
-    _gap_statistic(-dist["train"], lab["train"], -dist["test"], lab["test"]),
-    np.r_[subj["train"][0], subj["test"][0]],
-    np.r_[subj["train"][1], subj["test"][1]],
-    strata=np.r_[np.zeros(lab["train"].size), np.ones(lab["test"].size)],
-    num_resamples=ev.bootstrap_resamples,
-    seed=seed,
-  )
   full, ids, dim = _test_records_distances(model, variables, data, records["test"])
-  out["permutation_test"] = clustered.identity_permutation_test(
-    -full.reshape(-1),
-    np.repeat(ids, ids.size),
-    np.tile(ids, ids.size),
-    num_permutations=ev.permutations,
-    seed=seed,
+  out = cross_modal.semantic_gap_report(
+    dist,
+    lab,
+    _pair_subjects(data, pairs),
+    full,
+    (ids, ids),
+    dim,
+    ev.bootstrap_resamples,
+    ev.permutations,
+    seed,
   )
-  indep = clustered.independent_pairs(ids, ids, seed=seed)
-  d_indep = full[indep["a"], indep["b"]]
-  out["isotropy_genuine"] = overlap.null_distance_test(d_indep[indep["label"] == 1], dim)
-  out["isotropy_impostor"] = overlap.null_distance_test(d_indep[indep["label"] == 0], dim)
-  out["test_distances"] = overlap.distance_summary(dist["test"], lab["test"])
-  out["train_distances"] = overlap.distance_summary(dist["train"], lab["train"])
   if config.loss.name == "pair_contrastive":
     for k in ("train", "test"):
       out[f"contrastive_{k}"] = overlap.contrastive_diagnostics(dist[k], lab[k], config.loss.margin)
