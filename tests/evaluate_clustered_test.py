@@ -159,3 +159,34 @@ def test_independent_pairs_form_a_path():
   assert np.all(ids[p["a"]][p["label"] == 0] != ids[p["b"]][p["label"] == 0])
   # Each record appears at most twice (once genuine, once impostor): a path, no cycle.
   assert np.bincount(p["a"]).max() <= 2 and np.bincount(p["b"]).max() <= 2
+
+
+def test_semantic_gap_report_on_independent_towers():
+  from jaxsim.evaluate import cross_modal
+
+  rng = np.random.default_rng(3)
+  dim, ids = 8, np.repeat(np.arange(40), 2)
+
+  def unit(n):
+    x = rng.normal(size=(n, dim))
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+  ea, eb = unit(ids.size), unit(ids.size)  # independent towers: no information
+  full = np.linalg.norm(ea[:, None] - eb[None], axis=-1)
+  pairs = clustered.all_cross_pairs(ids, ids)
+  d, y = full.reshape(-1), pairs["label"]
+  subj = (ids[pairs["a"]], ids[pairs["b"]])
+  out = cross_modal.semantic_gap_report(
+    {"train": d, "test": d},
+    {"train": y, "test": y},
+    {"train": subj, "test": subj},
+    full,
+    (ids, ids),
+    dim,
+    num_resamples=50,
+    num_permutations=200,
+  )
+  assert out["test_overlap"]["auc_ci_low"] < 0.5 < out["test_overlap"]["auc_ci_high"]
+  assert out["permutation_test"]["p_value"] > 0.05
+  assert out["memorisation"]["auc_gap"] == pytest.approx(0.0)
+  assert out["isotropy_genuine"]["n"] == 40 and out["isotropy_impostor"]["n"] == 39
