@@ -179,7 +179,7 @@ def test_semantic_gap_report_on_independent_towers():
   out = cross_modal.semantic_gap_report(
     {"train": d, "test": d},
     {"train": y, "test": y},
-    {"train": subj, "test": subj},
+    {"train": (subj[0] + 100, subj[1] + 100), "test": subj},  # other subjects, same data
     full,
     (ids, ids),
     dim,
