@@ -21,6 +21,7 @@ from typing import Any
 import grain
 import jax
 import orbax.checkpoint as ocp
+from absl import logging as absl_logging
 from orbax.checkpoint import checkpoint_managers as ocm
 
 
@@ -192,8 +193,15 @@ class Checkpointer:
     """The `record` saved with `step` ({} when it was saved without one)."""
     if not self._has_record(step):
       return {}
-    restored = self._manager.restore(step, args=ocp.args.Composite(record=ocp.args.JsonRestore()))
-    return dict(restored["record"])
+    # Orbax warns about every item not asked for (the state, the data iterator); here
+    # leaving them is the point, so its warnings are silenced for this one read.
+    level = absl_logging.get_verbosity()
+    absl_logging.set_verbosity(absl_logging.ERROR)
+    try:
+      args = ocp.args.Composite(record=ocp.args.JsonRestore())
+      return dict(self._manager.restore(step, args=args)["record"])
+    finally:
+      absl_logging.set_verbosity(level)
 
   def wait(self) -> None:
     """Blocks until pending asynchronous saves are committed."""
