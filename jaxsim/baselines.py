@@ -248,8 +248,9 @@ class Fisherfaces(_Fitted):
 
   name = "fisherfaces"
 
-  def __init__(self, num_components: int | None = None):
+  def __init__(self, num_components: int | None = None, pca_components: int | None = None):
     self.num_components = num_components
+    self.pca_components = pca_components
     self.pca: decomposition.PCA | None = None
     self.lda: discriminant_analysis.LinearDiscriminantAnalysis | None = None
 
@@ -269,6 +270,8 @@ class Fisherfaces(_Fitted):
       )
     x = _standardise(grey.reshape(n, -1))
     pca_dims = min(n - c, x.shape[1])
+    if self.pca_components is not None:
+      pca_dims = min(pca_dims, self.pca_components)
     lda_dims = min(c - 1, pca_dims)
     if self.num_components is not None:
       lda_dims = min(lda_dims, self.num_components)
