@@ -386,8 +386,9 @@ class FingerCode(_Fitted):
   distance. No core detection, no minutiae.
 
   Args:
-    frequency: ridge frequency in cycles per pixel at the working image size (FVC2002
-      at 500 dpi has about 0.1; resized to 192 px about 0.12 to 0.16).
+    frequency: ridge frequency in cycles per pixel at the working image size. Default
+      0.1: on FVC2002 DB1-3 B resized to 192 x 192, validation AUC was 0.78 at 0.1,
+      0.77 at 0.12 and 0.14 (two seeds); it matters little.
     num_orientations: Gabor orientations over [0, pi) (default 8, as in the paper).
     grid: cells (rows, columns) of the code.
     extent: fraction of the image side the grid covers.
@@ -402,7 +403,7 @@ class FingerCode(_Fitted):
 
   def __init__(
     self,
-    frequency: float = 0.12,
+    frequency: float = 0.1,
     num_orientations: int = 8,
     grid: tuple[int, int] = (8, 8),
     extent: float = 0.7,
