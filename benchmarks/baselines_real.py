@@ -28,7 +28,7 @@ import numpy as np
 from jaxsim import baselines
 from jaxsim.data import splits
 from jaxsim.data.sources import fvc2002_source, identity_folder_source
-from jaxsim.evaluate import clustered, verification
+from jaxsim.evaluate import clustered
 
 PCA_DIMS = (20, 40, 80)
 
@@ -51,15 +51,9 @@ FISHER_BY_VAL = ("fisherfaces_pca_by_val", "fisherfaces", [{"pca_components": k}
 
 def evaluate(name, candidates, images, identities, counts, seed, num_resamples) -> dict:
   _, records = splits.split_records(identities, counts=counts, seed=seed)
-  train = records["train"]
-  val = _all_pairs(records["val"], identities)
-  best = None
-  for options in candidates:
-    model = baselines.make_baseline(name, **options).fit(images[train], identities[train])
-    auc = verification.roc_auc(baselines.pair_scores(model, images, val), val["label"])
-    if best is None or auc > best[0]:
-      best = (auc, model, options)
-  val_auc, model, options = best
+  model, options, val_auc = baselines.fit_on_validation(
+    name, images, identities, records["train"], _all_pairs(records["val"], identities), candidates
+  )
   test = _all_pairs(records["test"], identities)
   scores = baselines.pair_scores(model, images, test)
   stats = clustered.subject_bootstrap(

@@ -223,3 +223,31 @@ def test_real_orl_faces_beat_chance_and_fisherfaces_beats_its_pixels(shared_data
   # Seed 0 measured 0.903 (raw) and 0.95 (Fisherfaces, PCA 40) at this size.
   assert aucs["raw_pixels"] > 0.85
   assert aucs["fisherfaces"] > aucs["raw_pixels"]
+
+
+def test_baseline_report_chooses_on_validation_and_gives_subject_intervals():
+  rng = np.random.default_rng(0)
+  ids = np.repeat(np.arange(12), 4)
+  centres = rng.uniform(0.2, 0.8, (12, 1, 8, 8, 1))
+  images = np.clip(centres[ids, 0] + rng.normal(0, 0.05, (ids.size, 8, 8, 1)), 0, 1)
+  images = images.astype(np.float32)
+  records = {"train": np.arange(24), "val": np.arange(24, 36), "test": np.arange(36, 48)}
+
+  def all_pairs(r):
+    a, b = np.triu_indices(r.size, k=1)
+    return {"a": r[a], "b": r[b], "label": (ids[r[a]] == ids[r[b]]).astype(np.int32)}
+
+  out = baselines.baseline_report(
+    ("raw_pixels", "fisherfaces"),
+    images,
+    ids,
+    records["train"],
+    all_pairs(records["val"]),
+    all_pairs(records["test"]),
+    num_resamples=20,
+  )
+  assert set(out) == {"raw_pixels", "fisherfaces"}
+  for r in out.values():
+    assert 0.0 <= r["auc_ci_low"] <= r["auc"] <= r["auc_ci_high"] <= 1.0
+    assert r["num_subjects"] == 3 and r["val_auc"] > 0.5
+  assert out["fisherfaces"]["options"]["pca_components"] in (20, 40, 80)

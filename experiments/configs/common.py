@@ -244,6 +244,7 @@ RULES: list[tuple[str, Rule]] = [
   ("*.enabled", Bool()),
   ("*.tsne", Bool()),
   ("*.skip_corrupt", Bool()),
+  ("*.baselines", Bool()),
   # losses
   ("*loss*.name", OneOf(*OBJECTIVES)),
   ("*.margin", POSITIVE),

@@ -114,6 +114,9 @@ def get_config(arg=None):
   c.unimodal.steps = 300
   c.unimodal.learning_rate = 1e-3
   c.unimodal.augment = True
+  # Classical baselines (raw pixels, Eigenfaces, Fisherfaces, LBP; FingerCode for
+  # fingerprints) fitted on the same training subjects and scored on the same test pairs.
+  c.unimodal.baselines = True
 
   # Correlation sweep (positive control): one cross-modal model per rho, the headline's
   # data, nuisance and steps; rho = data.correlation reuses the main model.
@@ -177,6 +180,7 @@ def get_config(arg=None):
     c.train.log_every = 50 if "seed" not in args else 1
     c.train.warmup_steps = 0
     c.unimodal.num_subjects = 100
+    c.unimodal.baselines = False  # about a minute on 2 cores; tests/baselines_test.py covers them
     c.unimodal.steps = 20
     c.unimodal.p = 8
     c.sweep.correlations = (0.0, 1.0) if "seed" not in args else ()

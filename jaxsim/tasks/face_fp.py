@@ -41,7 +41,7 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from jaxsim import inference, models, objectives, report
+from jaxsim import baselines, inference, models, objectives, report
 from jaxsim import train as train_lib
 from jaxsim.data import pipeline, sampling, splits
 from jaxsim.data.sources import ArrayImageSource
@@ -399,6 +399,9 @@ def unimodal_and_fusion(config: Any, workdir: pathlib.Path) -> tuple[dict, list[
     um, uv = train_unimodal(ucfg, source, records, pairs["val"], workdir / name)
     scores[name] = {k: _unimodal_scores(um, uv, source.images, pairs[k]) for k in ("val", "test")}
   out, sentences = evaluate_unimodal_and_fusion(ucfg, scores, pairs, _pair_subjects(data, pairs))
+  if config.unimodal.baselines:
+    out["baselines"], line = _baselines(ucfg, data, records, pairs)
+    sentences.append(line)
   d = ucfg.data
   out["data"] = {
     "num_subjects": float(len(data.identity_names)),
@@ -407,6 +410,36 @@ def unimodal_and_fusion(config: Any, workdir: pathlib.Path) -> tuple[dict, list[
     "fingerprint_difficulty": float(d.fingerprint_difficulty),
   }
   return out, sentences
+
+
+def _baselines(config: Any, data: PairedArrays, records, pairs) -> tuple[dict, str]:
+  """Classical baselines of each modality on the verifiers' test pairs (`jaxsim.baselines`)."""
+  out = {}
+  for modality, images, names in (
+    ("face", data.faces, baselines.FACE_BASELINES),
+    ("fingerprint", data.fingerprints, baselines.FINGERPRINT_BASELINES),
+  ):
+    out[modality] = baselines.baseline_report(
+      names,
+      images,
+      data.identities,
+      records["train"],
+      pairs["val"],
+      pairs["test"],
+      config.eval.bootstrap_resamples,
+      config.seed,
+    )
+  parts = [
+    f"{modality}: "
+    + ", ".join(
+      f"{n} {r['auc']:.3f} ({r['auc_ci_low']:.3f}-{r['auc_ci_high']:.3f})" for n, r in rows.items()
+    )
+    for modality, rows in out.items()
+  ]
+  return out, (
+    "Classical baselines on the same test pairs (fitted on the training subjects, options "
+    "chosen on validation; test AUC, 95% CI over test subjects): " + "; ".join(parts) + "."
+  )
 
 
 def correlation_sweep(config: Any, main, workdir: pathlib.Path) -> tuple[dict, list[str], dict]:
@@ -530,6 +563,8 @@ def run(config: Any, workdir: pathlib.Path) -> dict:
   if config.unimodal.enabled:
     uni, uni_sentences = unimodal_and_fusion(config, workdir)
     metrics["unimodal"] = {k: uni[k] for k in ("face", "fingerprint", "data")}
+    if "baselines" in uni:
+      metrics["baselines"] = uni["baselines"]
     metrics["fusion"], metrics["fusion_best"] = uni["fusion"], uni["fusion_best"]
     sentences += uni_sentences
   if config.sweep.correlations and config.data.source != "builtin":
