@@ -52,3 +52,43 @@ def test_ece_and_reliability_hand_worked():
   assert np.isnan(d["fraction_positive"][1])
   m = calibration.calibration_metrics(probs, labels)
   assert m["brier"] == pytest.approx((0.01 + 0.81 + 0.01 + 0.01) / 4)
+
+
+def test_top1_calibration_and_base_rate_hand_worked():
+  # Four probes: calibrated top-1 probabilities and whether the top-1 candidate is right.
+  probs, correct = [0.2, 0.6, 0.7, 0.9], [0, 1, 0, 1]
+  m = calibration.calibration_metrics(probs, correct, num_bins=2)
+  # Bin [0, .5): one probe, predicted .2, observed 0 -> .2 * 1/4. Bin [.5, 1]: predicted
+  # (.6 + .7 + .9) / 3 = 2.2 / 3, observed 2/3 -> (.2 / 3) * 3/4. ECE = .05 + .05.
+  assert m["ece"] == pytest.approx(0.1)
+  assert m["brier"] == pytest.approx((0.04 + 0.16 + 0.49 + 0.01) / 4)
+  assert m["log_loss"] == pytest.approx(-np.log([0.8, 0.6, 0.3, 0.9]).mean())
+  # The base-rate predictor (validation rate 1/4 for every probe): one bin, |1/2 - 1/4|.
+  b = calibration.base_rate_metrics(correct, 0.25, num_bins=2)
+  assert b["ece"] == pytest.approx(0.25)
+  assert b["brier"] == pytest.approx((2 * 0.25**2 + 2 * 0.75**2) / 4)
+  assert b["log_loss"] == pytest.approx(-(2 * np.log(0.75) + 2 * np.log(0.25)) / 4)
+  assert b["rate"] == 0.25
+
+
+def test_rare_positives_a_base_rate_predictor_has_near_zero_ece():
+  # The trap of all-pairs ECE: 0.16% positives, an uninformative constant scores ~0 ECE
+  # and a tiny Brier score, while a predictor that ranks perfectly can score worse.
+  rng = np.random.default_rng(0)
+  y = (rng.random(100_000) < 0.0016).astype(int)
+  b = calibration.base_rate_metrics(y, 0.0016)
+  assert b["ece"] < 0.001 and b["brier"] < 0.002
+  overconfident = np.where(y == 1, 0.6, 0.01)
+  assert calibration.calibration_metrics(overconfident, y)["ece"] > b["ece"]
+
+
+def test_weights_equal_repeated_rows():
+  rng = np.random.default_rng(1)
+  p, y = rng.random(50), (rng.random(50) < 0.4).astype(int)
+  w = rng.integers(0, 4, 50)
+  weighted = calibration.calibration_metrics(p, y, num_bins=5, weights=w)
+  repeated = calibration.calibration_metrics(np.repeat(p, w), np.repeat(y, w), num_bins=5)
+  for k in weighted:
+    assert weighted[k] == pytest.approx(repeated[k]), k
+  with pytest.raises(ValueError, match="weights"):
+    calibration.calibration_metrics(p, y, weights=-np.ones(50))

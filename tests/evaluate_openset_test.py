@@ -81,3 +81,21 @@ def test_top_candidates_with_calibrated_probabilities():
   np.testing.assert_array_equal(out["identities"][2], [10, 20])  # tie: listed order
   p = out["probabilities"]
   assert np.all((p > 0) & (p < 1)) and np.all(p[:, 0] >= p[:, 1])
+
+
+def test_top1_correct_and_weighted_open_set_statistic():
+  # Top-1 right only for probe 0 (probe 2 ties with 10 listed first); outsiders never.
+  np.testing.assert_array_equal(openset.top1_correct(SCORES, IDS, PROBES), [1, 0, 0, 0, 0])
+  stat = openset.open_set_statistic(SCORES, IDS, PROBES, threshold=0.65)
+  ref = openset.open_set_at_threshold(SCORES, IDS, PROBES, 0.65)
+  out = stat(np.ones(5))
+  for k in ("fpir", "fnir", "dir"):
+    assert out[k] == pytest.approx(ref[k]), k
+  assert out["cmc_rank_1"] == pytest.approx(1 / 3)
+  # Weights count probes: probe 0 twice, probe 1 dropped, outsider 4 (accepted) dropped.
+  w = np.array([2, 0, 1, 1, 0])
+  out = stat(w)
+  assert out["dir"] == pytest.approx(2 / 3)  # probes 0, 0 hit; probe 2 is rank 2
+  assert out["cmc_rank_1"] == pytest.approx(2 / 3)
+  assert out["fpir"] == 0.0  # only outsider 3 (0.6 < 0.65) left
+  assert np.isnan(stat(np.array([0, 0, 0, 1, 1]))["dir"])

@@ -7,6 +7,7 @@ import pytest
 
 from experiments.configs import face_verify as face_verify_config
 from jaxsim.data import splits
+from jaxsim.evaluate import verification
 from jaxsim.tasks import face_verify
 
 
@@ -32,6 +33,32 @@ def test_fixed_pairs_are_distinct_labelled_and_reproducible(num_pairs):
   assert p["label"].sum() == min(round(0.5 * num_pairs), genuine_available)
 
 
+def test_subject_intervals_are_wider_than_pair_intervals_for_clustered_pairs():
+  # Each identity shifts all its pairs' scores: pairs are clustered, so the identity
+  # bootstrap must give a wider AUC interval than resampling the 2,000 pairs would.
+  rng = np.random.default_rng(0)
+  n, num_ids = 2000, 20
+  a, b = rng.integers(0, num_ids, n), rng.integers(0, num_ids, n)
+  b[: n // 2] = a[: n // 2]
+  labels = (a == b).astype(int)
+  effect = rng.normal(0, 1.0, num_ids)
+  scores = labels + effect[a] + effect[b] + rng.normal(0, 0.5, n)
+  out = face_verify.subject_intervals(
+    scores, labels, a, b, threshold=1.0, fars=(1e-2,), num_resamples=200, seed=0
+  )
+  assert out["ci_num_identities"] == num_ids
+  for k in ("auc", "eer", "tar_at_far_1e-02", "accuracy", "far", "frr"):
+    assert out[f"{k}_ci_low"] <= out[f"{k}_ci_high"], k
+  gen, imp = scores[labels == 1], scores[labels == 0]
+  pair_lo, pair_hi = verification.bootstrap_ci(
+    lambda g, i: verification.roc_auc(np.r_[g, i], np.r_[np.ones(len(g)), np.zeros(len(i))]),
+    [gen, imp],
+    num_resamples=200,
+    seed=0,
+  )
+  assert out["auc_ci_high"] - out["auc_ci_low"] > 2 * (pair_hi - pair_lo)
+
+
 def test_runlocal_end_to_end(tmp_path):
   config = face_verify_config.get_config("runlocal")
   metrics = face_verify.run(config, tmp_path)
@@ -52,6 +79,10 @@ def test_runlocal_end_to_end(tmp_path):
     m = metrics[name]
     t = m["test"]
     assert 0.0 <= t["auc_ci_low"] <= t["auc"] <= t["auc_ci_high"] <= 1.0
+    # The intervals are over test identities, with the validation threshold kept fixed.
+    assert t["ci_num_identities"] == len(groups["test"])
+    assert t["accuracy_ci_low"] <= t["accuracy"] <= t["accuracy_ci_high"]
+    assert t["eer_ci_low"] <= t["eer_ci_high"]
     assert 0.0 <= t["eer"] <= 1.0
     assert t["tn"] + t["fp"] + t["fn"] + t["tp"] == n
     assert t["tp"] + t["fn"] == test_pairs["label"].sum()
@@ -64,6 +95,7 @@ def test_runlocal_end_to_end(tmp_path):
       max(m["train"]["select_first_val"], m["train"]["select_last_val"])
     )
     assert f"{name}: test AUC" in report
+  assert f"95% CI over {len(groups['test'])} test identities" in report
   # The features-once evaluation of Koch's L1 head equals the full pair network.
   assert metrics["koch"]["inference"]["pair_logits_max_abs_diff"] < 1e-3
   assert metrics["koch"]["inference"]["pair_logits_pairs"] == config.eval.pair_logits_pairs

@@ -45,6 +45,20 @@ def test_seed_losses_have_negatives_unless_all_positive():
   assert float(all_pos) == pytest.approx(0.0, abs=1e-6)
 
 
+def test_retrieval_intervals_cluster_text_queries_by_string():
+  # Four text queries, two distinct strings: the bootstrap draws 2 units, not 4.
+  q = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
+  g = np.array([[1.0, 0.1], [0.1, 1.0], [1.0, -0.1]])
+  out = mnist_text._retrieval(
+    q, g, np.array([0, 0, 1, 1]), np.array([0, 1, 1]), (1,), np.array([0, 0, 1, 1]), 50, 0
+  )
+  # Label-0 queries: the first hit is relevant (R = 1); label-1 queries: item 1 first,
+  # item 2 (label 1) last: R@1 = 1, AP@R (R = 2) = 1/2.
+  assert out["recall_at_1"] == 1.0 and out["map_at_r"] == pytest.approx(0.75)
+  assert out["ci_num_units"] == 2
+  assert 0.5 <= out["map_at_r_ci_low"] <= out["map_at_r_ci_high"] <= 1.0
+
+
 def test_config_variants():
   assert set(config_lib.get_config().variants) == {"contrastive", "clip"}
   assert set(config_lib.get_config("seed").variants) == {"seed_contrastive", "seed_all_positive"}
@@ -96,8 +110,21 @@ def test_runlocal_end_to_end(tmp_path):
     for group in ("image_to_text_seen", "text_to_image_heldout"):
       m = test[group]
       assert 0 <= m["recall_at_1"] <= m["recall_at_5"] <= m["recall_at_10"] <= 1
+    # Intervals over the independent units: test images, and distinct text strings for
+    # text queries (fewer units than queries, since strings repeat).
+    n = metrics["num_images"]["test"]
+    for name in ("seen", "heldout"):
+      z = test[f"zero_shot_{name}"]
+      assert z["accuracy_ci_low"] <= z["accuracy"] <= z["accuracy_ci_high"]
+      assert test[f"image_to_text_{name}"]["ci_num_units"] == n
+      t2i = test[f"text_to_image_{name}"]
+      assert 1 <= t2i["ci_num_units"] < n
+      for k in ("recall_at_1", "map_at_r"):
+        assert t2i[f"{k}_ci_low"] <= t2i[k] + 1e-12 and t2i[k] <= t2i[f"{k}_ci_high"] + 1e-12
     sel = metrics["selection"][variant]
     assert sel["best_val"] >= sel["first_val"]
+  report = (tmp_path / "report.md").read_text()
+  assert "t->i R@1 / MAP@R (held-out texts)" in report and "95% CIs by a bootstrap" in report
   # 60 InfoNCE steps already align the towers far beyond chance (0.1); the margin is
   # wide: runlocal reaches about 0.75 on a loaded CPU.
   assert metrics["test"]["clip"]["zero_shot_seen"]["accuracy"] > 0.3

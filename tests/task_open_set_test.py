@@ -60,7 +60,23 @@ def test_runlocal_end_to_end_and_resume(tmp_path):
   assert d["val_fpir"] <= config.eval.target_fpir
   cmc = t["cmc"]
   assert 0 <= cmc["rank_1"] <= cmc["rank_5"] <= cmc["rank_10"] == 1.0  # 8 enrolled: rank 10 = all
-  assert 0 <= t["calibration_platt_all_pairs"]["ece"] <= 1
+  assert 0 <= t["secondary_calibration_all_pairs_platt"]["ece"] <= 1
+  # Identification-level calibration: one outcome per test probe, beside the base rate.
+  c1 = t["calibration_top1"]
+  assert c1["num_probes"] == d["num_mated"] + d["num_nonmated"]
+  assert c1["correct_rate"] == pytest.approx(cmc["rank_1"] * d["num_mated"] / c1["num_probes"])
+  assert c1["base_rate"]["ece"] == pytest.approx(
+    abs(c1["correct_rate"] - metrics["val"]["top1_correct_rate"])
+  )
+  for name in ("platt_all_pairs", "base_rate"):
+    assert set(c1[name]) == {"ece", "brier", "log_loss"}
+  # Intervals over test probe identities (enrolled and outsiders), threshold fixed.
+  iv = t["intervals"]
+  assert iv["num_subjects"] == sp.enrolled + sp.outsider_test
+  for k in ("dir", "fpir", "cmc_rank_1", "top1_ece_base_rate"):
+    assert iv[f"{k}_ci_low"] <= iv[f"{k}_ci_high"], k
+  assert iv["dir"] == pytest.approx(d["dir"]) and iv["fpir"] == pytest.approx(d["fpir"])
+  assert iv["cmc_rank_1"] == pytest.approx(cmc["rank_1"])
   top5 = json.loads((tmp_path / "top5_test.json").read_text())
   names = {f"synthetic_{i:04d}" for i in groups["enrolled"]}
   assert len(top5["probes"]) == d["num_mated"] + d["num_nonmated"]
@@ -75,7 +91,9 @@ def test_runlocal_end_to_end_and_resume(tmp_path):
     assert probe["mated"] == (probe["true_identity"] in names)
     assert probe["decision"] == ("unknown" if s[0] < top5["threshold"] else cands[0]["identity"])
   report = (tmp_path / "report.md").read_text()
-  assert "outsider, never enrolled or trained on" in report  # the unknown example is an outsider
+  assert "outsider, never enrolled or trained on" in report
+  assert f"95% CI over {sp.enrolled + sp.outsider_test} test probe identities" in report
+  assert "base-rate predictor" in report  # the unknown example is an outsider
 
   # Re-running the same workdir restores the trained encoder instead of training again.
   again = open_set.run(config, tmp_path)

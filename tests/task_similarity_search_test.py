@@ -18,12 +18,33 @@ def test_chance_metrics():
   assert c["mrr"] == pytest.approx((1 + 1 / 2 + 1 / 3 + 1 / 4) / 4)
 
 
+def test_partner_ranks_and_subject_intervals():
+  left = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+  right = np.array([[1.0, 0.1], [1.0, 0.0], [0.0, 1.0]])
+  labels = np.array([7, 8, 9])
+  # Cosine scores. Query 7: partner .995, behind (1, 0) at 1.0 -> rank 2. Query 8: partner
+  # (1, 0) scores 0, behind (0, 1) at 1 and (1, .1) at .0995 -> 3. Query 9: partner
+  # (0, 1) scores .707, behind (1, .1) at .774 and tied with (1, 0): ties count against -> 3.
+  ranks = similarity_search.partner_ranks(left, right, labels)
+  np.testing.assert_array_equal(ranks, [2, 3, 3])
+  out = similarity_search.subject_intervals(ranks, labels, num_resamples=50, seed=0)
+  assert out["recall_at_1"] == 0.0 and out["recall_at_10"] == 1.0
+  assert out["mrr"] == pytest.approx((1 / 2 + 1 / 3 + 1 / 3) / 3)
+  assert out["mrr_ci_low"] >= 1 / 3 - 1e-12 and out["mrr_ci_high"] <= 1 / 2 + 1e-12
+  assert out["num_subjects"] == 3
+  with pytest.raises(ValueError, match="exactly one relevant"):
+    similarity_search.partner_ranks(left, right, np.array([7, 7, 9]))
+
+
 def test_config_variants():
   seed = config_lib.get_config("seed")
   assert seed.model.encoder.dim == 256 and seed.model.encoder.head_batch_norm
   assert seed.loss.triplet.margin == 0.2 and seed.loss.contrastive.margin == 0.3
   default = config_lib.get_config()
   assert default.num_seeds >= 3
+  # The contrastive margin is tuned per seed on its own validation split.
+  assert 2 <= len(default.loss.contrastive.margin_grid) <= 3
+  assert seed.loss.contrastive.margin_grid == ()
   assert default.train.checkpoint_every == default.train.eval_every
   with pytest.raises(ValueError, match="unknown"):
     config_lib.get_config("nonsense")
@@ -76,12 +97,22 @@ def _check_run(workdir, metrics, losses, num_seeds):
       assert 0 <= m["recall_at_1"] <= m["recall_at_5"] <= m["recall_at_10"] <= 1
       assert m["map_at_r"] == pytest.approx(m["recall_at_1"])  # one relevant item
       assert m["recall_at_1"] <= m["mrr"] <= 1
+      assert m["recall_at_1_ci_low"] <= m["recall_at_1"] <= m["recall_at_1_ci_high"]
+      assert m["mrr_ci_low"] <= m["mrr"] <= m["mrr_ci_high"]
+      assert m["ci_num_identities"] == m["gallery_size"]
       sel = metrics["selection"][f"{name}_seed{s}"]
       assert sel["num_evals"] >= 2
+      if name == "contrastive":
+        # Chosen on this seed's validation: the winner has the best validation R@1.
+        tried = {k: v for k, v in sel.items() if "_margin_" in k}
+        assert len(tried) == 2 and sel["margin"] in (0.8, 1.2)
+        assert sel["best_val"] == max(tried.values())
       assert sel["best_val"] >= sel["first_val"]  # selection never keeps a worse model
     t = metrics["test"][name]
     assert t["recall_at_1_min"] <= t["recall_at_1_mean"] <= t["recall_at_1_max"]
-  assert "Chance: R@1 = 1/N" in (workdir / "report.md").read_text()
+  report = (workdir / "report.md").read_text()
+  assert "Chance: R@1 = 1/N" in report
+  assert "chosen on this seed's validation" in report and "95% CI over" in report
 
 
 def test_synthetic_pairs_load():

@@ -55,7 +55,8 @@ def get_config(arg=None):
   # eer: prevalence-free; max_accuracy with ~8% genuine test pairs can reject every pair.
   c.eval.threshold_method = "eer"  # eer | max_accuracy (chosen on validation)
   c.eval.fars = (1e-1, 1e-2, 1e-3, 1e-4)
-  c.eval.bootstrap_resamples = 200
+  # Intervals: bootstrap over test identities (the independent units), not pairs.
+  c.eval.bootstrap_resamples = 1000
   c.eval.batch_size = 256
   c.eval.pair_logits_pairs = 4096  # Koch: pairs run through the full pair network
 

@@ -108,6 +108,8 @@ def get_config(arg=None):
   c.eval.ks = (1, 5, 10)
   c.eval.batch_size = 512
   c.eval.tsne = True
+  # 95% intervals: bootstrap over test images (image queries, zero-shot) and text strings.
+  c.eval.bootstrap_resamples = 1000
 
   if "seed" in args:
     c.variants = ("seed_contrastive", "seed_all_positive")
@@ -120,4 +122,5 @@ def get_config(arg=None):
     c.train.log_every = 10
     c.train.async_checkpoints = False
     c.eval.tsne = False
+    c.eval.bootstrap_resamples = 50
   return c

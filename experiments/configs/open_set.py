@@ -83,6 +83,8 @@ def get_config(arg=None):
   c.eval.top_k = 5
   c.eval.max_rank = 10
   c.eval.num_bins = 10
+  # Intervals: bootstrap over test probe identities (enrolled and outsiders).
+  c.eval.bootstrap_resamples = 1000
   c.eval.num_examples = 2
   c.eval.tsne_max_points = 1500
   c.eval.batch_size = 256
@@ -113,6 +115,7 @@ def get_config(arg=None):
     c.split.val_probes_per_identity = 2
     c.eval.target_fpir = 0.05
     c.eval.tsne_max_points = 200
+    c.eval.bootstrap_resamples = 50
     c.train.update(
       steps=12,
       batch_size=32,

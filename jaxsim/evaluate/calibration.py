@@ -103,23 +103,44 @@ def _bins(probs: np.ndarray, num_bins: int) -> np.ndarray:
   return np.minimum((probs * num_bins).astype(np.int64), num_bins - 1)
 
 
+def _check_weights(weights, n: int) -> np.ndarray:
+  if weights is None:
+    return np.ones(n)
+  w = np.asarray(weights, np.float64).reshape(-1)
+  if w.shape != (n,) or np.any(w < 0) or not np.all(np.isfinite(w)):
+    raise ValueError(f"weights must be [{n}] finite and non-negative, got shape {w.shape}")
+  return w
+
+
 def reliability_diagram(
-  probs: np.typing.ArrayLike, labels: np.typing.ArrayLike, num_bins: int = 15
+  probs: np.typing.ArrayLike,
+  labels: np.typing.ArrayLike,
+  num_bins: int = 15,
+  weights: np.typing.ArrayLike | None = None,
 ) -> dict[str, np.ndarray]:
   """Data for a reliability diagram over equal-width bins of P(same) in [0, 1].
 
+  Args:
+    probs: [N] predicted probabilities.
+    labels: [N] 0/1 outcomes.
+    num_bins: equal-width bins of [0, 1].
+    weights: optional [N] non-negative weights (e.g. bootstrap counts); None = all ones.
+
   Returns:
     dict of [num_bins] arrays: ``bin_lower``, ``bin_upper``, ``mean_predicted``,
-    ``fraction_positive`` (NaN for empty bins) and ``count``.
+    ``fraction_positive`` (NaN for empty bins) and ``count`` (the weight in each bin).
   """
   p, y = _check(probs, labels)
+  w = _check_weights(weights, p.size)
   if p.min() < 0 or p.max() > 1:
     raise ValueError("probs must lie in [0, 1]")
   b = _bins(p, num_bins)
-  count = np.bincount(b, minlength=num_bins).astype(np.float64)
+  count = np.bincount(b, w, minlength=num_bins).astype(np.float64)
   with np.errstate(invalid="ignore", divide="ignore"):
-    mean_pred = np.bincount(b, p, num_bins) / count
-    frac_pos = np.bincount(b, y, num_bins) / count
+    mean_pred = np.bincount(b, w * p, num_bins) / count
+    frac_pos = np.bincount(b, w * y, num_bins) / count
+  mean_pred[count == 0] = np.nan
+  frac_pos[count == 0] = np.nan
   edges = np.linspace(0, 1, num_bins + 1)
   return {
     "bin_lower": edges[:-1],
@@ -131,29 +152,66 @@ def reliability_diagram(
 
 
 def expected_calibration_error(
-  probs: np.typing.ArrayLike, labels: np.typing.ArrayLike, num_bins: int = 15
+  probs: np.typing.ArrayLike,
+  labels: np.typing.ArrayLike,
+  num_bins: int = 15,
+  weights: np.typing.ArrayLike | None = None,
 ) -> float:
   """ECE = sum_b (n_b / N) |fraction positive_b - mean P(same)_b| over equal-width bins.
 
   This is the binary (positive-class) ECE of P(same); Guo et al. 2017, "On calibration
   of modern neural networks" (ICML), define it for the top-label confidence, which for
-  two classes bins max(p, 1 - p) instead.
+  two classes bins max(p, 1 - p) instead. With ``weights``, n_b is the weight in bin b.
   """
-  d = reliability_diagram(probs, labels, num_bins)
+  d = reliability_diagram(probs, labels, num_bins, weights)
   nz = d["count"] > 0
-  weights = d["count"][nz] / d["count"].sum()
-  return float(np.sum(weights * np.abs(d["fraction_positive"][nz] - d["mean_predicted"][nz])))
+  share = d["count"][nz] / d["count"].sum()
+  return float(np.sum(share * np.abs(d["fraction_positive"][nz] - d["mean_predicted"][nz])))
 
 
 def calibration_metrics(
-  probs: np.typing.ArrayLike, labels: np.typing.ArrayLike, num_bins: int = 15
+  probs: np.typing.ArrayLike,
+  labels: np.typing.ArrayLike,
+  num_bins: int = 15,
+  weights: np.typing.ArrayLike | None = None,
 ) -> dict[str, float]:
-  """``ece``, ``brier`` (mean squared error of P(same)) and ``log_loss`` (natural log)."""
+  """``ece``, ``brier`` (mean squared error of P(same)) and ``log_loss`` (natural log).
+
+  With ``weights`` (e.g. the item counts of a bootstrap replicate) every mean is weighted.
+  """
   p, y = _check(probs, labels)
+  w = _check_weights(weights, p.size)
+  if w.sum() <= 0:
+    raise ValueError("weights must not all be zero")
   # Clip so a confident wrong 0 or 1 costs a large finite loss, not inf.
   pc = np.clip(p, 1e-12, 1 - 1e-12)
   return {
-    "ece": expected_calibration_error(p, y, num_bins),
-    "brier": float(np.mean((p - y) ** 2)),
-    "log_loss": float(-np.mean(y * np.log(pc) + (1 - y) * np.log(1 - pc))),
+    "ece": expected_calibration_error(p, y, num_bins, w),
+    "brier": float(np.average((p - y) ** 2, weights=w)),
+    "log_loss": float(-np.average(y * np.log(pc) + (1 - y) * np.log(1 - pc), weights=w)),
   }
+
+
+def base_rate_metrics(
+  labels: np.typing.ArrayLike,
+  rate: float,
+  num_bins: int = 15,
+  weights: np.typing.ArrayLike | None = None,
+) -> dict[str, float]:
+  """`calibration_metrics` of the predictor that outputs ``rate`` for every item.
+
+  The reference any calibrated probability must beat: with ``rate`` the positive rate
+  of validation, it knows nothing about the item. When positives are rare (0.16% of
+  open-set probe-identity pairs), it scores a near-zero ECE and Brier score, so an ECE
+  reported without it says little. Fit ``rate`` on validation, never on the labels it
+  is scored on.
+
+  Returns:
+    ``ece``, ``brier`` and ``log_loss`` of the constant prediction, plus ``rate``.
+  """
+  if not 0 <= rate <= 1:
+    raise ValueError(f"rate must be in [0, 1], got {rate}")
+  y = np.asarray(labels).reshape(-1)
+  out = calibration_metrics(np.full(y.size, float(rate)), y, num_bins, weights)
+  out["rate"] = float(rate)
+  return out

@@ -307,3 +307,53 @@ def top_candidates(
   top = np.take_along_axis(s, order, axis=1)
   probs = calibrator(top) if calibrator is not None else np.full_like(top, np.nan)
   return {"identities": ids[order], "scores": top, "probabilities": np.asarray(probs)}
+
+
+def top1_correct(
+  scores: np.typing.ArrayLike,
+  identities: np.typing.ArrayLike,
+  probe_identities: np.typing.ArrayLike,
+) -> np.ndarray:
+  """[P] 1 where a probe's top-1 candidate is its own identity (never for non-mated probes).
+
+  The outcome that an identification-level calibrator predicts: P(top-1 is right).
+  """
+  mated, rank, _, _ = _mated_rank_and_score(scores, identities, probe_identities)
+  return (mated & (rank == 1)).astype(np.int64)
+
+
+def open_set_statistic(
+  scores: np.typing.ArrayLike,
+  identities: np.typing.ArrayLike,
+  probe_identities: np.typing.ArrayLike,
+  threshold: float,
+  rank: int = 1,
+) -> Callable[[np.ndarray], dict[str, float]]:
+  """FPIR, FNIR, DIR at a fixed threshold and CMC rank 1, of weighted probes.
+
+  For `clustered.subject_bootstrap` over probe identities (``subjects_b=None``): each
+  probe counts as often as its weight. The threshold is not refitted; with unit weights
+  the values equal `open_set_at_threshold` and `cmc_metrics`.
+
+  Returns:
+    A function of ``[P]`` weights giving ``fpir``, ``fnir``, ``dir`` and ``cmc_rank_1``
+    (NaN when a replicate has no mated or no non-mated probe).
+  """
+  mated, r, ms, top = _mated_rank_and_score(scores, identities, probe_identities)
+  hit = mated & (r <= rank) & (ms >= threshold)
+  first = mated & (r == 1)
+  accept = ~mated & (top >= threshold)
+
+  def statistic(weights):
+    w = np.asarray(weights, np.float64).reshape(-1)
+    wm, wn = w @ mated, w @ ~mated
+    nan = float("nan")
+    d = float(w @ hit / wm) if wm > 0 else nan
+    return {
+      "fpir": float(w @ accept / wn) if wn > 0 else nan,
+      "fnir": 1 - d,
+      "dir": d,
+      "cmc_rank_1": float(w @ first / wm) if wm > 0 else nan,
+    }
+
+  return statistic

@@ -178,10 +178,35 @@ def retrieval_metrics(
       f"labels must match embeddings: queries {q.shape} vs {query_labels.shape}, "
       f"gallery {g.shape} vs {gallery_labels.shape}"
     )
+  rel, r = ranked_relevance(q, g, query_labels, gallery_labels, query_ids, gallery_ids, ks, metric)
+  return retrieval_metrics_from_relevance(rel, r, ks, map_at_k_denominator)
+
+
+def ranked_relevance(
+  query_embeddings: np.typing.ArrayLike,
+  gallery_embeddings: np.typing.ArrayLike,
+  query_labels: np.typing.ArrayLike,
+  gallery_labels: np.typing.ArrayLike,
+  query_ids: np.typing.ArrayLike | None = None,
+  gallery_ids: np.typing.ArrayLike | None = None,
+  ks: Sequence[int] = (1, 5, 10),
+  metric: str = "cosine",
+) -> tuple[np.ndarray, np.ndarray]:
+  """The ranked relevance matrix and R_q that `retrieval_metrics` scores.
+
+  Search once, then score any subset or resample of the queries (a bootstrap over
+  query units) with `retrieval_metrics_from_relevance` on rows of the result.
+
+  Returns:
+    (relevant [Q, K] bool, num_relevant [Q]) with K = max(max(ks), max R_q).
+  """
+  q, g = np.asarray(query_embeddings), np.asarray(gallery_embeddings)
+  query_labels = np.asarray(query_labels).reshape(-1)
+  gallery_labels = np.asarray(gallery_labels).reshape(-1)
   r = count_relevant(query_labels, gallery_labels, query_ids, gallery_ids)
   num_k = int(max(max(ks), r.max(initial=0)))
   search_k = min(num_k, g.shape[0])
   _, idx = search.top_k_search(q, g, search_k, metric, query_ids, gallery_ids)
   rel = np.zeros((q.shape[0], num_k), bool)
   rel[:, :search_k] = (idx >= 0) & (gallery_labels[np.maximum(idx, 0)] == query_labels[:, None])
-  return retrieval_metrics_from_relevance(rel, r, ks, map_at_k_denominator)
+  return rel, r

@@ -16,7 +16,9 @@ What it does, and what seed projects 2 and 3 got wrong that it does not repeat:
 - The decision threshold is chosen on validation pairs (max accuracy by default)
   and applied unchanged to test (seed 3 picked it on test).
 - On test: accuracy, precision, recall, F1, the confusion matrix at that threshold,
-  and threshold-free ROC-AUC (with a bootstrap interval), EER and TAR at FAR.
+  and threshold-free ROC-AUC, EER and TAR at FAR. Intervals (95%) come from a bootstrap
+  over test identities, not pairs: the pairs of a fixed list share people, so a pair
+  bootstrap gives intervals far too narrow (`evaluate.clustered`).
 - Inference over `eval.test_pairs` (166,800 as in seed 3) with its throughput.
   Embedding models embed each test image once and score the pairs with
   `evaluate.search.matched_scores`. Koch's pair head is logit = w . |h_a - h_b| + b
@@ -48,7 +50,7 @@ import numpy as np
 
 from jaxsim import inference, report
 from jaxsim.data import splits
-from jaxsim.evaluate import search, verification
+from jaxsim.evaluate import clustered, search, verification
 from jaxsim.tasks import _faces
 
 
@@ -107,6 +109,39 @@ def fixed_pairs(
     "b": records[pairs[order, 1]],
     "label": labels[order],
   }
+
+
+def subject_intervals(
+  scores: np.ndarray,
+  labels: np.ndarray,
+  subjects_a: np.ndarray,
+  subjects_b: np.ndarray,
+  threshold: float,
+  fars: tuple[float, ...],
+  num_resamples: int,
+  seed: int,
+) -> dict[str, float]:
+  """95% intervals of the test figures by a bootstrap over test identities, not pairs.
+
+  The pairs of a fixed list share identities (166,800 pairs over 48 people), so they are
+  not independent; `clustered.subject_bootstrap` draws identities and weights each pair
+  by how often its two identities were drawn. The threshold stays the validation one.
+
+  Returns:
+    ``{m}_ci_low`` and ``{m}_ci_high`` for ``auc``, ``eer``, ``tar_at_far_{f}``,
+    ``accuracy``, ``far`` and ``frr``, plus ``ci_num_identities`` and ``ci_num_resamples``.
+  """
+  boot = clustered.subject_bootstrap(
+    clustered.verification_statistic(scores, labels, threshold, fars),
+    subjects_a,
+    subjects_b,
+    num_resamples=num_resamples,
+    seed=seed,
+  )
+  out = {k: v for k, v in boot.items() if k.endswith(("_ci_low", "_ci_high"))}
+  out["ci_num_identities"] = boot["num_subjects"]
+  out["ci_num_resamples"] = boot["num_resamples"]
+  return out
 
 
 @jax.jit
@@ -233,14 +268,19 @@ def run(config, workdir: pathlib.Path) -> dict:
       method=ev.threshold_method,
       fars=tuple(ev.fars),
     )
-    gen, imp = verification.split_by_label(scores["test"], labels["test"])
-    lo, hi = verification.bootstrap_ci(
-      lambda g, i: verification.roc_auc(np.r_[g, i], np.r_[np.ones(len(g)), np.zeros(len(i))]),
-      [gen, imp],
-      num_resamples=ev.bootstrap_resamples,
-      seed=config.seed,
+    result.update(
+      subject_intervals(
+        scores["test"],
+        labels["test"],
+        source.identities[pairs["test"]["a"]],
+        source.identities[pairs["test"]["b"]],
+        result["threshold"],
+        tuple(ev.fars),
+        num_resamples=ev.bootstrap_resamples,
+        seed=config.seed,
+      )
     )
-    result["auc_ci_low"], result["auc_ci_high"] = lo, hi
+    lo, hi = result["auc_ci_low"], result["auc_ci_high"]
     val_only = verification.verification_metrics(scores["val"], labels["val"], tuple(ev.fars))
     inference_info = dict(throughput["test"])
     if model_cfg.kind == "koch" and ev.pair_logits_pairs > 0:
@@ -266,12 +306,21 @@ def run(config, workdir: pathlib.Path) -> dict:
     rocs[name] = (fpr, tpr)
     dets[name] = (fpr, 1 - tpr)
     cm = [[int(result["tn"]), int(result["fp"])], [int(result["fn"]), int(result["tp"])]]
+    tar = "".join(
+      f", TAR@FAR={f:g} {result[k]:.4f} [{result[k + '_ci_low']:.4f}, {result[k + '_ci_high']:.4f}]"
+      for f in ev.fars
+      if (k := f"tar_at_far_{verification.far_key(f)}") + "_ci_low" in result
+    )
     line = (
-      f"{name}: test AUC {result['auc']:.4f} [{lo:.4f}, {hi:.4f}], EER {result['eer']:.4f}, "
-      f"at the validation threshold accuracy {result['accuracy']:.4f}, precision "
+      f"{name}: test AUC {result['auc']:.4f} [{lo:.4f}, {hi:.4f}], EER {result['eer']:.4f} "
+      f"[{result['eer_ci_low']:.4f}, {result['eer_ci_high']:.4f}]{tar}, "
+      f"at the validation threshold accuracy {result['accuracy']:.4f} "
+      f"[{result['accuracy_ci_low']:.4f}, {result['accuracy_ci_high']:.4f}], precision "
       f"{result['precision']:.4f}, recall {result['recall']:.4f}, F1 {result['f1']:.4f}, "
       f"confusion [[tn, fp], [fn, tp]] = {cm}; {int(inference_info['num_pairs'])} test pairs "
-      f"scored at {inference_info['pairs_per_second']:,.0f} pairs/s"
+      f"scored at {inference_info['pairs_per_second']:,.0f} pairs/s; 95% CI over "
+      f"{int(result['ci_num_identities'])} test identities (bootstrap over identities, "
+      f"{int(result['ci_num_resamples'])} resamples)"
     )
     if "pair_logits_pairs_per_second" in inference_info:
       line += (

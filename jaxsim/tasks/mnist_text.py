@@ -32,6 +32,9 @@ Reported on test images (model selected on validation zero-shot accuracy):
   the test images and one text per test image (seen or held-out variants),
   relevance = same digit: R@K (any relevant item in the top K), precision@1,
   MAP@R;
+- 95% intervals by a bootstrap over the independent units: test images for the
+  zero-shot accuracy and image queries, distinct text strings for text queries
+  (a string drawn twice is the same query); the gallery is held fixed;
 - held-out text accuracy: each held-out string assigned to the digit whose
   mean test-image embedding is most similar.
 
@@ -59,7 +62,7 @@ from jaxsim import distances, inference, losses, models, objectives, report, tra
 from jaxsim.data import pipeline
 from jaxsim.data.sources import DigitsTextSource, builtin_digits, mnist_idx_source
 from jaxsim.data.sources.digits_text import KINDS, encode_text, text_variants
-from jaxsim.evaluate import retrieval
+from jaxsim.evaluate import clustered, retrieval
 from jaxsim.tasks import _select
 
 VARIANTS = ("contrastive", "clip", "seed_contrastive", "seed_all_positive")
@@ -189,9 +192,38 @@ def zero_shot(image_emb: np.ndarray, labels: np.ndarray, protos: np.ndarray) -> 
   }
 
 
-def _retrieval(q, g, q_labels, g_labels, ks) -> dict[str, float]:
-  m = retrieval.retrieval_metrics(q, g, q_labels, g_labels, ks=ks)
-  return {k: m[k] for k in _RETRIEVAL_KEYS if k in m}
+def _retrieval(q, g, q_labels, g_labels, ks, units, num_resamples, seed) -> dict[str, float]:
+  """Retrieval metrics, with 95% intervals of R@1 and MAP@R by a bootstrap over `units`.
+
+  The search runs once; each replicate rescores the drawn queries' ranked relevance
+  rows (queries of one unit are drawn together; the gallery is held fixed).
+  """
+  rel, r = retrieval.ranked_relevance(q, g, q_labels, g_labels, ks=ks)
+  m = retrieval.retrieval_metrics_from_relevance(rel, r, ks)
+  out = {k: m[k] for k in _RETRIEVAL_KEYS if k in m}
+
+  def stat(rel_rows, r_rows):
+    s = retrieval.retrieval_metrics_from_relevance(rel_rows, r_rows, ks)
+    return {k: s[k] for k in ("recall_at_1", "map_at_r")}
+
+  boot = clustered.subject_bootstrap(
+    clustered.repeat_statistic(stat, rel, r), units, num_resamples=num_resamples, seed=seed
+  )
+  out.update({k: v for k, v in boot.items() if "_ci_" in k})
+  out["ci_num_units"] = boot["num_subjects"]
+  return out
+
+
+def _zero_shot_intervals(correct, num_resamples, seed) -> dict[str, float]:
+  """95% interval of an accuracy by a bootstrap over test images (each its own unit)."""
+  c = np.asarray(correct, np.float64)
+  boot = clustered.subject_bootstrap(
+    lambda w: float(w @ c / w.sum()),
+    np.arange(c.size),
+    num_resamples=num_resamples,
+    seed=seed,
+  )
+  return {"accuracy_ci_low": boot["value_ci_low"], "accuracy_ci_high": boot["value_ci_high"]}
 
 
 def _heldout_text_accuracy(model, variables, image_emb, labels, max_length, batch_size):
@@ -243,12 +275,15 @@ def _train_variant(config, variant, images, records, workdir):
 def evaluate(config, model, variables, images, test_records) -> tuple[dict, np.ndarray]:
   """Zero-shot and retrieval metrics on the test images; also returns their embeddings."""
   bs, max_length, ks = config.eval.batch_size, config.data.max_length, tuple(config.eval.ks)
+  num_resamples, seed = config.eval.bootstrap_resamples, config.seed
   labels = images.identities[test_records].astype(np.int64)
   image_emb = inference.embed(model, variables, images.images[test_records], "a", bs)
   out: dict = {}
   for split, name in (("train", "seen"), ("heldout", "heldout")):
     protos = prototypes(model, variables, split, max_length, bs)
     out[f"zero_shot_{name}"] = zero_shot(image_emb, labels, protos)
+    correct = np.argmax(image_emb @ protos.T, axis=1) == labels
+    out[f"zero_shot_{name}"].update(_zero_shot_intervals(correct, num_resamples, seed))
     source = DigitsTextSource(
       images, text_split=split, max_length=max_length, seed=config.data.text_seed + 1
     )
@@ -256,12 +291,25 @@ def evaluate(config, model, variables, images, test_records) -> tuple[dict, np.n
     ids = np.stack([r["text_ids"] for r in rows])
     mask = np.stack([r["text_mask"] for r in rows])
     text_emb = inference.embed(model, variables, (ids, mask), "b", bs)
-    out[f"image_to_text_{name}"] = _retrieval(image_emb, text_emb, labels, labels, ks)
-    out[f"text_to_image_{name}"] = _retrieval(text_emb, image_emb, labels, labels, ks)
+    # Units: image queries are test images; text queries are clustered by their string
+    # (the same string twice is the same query).
+    strings = np.unique([r["text"] for r in rows], return_inverse=True)[1]
+    out[f"image_to_text_{name}"] = _retrieval(
+      image_emb, text_emb, labels, labels, ks, np.arange(len(labels)), num_resamples, seed
+    )
+    out[f"text_to_image_{name}"] = _retrieval(
+      text_emb, image_emb, labels, labels, ks, strings, num_resamples, seed
+    )
   out["heldout_text"] = {
     "accuracy": _heldout_text_accuracy(model, variables, image_emb, labels, max_length, bs)
   }
   return out, image_emb
+
+
+def _units(metrics, key) -> str:
+  """The unit counts of one retrieval direction over the variants, e.g. "63" or "63/61"."""
+  counts = sorted({int(m[key]["ci_num_units"]) for m in metrics["test"].values()})
+  return "/".join(str(c) for c in counts)
 
 
 def run(config, workdir: pathlib.Path) -> dict:
@@ -296,9 +344,14 @@ def run(config, workdir: pathlib.Path) -> dict:
   figures = {}
   lines = [
     "| variant | loss | zero-shot seen | zero-shot held-out | held-out text acc | "
-    "i->t R@1 | i->t MAP@R | t->i R@1 | t->i MAP@R |",
-    "|---|---|---|---|---|---|---|---|---|",
+    "i->t R@1 (seen / held-out texts) | t->i R@1 / MAP@R (seen texts) | "
+    "t->i R@1 / MAP@R (held-out texts) |",
+    "|---|---|---|---|---|---|---|---|",
   ]
+
+  def ci(m, k):
+    return f"{m[k]:.3f} [{m[k + '_ci_low']:.3f}, {m[k + '_ci_high']:.3f}]"
+
   for variant in config.variants:
     model, variables, info = _train_variant(config, variant, images, records, workdir / variant)
     test, image_emb = evaluate(config, model, variables, images, records["test"])
@@ -306,12 +359,14 @@ def run(config, workdir: pathlib.Path) -> dict:
     metrics["selection"][variant] = info
     lines.append(
       f"| {variant} | {config.loss[variant].name} | "
-      f"{test['zero_shot_seen']['accuracy']:.3f} | {test['zero_shot_heldout']['accuracy']:.3f} | "
+      f"{ci(test['zero_shot_seen'], 'accuracy')} | {ci(test['zero_shot_heldout'], 'accuracy')} | "
       f"{test['heldout_text']['accuracy']:.3f} | "
-      f"{test['image_to_text_seen']['recall_at_1']:.3f} | "
-      f"{test['image_to_text_seen']['map_at_r']:.3f} | "
-      f"{test['text_to_image_seen']['recall_at_1']:.3f} | "
-      f"{test['text_to_image_seen']['map_at_r']:.3f} |"
+      f"{test['image_to_text_seen']['recall_at_1']:.3f} / "
+      f"{test['image_to_text_heldout']['recall_at_1']:.3f} | "
+      f"{ci(test['text_to_image_seen'], 'recall_at_1')} / "
+      f"{ci(test['text_to_image_seen'], 'map_at_r')} | "
+      f"{ci(test['text_to_image_heldout'], 'recall_at_1')} / "
+      f"{ci(test['text_to_image_heldout'], 'map_at_r')} |"
     )
     print(f"[mnist_text] {lines[-1]}", flush=True)
     if config.eval.tsne:
@@ -333,7 +388,14 @@ def run(config, workdir: pathlib.Path) -> dict:
     "Zero-shot accuracy: nearest text prototype (mean embedding of all variants of a digit), "
     "chance 0.1. Retrieval: one text per test image, relevance = same digit; R@K = any "
     "relevant item in the top K (R@1 chance ~0.1), MAP@R as in pytorch-metric-learning. "
-    "Models selected on validation zero-shot accuracy (seen prototypes).",
+    "Models selected on validation zero-shot accuracy (seen prototypes). Seen = the "
+    "training text variants, held-out = variants never trained on.",
+    "95% CIs by a bootstrap over the independent units ("
+    f"{config.eval.bootstrap_resamples} resamples): zero-shot accuracy over the "
+    f"{len(records['test'])} test images; text->image retrieval over the distinct text "
+    f"strings that query it ({_units(metrics, 'text_to_image_seen')} seen, "
+    f"{_units(metrics, 'text_to_image_heldout')} held-out; queries with the same string "
+    "are drawn together), the gallery of test images held fixed.",
     "\n".join(lines),
   ]
   report.write_metrics_json(metrics, workdir)

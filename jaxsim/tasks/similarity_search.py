@@ -22,7 +22,14 @@ same truncated at 10 (what project 5 called "mAP@10"); MAP@R with R = 1
 relevant item equals R@1 and is reported for completeness. Each loss runs
 `num_seeds` times (seed s: split seed s and initialisation seed s), and the
 report gives mean, standard deviation and range over seeds, plus the paired
-per-seed difference triplet - contrastive.
+per-seed difference triplet - contrastive. Within each seed, R@1, R@10, MAP@R and
+MRR get 95% intervals from a bootstrap over test query identities (the independent
+units; the gallery is held fixed).
+
+Hyperparameters are chosen per seed on that seed's own validation split: with
+``loss.<name>.margin_grid`` set (the contrastive default), each margin is trained and
+the one with the best validation R@1 is tested. A margin tuned once on seed 0's
+validation identities would leak, since they are test identities under other seeds.
 
 Commands:
 
@@ -50,7 +57,7 @@ from jaxsim.data.sources import (
   SyntheticLookalikePairs,
   totally_looks_like_source,
 )
-from jaxsim.evaluate import retrieval, search
+from jaxsim.evaluate import clustered, retrieval, search
 from jaxsim.tasks import _select
 
 LOSSES = ("contrastive", "triplet")
@@ -101,6 +108,44 @@ def _test_metrics(left, right, labels) -> dict[str, float]:
   return out
 
 
+def partner_ranks(left: np.ndarray, right: np.ndarray, labels: np.ndarray) -> np.ndarray:
+  """[Q] rank of each left query's partner among the right gallery (1 = first).
+
+  One relevant item per query (its pair's right image). Ties count against the query:
+  rank = 1 + the number of gallery items scoring at least as high, other than the partner.
+  """
+  labels = np.asarray(labels).reshape(-1)
+  relevant = labels[:, None] == labels[None, :]
+  if not np.all(relevant.sum(1) == 1):
+    raise ValueError("each query needs exactly one relevant gallery item (its partner)")
+  s = search.tiled_pairwise_scores(left, right, "cosine")
+  partner = s[relevant]
+  return 1 + np.sum((s >= partner[:, None]) & ~relevant, axis=1)
+
+
+def subject_intervals(
+  ranks: np.ndarray, identities: np.ndarray, num_resamples: int, seed: int
+) -> dict[str, float]:
+  """R@1, R@10, MAP@R and MRR with 95% intervals by a bootstrap over query identities.
+
+  Each query (a left image) is a unit; queries of one identity are drawn together. The
+  gallery stays fixed, so the intervals are conditional on it.
+  """
+  ranks = np.asarray(ranks, np.float64)
+  per_query = {
+    "recall_at_1": ranks <= 1,
+    "recall_at_10": ranks <= 10,
+    "map_at_r": ranks <= 1,  # one relevant item: AP@R is 1 at rank 1, else 0
+    "mrr": 1 / ranks,
+  }
+
+  def statistic(weights):
+    w = np.asarray(weights, np.float64)
+    return {k: float(w @ v / w.sum()) for k, v in per_query.items()}
+
+  return clustered.subject_bootstrap(statistic, identities, num_resamples=num_resamples, seed=seed)
+
+
 def chance_metrics(n: int) -> dict[str, float]:
   """Expected metrics of a random ranking of a gallery of n items with one relevant item."""
   harmonic = float(np.sum(1.0 / np.arange(1, n + 1)))
@@ -125,10 +170,12 @@ def _summary(per_seed: list[dict[str, float]]) -> dict[str, float]:
   return out
 
 
-def _train_one(config, loss_name, seed, pairs, groups, records, workdir):
+def _train_one(config, loss_cfg, seed, pairs, records, workdir):
   """Trains one (loss, seed) model with validation selection; returns its test outputs."""
   model = models.model_from_config(config.model)
-  loss_fn = objectives.objective_from_config(config.loss[loss_name])
+  loss_fn = objectives.objective_from_config(
+    {k: v for k, v in dict(loss_cfg).items() if k != "margin_grid"}
+  )
   cfg = config.train.copy_and_resolve_references()
   cfg.seed = seed
   ds = pipeline.two_tower_batches(
@@ -159,7 +206,44 @@ def _train_one(config, loss_name, seed, pairs, groups, records, workdir):
   test = records["test"]
   left = inference.embed(model, variables, pairs.images_a[test], "a", config.eval.batch_size)
   right = inference.embed(model, variables, pairs.images_b[test], "a", config.eval.batch_size)
-  metrics = _test_metrics(left, right, pairs.identities[test])
+  labels = pairs.identities[test]
+  metrics = _test_metrics(left, right, labels)
+  boot = subject_intervals(
+    partner_ranks(left, right, labels), labels, config.eval.bootstrap_resamples, seed
+  )
+  metrics.update({k: v for k, v in boot.items() if "_ci_" in k})
+  metrics["ci_num_identities"] = boot["num_subjects"]
+  return metrics, info, left, right
+
+
+def _train_tuned(config, loss_name, seed, pairs, records, workdir):
+  """`_train_one`, with the margin chosen on this seed's validation split when a grid is set.
+
+  Each margin of ``loss.<name>.margin_grid`` is trained with the same seed and batches;
+  the one whose selected checkpoint has the best validation metric wins (the first
+  on ties). Test figures are those of the winner only.
+  """
+  loss_cfg = config.loss[loss_name]
+  grid = tuple(loss_cfg.get("margin_grid", ()) or ())
+  if not grid:
+    return _train_one(config, loss_cfg, seed, pairs, records, workdir)
+  best, tried = None, {}
+  for margin in grid:
+    cfg = dict(loss_cfg)
+    cfg["margin"] = margin
+    out = _train_one(config, cfg, seed, pairs, records, workdir / f"margin{margin:g}")
+    tried[margin] = out[1]["best_val"]
+    print(
+      f"[similarity_search] {loss_name} seed {seed} margin {margin:g}: validation "
+      f"{config.train.best_metric} {tried[margin]:.3f}",
+      flush=True,
+    )
+    if best is None or tried[margin] > tried[best[0]]:
+      best = (margin, out)
+  margin, (metrics, info, left, right) = best
+  info = dict(info)
+  info["margin"] = float(margin)
+  info.update({f"val_{config.train.best_metric}_margin_{m:g}": v for m, v in tried.items()})
   return metrics, info, left, right
 
 
@@ -199,15 +283,17 @@ def run(config, workdir: pathlib.Path) -> dict:
     )
     gallery_sizes.append(len(records["test"]))
     for name in losses:
-      metrics, info, left, right = _train_one(
-        config, name, seed, pairs, groups, records, workdir / name / f"seed{seed}"
+      metrics, info, left, right = _train_tuned(
+        config, name, seed, pairs, records, workdir / name / f"seed{seed}"
       )
       per_loss[name].append(metrics)
       selection[f"{name}_seed{seed}"] = info
       print(
         f"[similarity_search] {name} seed {seed}: test R@1 {metrics['recall_at_1']:.3f} "
         f"R@10 {metrics['recall_at_10']:.3f} MRR {metrics['mrr']:.3f} "
-        f"(best val step {int(info['best_step'])})",
+        f"(best val step {int(info['best_step'])}"
+        + (f", margin {info['margin']:g} chosen on validation" if "margin" in info else "")
+        + ")",
         flush=True,
       )
       if s == 0:
@@ -263,6 +349,37 @@ def run(config, workdir: pathlib.Path) -> dict:
     lines.append(f"| {name} ({config.loss[name].name}) | " + " | ".join(cells) + " |")
   c = metrics["chance"]
   lines.append("| chance | " + " | ".join(f"{c[k]:.3f}" for k in _REPORTED) + " |")
+  sentences.append("\n".join(lines))
+  ci_keys = ("recall_at_1", "recall_at_10", "map_at_r", "mrr")
+  lines = [
+    "Per seed, with 95% intervals by a bootstrap over the test query identities "
+    f"({config.eval.bootstrap_resamples} resamples; each left query is one identity; the "
+    "gallery is held fixed):",
+    "",
+    "| loss | seed | margin (chosen on this seed's validation) | R@1 | R@10 | MAP@R | MRR |",
+    "|---|---|---|---|---|---|---|",
+  ]
+  for name in losses:
+    for s in range(config.num_seeds):
+      key = f"{name}_seed{config.seed + s}"
+      m, info = metrics["per_seed"][key], selection[key]
+      if "margin" in info:
+        tried = ", ".join(
+          f"{k.rsplit('_', 1)[1]}: {v:.3f}" for k, v in info.items() if "_margin_" in k
+        )
+        margin = f"{info['margin']:g} (val {config.train.best_metric} {tried})"
+      else:
+        margin = f"{config.loss[name].get('margin', float('nan')):g} (fixed)"
+      cells = [f"{m[k]:.3f} [{m[k + '_ci_low']:.3f}, {m[k + '_ci_high']:.3f}]" for k in ci_keys]
+      lines.append(f"| {name} | {config.seed + s} | {margin} | " + " | ".join(cells) + " |")
+  lines.append("")
+  lines.append(
+    "95% CI over "
+    + ", ".join(str(g) for g in gallery_sizes)
+    + " test query identities (seeds "
+    + ", ".join(str(config.seed + s) for s in range(config.num_seeds))
+    + "; each seed has its own split)."
+  )
   sentences.append("\n".join(lines))
   report.write_metrics_json(metrics, workdir)
   report.write_report_md(
