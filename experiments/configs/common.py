@@ -248,6 +248,7 @@ RULES: list[tuple[str, Rule]] = [
   # losses
   ("*loss*.name", OneOf(*OBJECTIVES)),
   ("*.margin", POSITIVE),
+  ("*.margin_grid", Each(POSITIVE)),  # () = use `margin`
   ("*.temperature", POSITIVE),
   ("*.distance", OneOf("euclidean", "squared_euclidean", "cosine")),
   ("*.reduction", OneOf("mean", "mean_active")),
