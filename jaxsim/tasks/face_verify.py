@@ -40,6 +40,7 @@ AT&T/ORL faces (40 people, root/sN/K.pgm):
 
 from __future__ import annotations
 
+import functools
 import json
 import pathlib
 import time
@@ -144,16 +145,15 @@ def subject_intervals(
   return out
 
 
-@jax.jit
-def _l1_head(fa: jax.Array, fb: jax.Array, kernel: jax.Array, bias: jax.Array) -> jax.Array:
-  return jnp.abs(fa - fb) @ kernel[:, 0] + bias[0]
-
-
 def koch_head_logits(
-  variables, features: np.ndarray, a: np.ndarray, b: np.ndarray, chunk: int = 8192
+  model, variables, features: np.ndarray, a: np.ndarray, b: np.ndarray, chunk: int = 8192
 ) -> np.ndarray:
-  """Koch logits of pairs (a[i], b[i]) from per-image features [M, D] (rows index `features`)."""
-  head = variables["params"]["pair_head"]["Dense_0"]
+  """Koch logits of pairs (a[i], b[i]) from per-image features [M, D] (rows index `features`).
+
+  The model's own pair head (`KochSiameseModel.pair_logits`), applied in fixed-size
+  chunks so that it compiles once.
+  """
+  head = jax.jit(functools.partial(model.apply, method=model.pair_logits))
   feats = jnp.asarray(features)
   out = np.empty(len(a), np.float32)
   for start in range(0, len(a), chunk):
@@ -161,8 +161,7 @@ def koch_head_logits(
     ib = np.zeros(chunk, np.int64)
     stop = min(start + chunk, len(a))
     ia[: stop - start], ib[: stop - start] = a[start:stop], b[start:stop]
-    logits = _l1_head(feats[ia], feats[ib], head["kernel"], head["bias"])
-    out[start:stop] = np.asarray(logits)[: stop - start]
+    out[start:stop] = np.asarray(head(variables, feats[ia], feats[ib]))[: stop - start]
   return out
 
 
@@ -174,7 +173,7 @@ def _score_split(name, model_cfg, model, variables, images, index_of, pairs, cfg
   embed_s = time.perf_counter() - start
   start = time.perf_counter()
   if model_cfg.kind == "koch":
-    scores = koch_head_logits(variables, feats, a, b)
+    scores = koch_head_logits(model, variables, feats, a, b)
   else:
     scores = search.matched_scores(feats[a], feats[b], model_cfg.score)
   score_s = time.perf_counter() - start
