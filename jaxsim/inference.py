@@ -138,14 +138,9 @@ def pair_logits(
   return logits, len(logits) / (time.perf_counter() - start)
 
 
-def load_arrays(source, records=None, keys: tuple[str, ...] = ("image",)) -> dict[str, np.ndarray]:
-  """Decodes `records` of a random-access source into stacked arrays (plus `identity`).
-
-  For evaluation splits that fit in memory (the built-in ones and the real sets
-  we ship configs for); larger ones should stream with `jaxsim.data.pipeline`.
-  """
-  records = np.arange(len(source)) if records is None else np.asarray(records)
-  rows = [source[int(r)] for r in records]
-  out = {k: np.stack([row[k] for row in rows]) for k in keys}
-  out["identity"] = np.asarray([row["identity"] for row in rows], np.int32)
-  return out
+def embed_timed(model, variables, images: np.ndarray, batch_size: int) -> tuple[np.ndarray, float]:
+  """Embeddings of `images` and the images per second (after a compile on one batch)."""
+  embed(model, variables, images[:1], batch_size=batch_size)
+  start = time.perf_counter()
+  emb = embed(model, variables, images, batch_size=batch_size)
+  return emb, len(images) / max(time.perf_counter() - start, 1e-9)

@@ -36,7 +36,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxsim import checkpoint, parallel
+from jaxsim import checkpoint, inference, objectives, parallel
+from jaxsim.models import model_from_config
 from jaxsim.objectives import LossFn
 from jaxsim.train_config import default_config  # noqa: F401 -- part of this module's API
 
@@ -45,6 +46,8 @@ Inputs = Mapping[str, str | Sequence[str]]
 PAIR_INPUTS = {"a": "image_a", "b": "image_b"}
 SINGLE_INPUTS = {"a": "image"}
 IMAGE_TEXT_INPUTS = {"a": "image", "b": ("text_ids", "text_mask")}
+# The model inputs of each `data.pipeline.sampler_iterator` kind.
+SAMPLER_INPUTS = {"pairs": PAIR_INPUTS, "pxk": SINGLE_INPUTS}
 
 _log = logging.getLogger(__name__)
 
@@ -525,3 +528,101 @@ def fit(
     if log_file is not None and not log_file.closed:
       log_file.close()
   return FitResult(state, last_metrics, eval_metrics, best, start, selected, selected_step, history)
+
+
+# ---------------------------------------------------------------------------
+# Training with model selection, from configs
+
+
+def fit_selected(
+  cfg: Any,
+  *,
+  model: nn.Module,
+  loss_fn: LossFn,
+  train_iter: Iterator[Mapping[str, np.ndarray]],
+  workdir: str | pathlib.Path,
+  inputs: Inputs,
+  eval_fn: Callable[[dict[str, Any]], Mapping[str, float]],
+) -> tuple[dict[str, Any], dict[str, float]]:
+  """`fit` with validation model selection; returns (selected variables, selection info).
+
+  Requires `cfg.best_metric`, and `cfg.checkpoint_every == cfg.eval_every > 0` so that
+  every evaluated step is a checkpoint that can win. The info holds `best_step`,
+  `best_val`, `first_val`, `last_val`, `num_evals`, `resumed_from` and `final_<metric>`
+  for the last training step's metrics.
+  """
+  if not cfg.best_metric:
+    raise ValueError("train.best_metric must name the validation metric for model selection")
+  if cfg.eval_every <= 0 or cfg.checkpoint_every != cfg.eval_every:
+    raise ValueError(
+      "train.checkpoint_every must equal train.eval_every (> 0) so that every evaluated "
+      f"step is a checkpoint; got {cfg.checkpoint_every} and {cfg.eval_every}"
+    )
+  result = fit(
+    cfg,
+    model=model,
+    loss_fn=loss_fn,
+    train_iter=train_iter,
+    workdir=workdir,
+    inputs=inputs,
+    eval_fn=eval_fn,
+  )
+  sel = result.selection(cfg.best_metric)
+  info = {
+    "best_step": sel["selected_step"],
+    "best_val": sel["selected_val"],
+    "first_val": sel["first_val"],
+    "last_val": sel["last_val"],
+    "num_evals": sel["num_evals"],
+    "resumed_from": float(result.resumed_from),
+    **{f"final_{k}": v for k, v in result.last_metrics.items()},
+  }
+  return inference.variables_of(result.selected_state), info
+
+
+def fit_model(
+  name: str,
+  model_cfg: Any,
+  loss_cfg: Any,
+  cfg: Any,
+  train_iter: Iterator[Mapping[str, np.ndarray]],
+  inputs: Inputs,
+  workdir: str | pathlib.Path,
+  eval_fn: Callable[[Any, dict], Mapping[str, float]] | None = None,
+) -> tuple[nn.Module, dict[str, Any], dict[str, float]]:
+  """Builds a model and its loss from configs and trains (or resumes) it in `workdir / name`.
+
+  With `cfg.best_metric`, `eval_fn(model, variables)` scores it on validation every
+  `cfg.eval_every` steps and the best checkpoint's variables are returned
+  (`fit_selected`); otherwise the last ones.
+
+  Returns:
+    (model, variables for inference, info: `steps`, `steps_this_run`,
+    `train_seconds_this_run`, the last train metrics as `final_*` and, with selection,
+    `select_*`: best step and validation values).
+  """
+  model = model_from_config(model_cfg)
+  loss_fn = objectives.objective_from_config(loss_cfg)
+  start = time.perf_counter()
+  common = {"model": model, "loss_fn": loss_fn, "train_iter": train_iter, "inputs": inputs}
+  if cfg.best_metric:
+    if eval_fn is None:
+      raise ValueError(f"train.best_metric={cfg.best_metric!r} but {name} has no eval_fn")
+    variables, select = fit_selected(
+      cfg,
+      workdir=pathlib.Path(workdir) / name,
+      eval_fn=lambda state: eval_fn(model, inference.variables_of(state)),
+      **common,
+    )
+    resumed_from = int(select.pop("resumed_from"))
+    extra = {k if k.startswith("final_") else f"select_{k}": v for k, v in select.items()}
+  else:
+    result = fit(cfg, workdir=pathlib.Path(workdir) / name, **common)
+    variables, resumed_from = inference.variables_of(result.state), result.resumed_from
+    extra = {f"final_{k}": v for k, v in result.last_metrics.items()}
+  seconds = time.perf_counter() - start
+  steps_run = cfg.steps - resumed_from
+  resumed = f" (resumed from step {resumed_from})" if resumed_from else ""
+  print(f"[{name}] {steps_run} steps in {seconds:.1f}s{resumed}", flush=True)
+  info = {"steps": float(cfg.steps), "steps_this_run": float(steps_run)}
+  return model, variables, {**info, "train_seconds_this_run": seconds, **extra}

@@ -203,7 +203,7 @@ def test_corrupt_image_error_names_the_config_key(tmp_path):
 def test_face_tasks_pass_data_skip_corrupt_to_the_loader(tmp_path):
   import ml_collections  # noqa: PLC0415
 
-  from jaxsim.tasks import _faces  # noqa: PLC0415
+  from jaxsim.data import loaders  # noqa: PLC0415
 
   root = _identity_tree(tmp_path / "data")
   (root / "id1" / "broken.png").write_bytes(b"garbage")
@@ -211,11 +211,11 @@ def test_face_tasks_pass_data_skip_corrupt_to_the_loader(tmp_path):
     {"source": "folders", "root": str(root), "image_size": 8, "channels": 1}
   )
   with pytest.raises(folders.ImageDecodeError):
-    _faces.load_faces(cfg)
+    loaders.load_faces(cfg)
   cfg.skip_corrupt = True
   folders.clear_skipped_files()
   with pytest.warns(UserWarning, match="skipped 1 unreadable"):
-    source, names, what = _faces.load_faces(cfg)
+    source, names, what = loaders.load_faces(cfg)
   assert len(names) == 3 and "1 unreadable files skipped" in what
   assert folders.skipped_files()["num_unreadable"] == 1
   folders.clear_skipped_files()

@@ -168,20 +168,20 @@ def test_a_run_is_quiet_and_ends_with_the_summary_table(tmp_path):
 def test_fresh_training_does_not_claim_a_resume(monkeypatch, capsys, tmp_path):
   import ml_collections  # noqa: PLC0415
 
-  from jaxsim import inference, train  # noqa: PLC0415
-  from jaxsim.tasks import _faces  # noqa: PLC0415
+  from jaxsim import train  # noqa: PLC0415
 
   def fake_fit(cfg, **kwargs):
     return types.SimpleNamespace(state={}, resumed_from=fake_fit.start, last_metrics={})
 
-  monkeypatch.setattr(_faces, "train_iterator", lambda *a: (iter(()), train.SINGLE_INPUTS))
   monkeypatch.setattr(train, "fit", fake_fit)
-  monkeypatch.setattr(inference, "variables_of", lambda state: {})
+  monkeypatch.setattr(train.inference, "variables_of", lambda state: {})
   model_cfg = {"kind": "siamese", "encoder": {"name": "face_auth_cnn", "dim": 8}}
   train_cfg = ml_collections.ConfigDict({"steps": 4, "batch_size": 2, "seed": 0, "best_metric": ""})
   for start, expected in ((0, False), (2, True)):
     fake_fit.start = start
-    _faces.train_model("m", model_cfg, {"name": "batch_all"}, train_cfg, None, None, None, tmp_path)
+    train.fit_model(
+      "m", model_cfg, {"name": "batch_all"}, train_cfg, iter(()), train.SINGLE_INPUTS, tmp_path
+    )
     out = capsys.readouterr().out
     assert ("resumed from step" in out) is expected, out
 

@@ -34,6 +34,7 @@ shifts and brightness/contrast; "none" leaves images as they are.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from typing import Any
 
 import grain
 import numpy as np
@@ -403,6 +404,44 @@ def pxk_batches(
   return ds.map(
     _LoadPxK(source, index, seed, _default_modality(source, modality), augment, p, k, rows)
   )
+
+
+def sampler_iterator(
+  source,
+  records: np.ndarray,
+  sampler: Any,
+  batch_size: int,
+  seed: int,
+  process_index: int = 0,
+  process_count: int = 1,
+):
+  """A checkpointable iterator of pair batches or PxK batches of `records`.
+
+  `sampler.kind` is "pairs" (balanced fresh pairs, `positive_fraction`; batches
+  `{"image_a", "image_b", "label"}`) or "pxk" (`p` identities x `k` images, p * k equal
+  to the batch size; batches `{"image", "identity"}`). `process_index` and
+  `process_count` select this process's shard (pass jax.process_index() and
+  jax.process_count()).
+  """
+  common = {"seed": seed, "process_index": process_index, "process_count": process_count}
+  if sampler.kind == "pairs":
+    ds = pair_batches(
+      source,
+      records,
+      batch_size=batch_size,
+      positive_fraction=sampler.positive_fraction,
+      augment=sampler.augment,
+      **common,
+    )
+    return make_iterator(ds)
+  if sampler.kind == "pxk":
+    if sampler.p * sampler.k != batch_size:
+      raise ValueError(
+        f"sampler p * k = {sampler.p} * {sampler.k} must equal train.batch_size = {batch_size}"
+      )
+    ds = pxk_batches(source, records, p=sampler.p, k=sampler.k, augment=sampler.augment, **common)
+    return make_iterator(ds)
+  raise ValueError(f"sampler.kind must be 'pairs' or 'pxk', got {sampler.kind!r}")
 
 
 def make_iterator(

@@ -41,7 +41,7 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from jaxsim import baselines, inference, models, objectives, report
+from jaxsim import baselines, inference, report
 from jaxsim import train as train_lib
 from jaxsim.data import pipeline, sampling, splits
 from jaxsim.data.sources import ArrayImageSource
@@ -80,42 +80,33 @@ def train_cross_modal(
   workdir: pathlib.Path,
 ) -> tuple[Any, dict, dict]:
   """Trains the two-tower model; returns (model, variables of the selected state, info)."""
-  tcfg = ml_collections.ConfigDict(config.train.to_dict())
-  model = models.model_from_config(config.model)
-  loss_cfg = config.loss.to_dict()
-  loss_fn = objectives.objective_from_config(loss_cfg)
   ds = pipeline.two_tower_batches(
     data,
     records["train"],
-    batch_size=tcfg.batch_size,
-    seed=tcfg.seed,
+    batch_size=config.train.batch_size,
+    seed=config.train.seed,
     augment=config.data.augment,
     process_index=jax.process_index(),
     process_count=jax.process_count(),
   )
   it = pipeline.make_iterator(ds, num_threads=1)
-  if loss_cfg["name"] == "pair_contrastive":
+  if config.loss.name == "pair_contrastive":
     it = pipeline.CrossModalPairs(it, config.loss.positive_fraction)
 
-  def eval_fn(state):
-    d = _cross_modal_distances(model, inference.variables_of(state), data, pairs["val"])
+  def val_auc(model, variables):
+    d = _cross_modal_distances(model, variables, data, pairs["val"])
     return {"val_auc": verification.roc_auc(-d, pairs["val"]["label"])}
 
-  result = train_lib.fit(
-    tcfg,
-    model=model,
-    loss_fn=loss_fn,
-    train_iter=it,
-    workdir=workdir,
-    inputs=train_lib.PAIR_INPUTS,
-    eval_fn=eval_fn,
+  return train_lib.fit_model(
+    workdir.name,
+    config.model,
+    config.loss.to_dict(),
+    config.train,
+    it,
+    train_lib.PAIR_INPUTS,
+    workdir.parent,
+    eval_fn=val_auc,
   )
-  info = {
-    "steps": float(tcfg.steps),
-    "selected_step": float(result.selected_step),
-    "final_train_loss": result.last_metrics.get("loss", math.nan),
-  }
-  return model, inference.variables_of(result.selected_state), info
 
 
 def train_unimodal(
@@ -125,43 +116,40 @@ def train_unimodal(
   val_pairs: Mapping[str, np.ndarray],
   workdir: pathlib.Path,
 ) -> tuple[Any, dict]:
-  """Trains a Siamese verifier on one modality with PxK batches."""
+  """Trains a Siamese verifier on one modality with PxK batches (selected on validation)."""
   u = config.unimodal
   tcfg = ml_collections.ConfigDict(config.train.to_dict())
-  tcfg.steps = u.steps
-  tcfg.batch_size = u.p * u.k
-  tcfg.learning_rate = u.learning_rate
+  tcfg.steps, tcfg.batch_size, tcfg.learning_rate = u.steps, u.p * u.k, u.learning_rate
   tcfg.warmup_steps = min(tcfg.warmup_steps, u.steps // 10)
   tcfg.eval_every = min(tcfg.eval_every, u.steps) if tcfg.eval_every else 0
   tcfg.checkpoint_every = min(tcfg.checkpoint_every, u.steps)
   tcfg.best_metric = "val_auc"
-  model = models.model_from_config({"kind": "siamese", "encoder": u.encoder.to_dict()})
   ds = pipeline.pxk_batches(
     source,
     records["train"],
     p=u.p,
     k=u.k,
     seed=tcfg.seed,
-    augment=config.unimodal.augment,
+    augment=u.augment,
     process_index=jax.process_index(),
     process_count=jax.process_count(),
   )
-  it = pipeline.make_iterator(ds, num_threads=1)
 
-  def eval_fn(state):
-    s = _unimodal_scores(model, inference.variables_of(state), source.images, val_pairs)
+  def val_auc(model, variables):
+    s = _unimodal_scores(model, variables, source.images, val_pairs)
     return {"val_auc": verification.roc_auc(s, val_pairs["label"])}
 
-  result = train_lib.fit(
+  model, variables, _ = train_lib.fit_model(
+    workdir.name,
+    {"kind": "siamese", "encoder": u.encoder.to_dict()},
+    u.loss.to_dict(),
     tcfg,
-    model=model,
-    loss_fn=objectives.objective_from_config(u.loss.to_dict()),
-    train_iter=it,
-    workdir=workdir,
-    inputs=train_lib.SINGLE_INPUTS,
-    eval_fn=eval_fn,
+    pipeline.make_iterator(ds, num_threads=1),
+    train_lib.SINGLE_INPUTS,
+    workdir.parent,
+    eval_fn=val_auc,
   )
-  return model, inference.variables_of(result.selected_state)
+  return model, variables
 
 
 def _unimodal_scores(model, variables, images: np.ndarray, pairs) -> np.ndarray:

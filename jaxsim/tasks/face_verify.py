@@ -49,10 +49,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsim import inference, report
-from jaxsim.data import splits
+from jaxsim import inference, report, train
+from jaxsim.data import loaders, pipeline, splits
 from jaxsim.evaluate import clustered, search, verification
-from jaxsim.tasks import _faces
 
 
 def fixed_pairs(
@@ -145,6 +144,10 @@ def subject_intervals(
   return out
 
 
+def _process() -> tuple[int, int]:
+  return jax.process_index(), jax.process_count()
+
+
 def koch_head_logits(
   model, variables, features: np.ndarray, a: np.ndarray, b: np.ndarray, chunk: int = 8192
 ) -> np.ndarray:
@@ -169,7 +172,7 @@ def _score_split(name, model_cfg, model, variables, images, index_of, pairs, cfg
   """Scores of a pair list (higher = same) and throughput figures."""
   a, b = index_of[pairs["a"]], index_of[pairs["b"]]
   start = time.perf_counter()
-  feats, images_per_s = _faces.embed_timed(model, variables, images, cfg_eval.batch_size)
+  feats, images_per_s = inference.embed_timed(model, variables, images, cfg_eval.batch_size)
   embed_s = time.perf_counter() - start
   start = time.perf_counter()
   if model_cfg.kind == "koch":
@@ -190,7 +193,7 @@ def _score_split(name, model_cfg, model, variables, images, index_of, pairs, cfg
 
 def run(config, workdir: pathlib.Path) -> dict:
   workdir = pathlib.Path(workdir)
-  source, names, what = _faces.load_faces(config.data)
+  source, names, what = loaders.load_faces(config.data)
   fractions = {"train": config.split.train, "val": config.split.val, "test": config.split.test}
   groups, records = splits.split_records(source.identities, fractions, seed=config.split.seed)
   splits.write_manifest(
@@ -241,14 +244,17 @@ def run(config, workdir: pathlib.Path) -> dict:
       )
       return {"auc": verification.roc_auc(s, pairs["val"]["label"])}
 
-    model, variables, train_info = _faces.train_model(
+    tcfg, sampler = config.train[name], config.sampler[name]
+    it = pipeline.sampler_iterator(
+      source, records["train"], sampler, tcfg.batch_size, tcfg.seed, *_process()
+    )
+    model, variables, train_info = train.fit_model(
       name,
       model_cfg,
       config.loss[name],
-      config.train[name],
-      config.sampler[name],
-      source,
-      records["train"],
+      tcfg,
+      it,
+      train.SAMPLER_INPUTS[sampler.kind],
       workdir,
       eval_fn=val_auc,
     )

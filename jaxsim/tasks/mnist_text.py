@@ -63,7 +63,6 @@ from jaxsim.data import pipeline
 from jaxsim.data.sources import DigitsTextSource, builtin_digits, mnist_idx_source
 from jaxsim.data.sources.digits_text import KINDS, encode_text, text_variants
 from jaxsim.evaluate import clustered, retrieval
-from jaxsim.tasks import _select
 
 VARIANTS = ("contrastive", "clip", "seed_contrastive", "seed_all_positive")
 _RETRIEVAL_KEYS = ("recall_at_1", "recall_at_5", "recall_at_10", "precision_at_1", "map_at_r")
@@ -260,7 +259,7 @@ def _train_variant(config, variant, images, records, workdir):
     emb = inference.embed(model, variables, val_images, "a", bs)
     return {"zero_shot_accuracy": zero_shot(emb, val_labels, protos)["accuracy"]}
 
-  variables, info = _select.fit_best(
+  variables, info = train.fit_selected(
     cfg,
     model=model,
     loss_fn=loss_fn,

@@ -48,10 +48,9 @@ import pathlib
 import jax
 import numpy as np
 
-from jaxsim import inference, report
-from jaxsim.data import splits
+from jaxsim import inference, report, train
+from jaxsim.data import loaders, pipeline, splits
 from jaxsim.evaluate import calibration, clustered, openset
-from jaxsim.tasks import _faces
 
 
 def enrolment_records(
@@ -136,7 +135,7 @@ def _name(names, ident: int, enrolled: set) -> str:
 def run(config, workdir: pathlib.Path) -> dict:
   workdir = pathlib.Path(workdir)
   sp, ev = config.split, config.eval
-  source, names, what = _faces.load_faces(config.data)
+  source, names, what = loaders.load_faces(config.data)
   ids = source.identities
   counts = {
     "train": sp.train,
@@ -180,19 +179,27 @@ def run(config, workdir: pathlib.Path) -> dict:
       "cmc_rank_1": openset.cmc_metrics(s, c, pv, ranks=(1,))["rank_1"],
     }
 
-  model, variables, train_info = _faces.train_model(
+  it = pipeline.sampler_iterator(
+    source,
+    recs["train"],
+    config.sampler,
+    config.train.batch_size,
+    config.train.seed,
+    jax.process_index(),
+    jax.process_count(),
+  )
+  model, variables, train_info = train.fit_model(
     "encoder",
     config.model,
     config.loss,
     config.train,
-    config.sampler,
-    source,
-    recs["train"],
+    it,
+    train.SAMPLER_INPUTS[config.sampler.kind],
     workdir,
     eval_fn=val_metrics,
   )
   needed = np.unique(np.r_[enrol["gallery"], probes["val"], probes["test"]])
-  emb_rows, images_per_s = _faces.embed_timed(
+  emb_rows, images_per_s = inference.embed_timed(
     model, variables, source.images[needed], ev.batch_size
   )
   row = np.full(len(source), -1, np.int64)

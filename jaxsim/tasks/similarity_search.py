@@ -51,14 +51,13 @@ import time
 import numpy as np
 
 from jaxsim import inference, models, objectives, report, train
-from jaxsim.data import pipeline, splits
+from jaxsim.data import loaders, pipeline, splits
 from jaxsim.data.sources import (
   ArrayPairSource,
   SyntheticLookalikePairs,
   totally_looks_like_source,
 )
 from jaxsim.evaluate import clustered, retrieval, search
-from jaxsim.tasks import _select
 
 LOSSES = ("contrastive", "triplet")
 _REPORTED = ("recall_at_1", "recall_at_5", "recall_at_10", "map_at_r", "mrr", "mrr_at_10")
@@ -82,7 +81,7 @@ def load_pairs(data_cfg) -> ArrayPairSource:
     source = totally_looks_like_source(data_cfg.root, image_size=data_cfg.image_size)
   else:
     raise ValueError(f"data.source must be 'synthetic' or 'tll', got {data_cfg.source!r}")
-  arrays = inference.load_arrays(source, keys=("image_a", "image_b"))
+  arrays = loaders.load_arrays(source, keys=("image_a", "image_b"))
   if arrays["image_a"].shape != arrays["image_b"].shape:
     raise ValueError(
       "left and right images go through one shared encoder and must have the same shape, "
@@ -194,7 +193,7 @@ def _train_one(config, loss_cfg, seed, pairs, records, workdir):
     )
     return {k: m[k] for k in ("recall_at_1", "recall_at_5", "mrr_at_10")}
 
-  variables, info = _select.fit_best(
+  variables, info = train.fit_selected(
     cfg,
     model=model,
     loss_fn=loss_fn,

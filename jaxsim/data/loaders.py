@@ -1,0 +1,68 @@
+"""Config section -> in-memory data: the loaders tasks call.
+
+Evaluation splits that fit in memory (the built-in ones and the real sets we ship
+configs for) are decoded once into arrays; larger ones should stream with
+`jaxsim.data.pipeline`.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import time
+from typing import Any
+
+import numpy as np
+
+from jaxsim.data.sources import ArrayImageSource, SyntheticFaces, identity_folder_source
+
+
+def load_arrays(source, records=None, keys: tuple[str, ...] = ("image",)) -> dict[str, np.ndarray]:
+  """Decodes `records` of a random-access source into stacked arrays (plus `identity`)."""
+  records = np.arange(len(source)) if records is None else np.asarray(records)
+  rows = [source[int(r)] for r in records]
+  out = {k: np.stack([row[k] for row in rows]) for k in keys}
+  out["identity"] = np.asarray([row["identity"] for row in rows], np.int32)
+  return out
+
+
+def load_faces(data_cfg: Any) -> tuple[ArrayImageSource, list[str], str]:
+  """Renders or decodes every face of the configured dataset into memory.
+
+  Reads `data.source` ("synthetic" or "folders"), and for "synthetic"
+  `num_identities`, `images_per_identity`, `image_size`, `difficulty`, `data_seed`;
+  for "folders" `root` (layout root/<identity>/<image files>), `image_size`, `channels`.
+
+  Returns:
+    (in-memory source with modality "face", identity names, a one-line description).
+  """
+  if data_cfg.source == "synthetic":
+    faces = SyntheticFaces(
+      data_cfg.num_identities,
+      data_cfg.images_per_identity,
+      image_size=data_cfg.image_size,
+      difficulty=data_cfg.difficulty,
+      seed=data_cfg.data_seed,
+    )
+    names = [f"synthetic_{i:04d}" for i in range(faces.num_identities)]
+    what = repr(faces)
+  elif data_cfg.source == "folders":
+    if not data_cfg.root:
+      raise ValueError(
+        "data.source='folders' needs data.root=/path/to/faces laid out as "
+        "root/<identity>/<image files> (e.g. the AT&T/ORL faces, sN/K.pgm)"
+      )
+    faces = identity_folder_source(
+      data_cfg.root,
+      image_size=data_cfg.image_size,
+      channels=data_cfg.channels,
+      modality="face",
+      skip_corrupt=data_cfg.get("skip_corrupt", False),
+    )
+    names = list(faces.identity_names)
+    what = f"{faces!r} from {pathlib.Path(data_cfg.root)}"
+  else:
+    raise ValueError(f"data.source must be 'synthetic' or 'folders', got {data_cfg.source!r}")
+  start = time.perf_counter()
+  arrays = load_arrays(faces)
+  print(f"loaded {len(faces)} faces ({what}) in {time.perf_counter() - start:.1f}s", flush=True)
+  return ArrayImageSource(arrays["image"], arrays["identity"], modality="face"), names, what
