@@ -13,6 +13,7 @@ iterator-state file per process).
 from __future__ import annotations
 
 import json
+import logging
 import math
 import pathlib
 from collections.abc import Mapping
@@ -21,7 +22,6 @@ from typing import Any
 import grain
 import jax
 import orbax.checkpoint as ocp
-from absl import logging as absl_logging
 from orbax.checkpoint import checkpoint_managers as ocm
 
 
@@ -187,7 +187,8 @@ class Checkpointer:
     return restored["state"]
 
   def _has_record(self, step: int) -> bool:
-    return "record" in (self._manager.item_metadata(step) or {})
+    # A file check: Orbax's item_metadata warns about every item it does not restore.
+    return (self.directory / str(step) / "record").is_dir()
 
   def restore_record(self, step: int) -> dict[str, Any]:
     """The `record` saved with `step` ({} when it was saved without one)."""
@@ -195,13 +196,12 @@ class Checkpointer:
       return {}
     # Orbax warns about every item not asked for (the state, the data iterator); here
     # leaving them is the point, so its warnings are silenced for this one read.
-    level = absl_logging.get_verbosity()
-    absl_logging.set_verbosity(absl_logging.ERROR)
+    logging.disable(logging.WARNING)
     try:
       args = ocp.args.Composite(record=ocp.args.JsonRestore())
       return dict(self._manager.restore(step, args=args)["record"])
     finally:
-      absl_logging.set_verbosity(level)
+      logging.disable(logging.NOTSET)
 
   def wait(self) -> None:
     """Blocks until pending asynchronous saves are committed."""
