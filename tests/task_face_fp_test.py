@@ -111,6 +111,9 @@ def test_fusion_choice_ignores_test_labels():
   # must leave the chosen rule and normalisation (and its validation AUC) unchanged.
   config = face_fp_config.get_config("runlocal")
   config.eval.bootstrap_resamples = 20
+  # A few rules with fitted parameters and two normalisations keep the test quick.
+  config.eval.fusion_rules = ("sum", "weighted_sum", "max", "logistic_regression")
+  config.eval.fusion_normalizations = ("z_score", "min_max")
   rng = np.random.default_rng(0)
 
   def split(n, offset):
