@@ -261,7 +261,7 @@ class _Progress:
   def __init__(self, total: int, start: int, stream=None):
     self.total, self.start = total, start
     self.stream = stream if stream is not None else sys.stderr
-    self.tty = hasattr(stream, "isatty") and stream.isatty()
+    self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
     self.t0 = time.perf_counter()
 
   def update(self, step: int, record: Mapping[str, Any]) -> None:
