@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import flax.linen as nn
@@ -144,3 +144,27 @@ def embed_timed(model, variables, images: np.ndarray, batch_size: int) -> tuple[
   start = time.perf_counter()
   emb = embed(model, variables, images, batch_size=batch_size)
   return emb, len(images) / max(time.perf_counter() - start, 1e-9)
+
+
+def embed_records(
+  model, variables, images: np.ndarray, records: np.ndarray, batch_size: int
+) -> tuple[Callable[[np.ndarray], np.ndarray], dict[str, float]]:
+  """Embeds each of `records` (indices into `images`) once; a lookup by record index.
+
+  Returns:
+    ``(emb, timing)``: ``emb(r)`` gives the [len(r), D] embeddings of record indices `r`
+    (each must be in `records`); ``timing`` has ``images_per_second`` (`embed_timed`)
+    and ``num_images``.
+  """
+  needed = np.unique(np.asarray(records))
+  rows, images_per_s = embed_timed(model, variables, images[needed], batch_size)
+  row = np.full(len(images), -1, np.int64)
+  row[needed] = np.arange(len(needed))
+
+  def emb(r):
+    index = row[np.asarray(r)]
+    if np.any(index < 0):
+      raise KeyError("embed_records: a record index that was not embedded")
+    return rows[index]
+
+  return emb, {"images_per_second": images_per_s, "num_images": float(len(needed))}

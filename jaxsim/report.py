@@ -287,6 +287,17 @@ def plot_retrieval_grid(
   return _save(fig, path)
 
 
+def with_ci(stats: Mapping[str, Any], key: str, digits: int = 4, style: str = "[]") -> str:
+  """``stats[key]`` with its 95% interval (``{key}_ci_low``, ``{key}_ci_high``) as text.
+
+  ``style="[]"`` gives "0.9512 [0.9301, 0.9688]"; ``style="()"`` gives "0.951 (0.930-0.969)".
+  """
+  v, lo, hi = stats[key], stats[f"{key}_ci_low"], stats[f"{key}_ci_high"]
+  if style == "()":
+    return f"{v:.{digits}f} ({lo:.{digits}f}-{hi:.{digits}f})"
+  return f"{v:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+
+
 def null_test_sentence(
   result: Mapping[str, float], name: str = "distances", alpha: float = 0.05
 ) -> str:
@@ -370,10 +381,41 @@ def write_metrics_json(
   """Write ``workdir/metrics.json`` (nested dict of flat metric dicts; NaN/inf as null)."""
   if not is_writer(process_index):
     return None
-  path = pathlib.Path(workdir) / "metrics.json"
+  return write_json(metrics, pathlib.Path(workdir) / "metrics.json", process_index)
+
+
+MANIFEST = "split_manifest.json"  # every task's split manifest, in its workdir
+
+
+def write_json(
+  obj: Any, path: str | pathlib.Path, process_index: int | None = None
+) -> pathlib.Path | None:
+  """Write `obj` as strict JSON (NaN/inf as null) to `path`, on the writing process only."""
+  if not is_writer(process_index):
+    return None
+  path = pathlib.Path(path)
   path.parent.mkdir(parents=True, exist_ok=True)
-  path.write_text(json.dumps(_jsonable(metrics), indent=2, sort_keys=False, allow_nan=False))
+  path.write_text(json.dumps(_jsonable(obj), indent=2, allow_nan=False))
   return path
+
+
+def write_arrays(
+  path: str | pathlib.Path, arrays: Mapping[str, np.ndarray], process_index: int | None = None
+) -> pathlib.Path | None:
+  """Write named arrays to one `.npz` file, on the writing process only."""
+  if not is_writer(process_index):
+    return None
+  path = pathlib.Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  np.savez(path, **arrays)
+  return path
+
+
+def write_manifest(
+  manifest: Mapping[str, Any], workdir: str | pathlib.Path, process_index: int | None = None
+) -> pathlib.Path | None:
+  """Write a split manifest (`jaxsim.data.splits.manifest`) to ``workdir/split_manifest.json``."""
+  return write_json(manifest, pathlib.Path(workdir) / MANIFEST, process_index)
 
 
 def add_to_report(

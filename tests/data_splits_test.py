@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 
+from jaxsim import report
 from jaxsim.data import sampling, splits
 
 IDS = np.repeat(np.arange(40), 5)
@@ -53,13 +54,11 @@ def test_open_set_splits():
 def test_manifest_round_trip(tmp_path):
   groups, records = splits.split_records(IDS, seed=0)
   names = [f"person{i}" for i in range(40)]
-  path = splits.write_manifest(
-    tmp_path / "run" / "splits.json",
-    groups,
-    identity_names=names,
-    records=records,
-    extra={"seed": 0},
-  )
+  manifest = splits.manifest(groups, identity_names=names, records=records, extra={"seed": 0})
+  path = report.write_manifest(manifest, tmp_path / "run", process_index=0)
+  assert path == tmp_path / "run" / report.MANIFEST
+  assert report.write_manifest(manifest, tmp_path / "other", process_index=1) is None
+  assert not (tmp_path / "other").exists()
   data = json.loads(path.read_text())
   assert data["seed"] == 0 and data["splits"]["test"]["num_records"] == 30
   assert data["splits"]["val"]["identity_names"][0] == names[groups["val"][0]]
@@ -121,3 +120,15 @@ def test_pxk_batches_structure():
   assert seen_small
   with pytest.raises(ValueError, match="only 41 exist"):
     index.pxk(42, 2, rng)
+
+
+def test_enrolment_split_keeps_a_test_probe_per_identity():
+  records = np.flatnonzero(IDS < 5)
+  out = splits.enrolment_split(IDS, records, 2, 2, seed=0)
+  assert sorted(np.concatenate(list(out.values()))) == sorted(records)
+  for ident in range(5):
+    assert (IDS[out["gallery"]] == ident).sum() == 2
+    assert (IDS[out["probe_val"]] == ident).sum() == 2
+    assert (IDS[out["probe_test"]] == ident).sum() == 1
+  with pytest.raises(ValueError, match="split.val_probes_per_identity"):
+    splits.enrolment_split(IDS, records, 2, 3, seed=0)

@@ -99,3 +99,13 @@ def test_top1_correct_and_weighted_open_set_statistic():
   assert out["cmc_rank_1"] == pytest.approx(2 / 3)
   assert out["fpir"] == 0.0  # only outsider 3 (0.6 < 0.65) left
   assert np.isnan(stat(np.array([0, 0, 0, 1, 1]))["dir"])
+
+
+def test_candidate_lists_decide_at_the_threshold():
+  scores = np.array([[0.9, 0.1], [0.2, 0.3], [0.6, 0.4]])
+  top = openset.top_candidates(scores, np.array([0, 1]), k=2)
+  rows = openset.candidate_lists(top, np.array([0, 1, 2]), ["ann", "bob", "cy"], [0, 1], 0.5)
+  assert [r["decision"] for r in rows] == ["ann", "unknown", "ann"]
+  assert [r["correct"] for r in rows] == [True, False, False]
+  assert rows[2]["true_identity"] == "cy (outsider)" and not rows[2]["mated"]
+  assert [c["identity"] for c in rows[1]["top"]] == ["bob", "ann"]

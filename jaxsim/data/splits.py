@@ -155,33 +155,63 @@ def gallery_probe_split(
   return out
 
 
-def write_manifest(
-  path: str | pathlib.Path,
+def enrolment_split(
+  identities, records, gallery_per_identity: int, val_probes_per_identity: int, *, seed: int = 0
+) -> dict[str, np.ndarray]:
+  """Splits each enrolled identity's records into gallery, validation and test probes.
+
+  Like `gallery_probe_split`, with a validation share: every identity needs at least
+  gallery + val_probes + 1 records, so that it has a test probe.
+
+  Returns:
+    {"gallery", "probe_val", "probe_test"}: sorted record indices, disjoint.
+  """
+  identities = _check_identities(identities)
+  records = np.asarray(records)
+  g, v = gallery_per_identity, val_probes_per_identity
+  rng = np.random.default_rng([seed, 0xE4])
+  out = {"gallery": [], "probe_val": [], "probe_test": []}
+  for ident in np.unique(identities[records]):
+    mine = rng.permutation(records[identities[records] == ident])
+    if len(mine) < g + v + 1:
+      raise ValueError(
+        f"enrolled identity {ident} has {len(mine)} images but split.gallery_per_identity="
+        f"{g} + split.val_probes_per_identity={v} + 1 test probe are needed"
+      )
+    out["gallery"].append(mine[:g])
+    out["probe_val"].append(mine[g : g + v])
+    out["probe_test"].append(mine[g + v :])
+  out = {k: np.sort(np.concatenate(parts)) for k, parts in out.items()}
+  assert_disjoint(out)
+  return out
+
+
+def manifest(
   identity_groups: Mapping[str, np.ndarray],
   *,
   identity_names: Sequence[str] | None = None,
   records: Mapping[str, np.ndarray] | None = None,
   extra: Mapping | None = None,
-) -> pathlib.Path:
-  """Writes the split manifest as JSON: identities (and names, record counts) per split."""
-  path = pathlib.Path(path)
+) -> dict:
+  """The split manifest: identities (and names, record counts) per split, plus `extra`.
+
+  `jaxsim.report.write_manifest` writes it; `read_manifest` reads the groups back.
+  """
   assert_disjoint(identity_groups)
-  manifest: dict = {"splits": {}}
+  out: dict = {"splits": {}}
   for name, ids in identity_groups.items():
     entry: dict = {"identities": [int(i) for i in ids]}
     if identity_names is not None:
       entry["identity_names"] = [str(identity_names[int(i)]) for i in ids]
     if records is not None:
       entry["num_records"] = int(len(records[name]))
-    manifest["splits"][name] = entry
+    out["splits"][name] = entry
   if extra:
-    manifest.update(extra)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  path.write_text(json.dumps(manifest, indent=2))
-  return path
+    out.update(extra)
+  return out
 
 
 def read_manifest(path: str | pathlib.Path) -> dict[str, np.ndarray]:
-  """Identity groups from a manifest written by `write_manifest`."""
+  """Identity groups from a manifest written by `jaxsim.report.write_manifest`."""
   data = json.loads(pathlib.Path(path).read_text())
   return {k: np.asarray(v["identities"], np.int64) for k, v in data["splits"].items()}

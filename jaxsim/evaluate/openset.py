@@ -24,11 +24,11 @@ Scores are similarities (higher = more similar).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
-from jaxsim.evaluate import search
+from jaxsim.evaluate import calibration, clustered, search
 
 
 def identity_templates(
@@ -357,3 +357,211 @@ def open_set_statistic(
     }
 
   return statistic
+
+
+def top1_calibration(
+  val_scores, val_probe_ids, test_scores, test_probe_ids, identities, platt, num_bins: int = 10
+) -> dict:
+  """Calibration of P(top-1 candidate is right), one outcome per probe, against the base rate.
+
+  Two calibrated probabilities of each test probe's top-1 candidate: the all-pairs Platt
+  map of the Top-k lists (`platt`, fitted on validation probe-identity pairs), and a
+  Platt map refitted on validation top-1 scores and outcomes. The reference is the
+  base-rate predictor: the validation top-1 correctness rate for every test probe.
+  Everything is fitted on validation.
+
+  Returns:
+    ``metrics`` (``{name: calibration_metrics}`` for ``platt_all_pairs``,
+    ``platt_top1`` and ``base_rate``, plus ``num_probes`` and ``correct_rate``),
+    ``platt_top1`` (the refitted parameters, NaN when validation has one outcome only),
+    ``val_rate``, ``probs`` (the test probabilities by name) and ``correct`` ([P] 0/1).
+  """
+  val_top = top_candidates(val_scores, identities, 1)["scores"][:, 0]
+  val_correct = top1_correct(val_scores, identities, val_probe_ids)
+  test_top = top_candidates(test_scores, identities, 1)["scores"][:, 0]
+  correct = top1_correct(test_scores, identities, test_probe_ids)
+  rate = float(val_correct.mean())
+  probs = {"platt_all_pairs": calibration.platt_apply(platt, test_top)}
+  if 0 < val_correct.sum() < val_correct.size:
+    refit = calibration.platt_fit(val_top, val_correct)
+    probs["platt_top1"] = calibration.platt_apply(refit, test_top)
+  else:
+    refit = {"slope": float("nan"), "intercept": float("nan")}
+  probs["base_rate"] = np.full(correct.size, rate)
+  out = {k: calibration.calibration_metrics(p, correct, num_bins) for k, p in probs.items()}
+  out["num_probes"] = float(correct.size)
+  out["correct_rate"] = float(correct.mean())
+  return {"metrics": out, "platt_top1": refit, "val_rate": rate, "probs": probs, "correct": correct}
+
+
+def identification_statistic(
+  scores, identities, probe_identities, threshold: float, top1: dict, num_bins: int = 10
+) -> Callable[[np.ndarray], dict[str, float]]:
+  """`open_set_statistic` plus the `top1_calibration` metrics of weighted probes.
+
+  For `clustered.subject_bootstrap` over probe identities; the calibration metrics are
+  named ``top1_{metric}_{calibrator}``.
+  """
+  decision = open_set_statistic(scores, identities, probe_identities, threshold)
+
+  def statistic(weights):
+    out = decision(weights)
+    for name, p in top1["probs"].items():
+      m = calibration.calibration_metrics(p, top1["correct"], num_bins, weights)
+      out.update({f"top1_{k}_{name}": v for k, v in m.items()})
+    return out
+
+  return statistic
+
+
+def candidate_lists(
+  top: Mapping[str, np.ndarray],
+  probe_identities: np.typing.ArrayLike,
+  names: Sequence[str],
+  enrolled: np.typing.ArrayLike,
+  threshold: float,
+  probe_records: np.typing.ArrayLike | None = None,
+) -> list[dict]:
+  """Each probe's Top-k list and decision at `threshold`, as JSON-ready rows.
+
+  Args:
+    top: `top_candidates` of the probes.
+    probe_identities: [P] true identities (outsiders are not in `enrolled`).
+    names: identity index -> display name.
+    enrolled: the enrolled identities (the columns of the scores).
+    threshold: the reject threshold on the top-1 score.
+    probe_records: [P] record indices, kept in each row as ``probe_record``.
+
+  Returns:
+    Per probe: ``true_identity`` (its name, "(outsider)" appended when never enrolled),
+    ``mated``, ``decision`` (the top-1 name, or "unknown" below the threshold),
+    ``correct`` (accepting the right person, or rejecting an outsider) and ``top`` (the
+    candidates with ``identity``, ``score`` and ``probability``).
+  """
+  pid = np.asarray(probe_identities).reshape(-1)
+  enrolled_set = {int(i) for i in np.asarray(enrolled).reshape(-1)}
+  records = np.arange(pid.size) if probe_records is None else np.asarray(probe_records)
+  rows = []
+  for n, ident in enumerate(pid.tolist()):
+    mated = ident in enrolled_set
+    first = int(top["identities"][n, 0])
+    accepted = bool(top["scores"][n, 0] >= threshold)
+    candidates = zip(top["identities"][n], top["scores"][n], top["probabilities"][n], strict=True)
+    rows.append(
+      {
+        "probe_record": int(records[n]),
+        "true_identity": names[ident] if mated else f"{names[ident]} (outsider)",
+        "mated": mated,
+        "decision": names[first] if accepted else "unknown",
+        "correct": bool(accepted == mated and (not accepted or first == ident)),
+        "top": [
+          {"identity": names[int(i)], "score": float(s), "probability": float(p)}
+          for i, s, p in candidates
+        ],
+      }
+    )
+  return rows
+
+
+def identification_report(
+  val_scores,
+  val_probe_ids,
+  test_scores,
+  test_probe_ids,
+  identities,
+  *,
+  target_fpir: float,
+  fpirs: Sequence[float] = (1e-1, 1e-2),
+  top_k: int = 5,
+  num_bins: int = 10,
+  num_resamples: int = 1000,
+  seed: int = 0,
+  cosine: bool = True,
+) -> dict:
+  """The open-set protocol: everything fitted on validation probes, reported on test.
+
+  Calibration is judged per probe, at the identification level: the probability of its
+  top-1 candidate against whether that candidate is right (a non-mated probe's never
+  is), by ECE, Brier score and log loss beside the base-rate predictor (the validation
+  top-1 correctness rate for every probe). Over all probe-identity pairs only about one
+  in I is a match, so there a constant base rate already scores an ECE near zero; that
+  figure is kept as secondary only.
+
+  Fitted on validation: the reject threshold at `target_fpir` (`open_set_report`) and
+  the Platt map of P(match | score) over probe-identity pairs (`top1_calibration` adds
+  a top-1 refit). Reported on test: the decision at that threshold, FNIR at `fpirs`,
+  the CMC, top-1 calibration against the base rate, and 95% intervals from a bootstrap
+  over test probe identities drawn within the mated and non-mated groups (the
+  independent units), with the threshold and calibrators held fixed.
+
+  Args:
+    val_scores, test_scores: [P, I] probe-identity scores of each split's probes.
+    val_probe_ids, test_probe_ids: [P] the probes' identities (outsiders are not in
+      `identities`).
+    identities: [I] the enrolled identities (the score columns).
+    cosine: the scores are cosines; adds the raw (s + 1) / 2 calibration as secondary.
+
+  Returns:
+    ``test`` and ``val`` (the metrics), ``top`` (the test probes' `top_candidates` with
+    Platt probabilities) and ``top1`` (`top1_calibration`).
+  """
+  cols = identities
+  val_s, val_y = probe_identity_pairs(val_scores, cols, val_probe_ids)
+  platt = calibration.platt_fit(val_s, val_y)
+  test_s, test_y = probe_identity_pairs(test_scores, cols, test_probe_ids)
+  decision = open_set_report(
+    val_scores, cols, val_probe_ids, test_scores, cols, test_probe_ids, target_fpir
+  )
+  top1 = top1_calibration(
+    val_scores, val_probe_ids, test_scores, test_probe_ids, cols, platt, num_bins
+  )
+  boot = clustered.subject_bootstrap(
+    identification_statistic(
+      test_scores, cols, test_probe_ids, decision["threshold"], top1, num_bins
+    ),
+    test_probe_ids,
+    strata=np.isin(test_probe_ids, cols),
+    num_resamples=num_resamples,
+    seed=seed,
+  )
+  test = {
+    "at_val_threshold": decision,
+    "fnir_at_fpir_on_test": fnir_at_fpir(test_scores, cols, test_probe_ids, fpirs=fpirs),
+    "cmc": cmc_metrics(test_scores, cols, test_probe_ids, ranks=(1, 5, 10)),
+    # Per probe: P(top-1 candidate is right) against whether it is (outsiders never).
+    "calibration_top1": top1["metrics"],
+    "intervals": boot,
+    # Secondary: over every probe-identity pair, where 1 pair in I is a match, so a
+    # constant base rate already scores a near-zero ECE (see calibration_top1).
+    "secondary_calibration_all_pairs_platt": calibration.calibration_metrics(
+      calibration.platt_apply(platt, test_s), test_y, num_bins
+    ),
+    "secondary_calibration_all_pairs_base_rate": calibration.base_rate_metrics(
+      test_y, float(np.mean(val_y)), num_bins
+    ),
+  }
+  if cosine:
+    test["secondary_calibration_all_pairs_raw_cosine"] = calibration.calibration_metrics(
+      np.clip((test_s + 1) / 2, 0, 1), test_y, num_bins
+    )
+  val = {
+    "cmc": cmc_metrics(val_scores, cols, val_probe_ids, ranks=(1, 5, 10)),
+    "platt": platt,
+    "platt_top1": top1["platt_top1"],
+    "top1_correct_rate": top1["val_rate"],
+  }
+  top = top_candidates(test_scores, cols, top_k, lambda x: calibration.platt_apply(platt, x))
+  return {"test": test, "val": val, "top": top, "top1": top1}
+
+
+def centroid_metrics(
+  gallery_emb, gallery_ids, probe_emb, probe_ids, target_fpir: float, score: str = "cosine"
+) -> dict[str, float]:
+  """DIR at `target_fpir` and CMC rank 1 of probes against gallery centroids (for selection)."""
+  templates, cols = identity_templates(gallery_emb, gallery_ids, mode="centroid")
+  s, c = identity_scores(probe_emb, templates, cols, score)
+  out = fnir_at_fpir(s, c, probe_ids, fpirs=(target_fpir,))
+  return {
+    "dir_at_target_fpir": out[f"dir_at_fpir_{target_fpir:.0e}"],
+    "cmc_rank_1": cmc_metrics(s, c, probe_ids, ranks=(1,))["rank_1"],
+  }
