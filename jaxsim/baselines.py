@@ -622,3 +622,25 @@ def baseline_report(
       ),
     }
   return out
+
+
+def baseline_sentence(
+  reports: Mapping[str, Mapping[str, Mapping]], what: str = "test pairs"
+) -> str:
+  """One sentence naming each baseline's test AUC and 95% interval (`baseline_report` rows).
+
+  Args:
+    reports: ``{group: baseline_report(...)}``, e.g. ``{"face": ..., "fingerprint": ...}``;
+      a single group named "" is written without its name.
+    what: what the baselines were scored on.
+  """
+  parts = []
+  for group, rows in reports.items():
+    aucs = ", ".join(
+      f"{n} {r['auc']:.3f} ({r['auc_ci_low']:.3f}-{r['auc_ci_high']:.3f})" for n, r in rows.items()
+    )
+    parts.append(f"{group}: {aucs}" if group else aucs)
+  return (
+    f"Classical baselines on the same {what} (fitted on the training identities, options "
+    "chosen on validation; test AUC, 95% CI over test identities): " + "; ".join(parts) + "."
+  )

@@ -15,6 +15,7 @@ from typing import Any
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 Inputs = Mapping[str, Any]  # model argument -> array [N, ...] or tuple of arrays
@@ -168,3 +169,53 @@ def embed_records(
     return rows[index]
 
   return emb, {"images_per_second": images_per_s, "num_images": float(len(needed))}
+
+
+def pair_head_logits(
+  model, variables, features: np.ndarray, a: np.ndarray, b: np.ndarray, chunk: int = 8192
+) -> np.ndarray:
+  """Logits of pairs (a[i], b[i]) from per-image features [M, D] (a, b index `features`).
+
+  The model's own pair head (its `pair_logits` method, e.g. `KochSiameseModel`'s
+  w . |h_a - h_b| + b), applied in fixed-size chunks so that it compiles once.
+  """
+  head = jax.jit(functools.partial(model.apply, method=model.pair_logits))
+  feats = jnp.asarray(features)
+  out = np.empty(len(a), np.float32)
+  for start in range(0, len(a), chunk):
+    ia = np.zeros(chunk, np.int64)
+    ib = np.zeros(chunk, np.int64)
+    stop = min(start + chunk, len(a))
+    ia[: stop - start], ib[: stop - start] = a[start:stop], b[start:stop]
+    out[start:stop] = np.asarray(head(variables, feats[ia], feats[ib]))[: stop - start]
+  return out
+
+
+def score_pairs(
+  model, variables, images: np.ndarray, a: np.ndarray, b: np.ndarray, score: str, batch_size: int
+) -> tuple[np.ndarray, dict[str, float]]:
+  """Scores (higher = same) of pairs (images[a[i]], images[b[i]]), and throughput figures.
+
+  Every image is embedded once. `score` is "pair_head" for a pair model (its own head
+  on the features, `pair_head_logits`) or a similarity of `evaluate.search`
+  ("cosine", "euclidean", ...) for an embedding model.
+  """
+  from jaxsim.evaluate import search  # noqa: PLC0415 -- evaluate imports no models
+
+  start = time.perf_counter()
+  feats, images_per_s = embed_timed(model, variables, images, batch_size)
+  embed_s = time.perf_counter() - start
+  start = time.perf_counter()
+  if score == "pair_head":
+    scores = pair_head_logits(model, variables, feats, a, b)
+  else:
+    scores = search.matched_scores(feats[a], feats[b], score)
+  score_s = time.perf_counter() - start
+  return scores, {
+    "num_pairs": float(len(a)),
+    "num_images_embedded": float(len(images)),
+    "images_per_second": images_per_s,
+    "pairs_per_second": len(a) / max(len(images) / images_per_s + score_s, 1e-9),
+    "pair_scoring_seconds": score_s,
+    "wall_seconds": embed_s + score_s,
+  }

@@ -1,4 +1,4 @@
-"""face_verify: fixed pair lists, and the runlocal variant end to end."""
+"""face_verify: its fixed pair lists and identity intervals, and the runlocal variant end to end."""
 
 import json
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from experiments.configs import face_verify as face_verify_config
-from jaxsim.data import splits
-from jaxsim.evaluate import verification
+from jaxsim.data import sampling, splits
+from jaxsim.evaluate import clustered, verification
 from jaxsim.tasks import face_verify
 
 
@@ -20,8 +20,8 @@ def _pair_keys(p):
 def test_fixed_pairs_are_distinct_labelled_and_reproducible(num_pairs):
   identities = np.repeat(np.arange(12), 5)  # 60 records, 120 genuine, 1650 impostor pairs
   records = np.arange(10, 60)  # 10 identities of one split
-  p = face_verify.fixed_pairs(identities, records, num_pairs, 0.5, seed=3)
-  q = face_verify.fixed_pairs(identities, records, num_pairs, 0.5, seed=3)
+  p = sampling.fixed_pairs(identities, records, num_pairs, 0.5, seed=3)
+  q = sampling.fixed_pairs(identities, records, num_pairs, 0.5, seed=3)
   for k in p:
     np.testing.assert_array_equal(p[k], q[k])
   assert np.all(np.isin(p["a"], records)) and np.all(np.isin(p["b"], records))
@@ -43,7 +43,7 @@ def test_subject_intervals_are_wider_than_pair_intervals_for_clustered_pairs():
   labels = (a == b).astype(int)
   effect = rng.normal(0, 1.0, num_ids)
   scores = labels + effect[a] + effect[b] + rng.normal(0, 0.5, n)
-  out = face_verify.subject_intervals(
+  out = clustered.verification_intervals(
     scores, labels, a, b, threshold=1.0, fars=(1e-2,), num_resamples=200, seed=0
   )
   assert out["ci_num_identities"] == num_ids
@@ -99,3 +99,9 @@ def test_runlocal_end_to_end(tmp_path):
   # The features-once evaluation of Koch's L1 head equals the full pair network.
   assert metrics["koch"]["inference"]["pair_logits_max_abs_diff"] < 1e-3
   assert metrics["koch"]["inference"]["pair_logits_pairs"] == config.eval.pair_logits_pairs
+  # The classical baselines are scored on the same test pairs, with identity intervals.
+  assert set(metrics["baselines"]) == {"raw_pixels", "eigenfaces", "fisherfaces", "lbp"}
+  for row in metrics["baselines"].values():
+    assert row["auc_ci_low"] <= row["auc"] <= row["auc_ci_high"]
+    assert row["num_subjects"] == len(groups["test"])
+  assert "Classical baselines on the same test pairs" in report

@@ -87,7 +87,7 @@ def _check_run(workdir, metrics, losses, num_seeds):
   on_disk = json.loads((workdir / "metrics.json").read_text())
   assert set(on_disk["test"]) == set(losses)
   for s in range(num_seeds):
-    manifest = json.loads((workdir / f"manifest_seed{s}.json").read_text())
+    manifest = json.loads((workdir / f"seed{s}" / "split_manifest.json").read_text())
     ids = {k: set(v["identities"]) for k, v in manifest["splits"].items()}
     assert not (ids["train"] & ids["test"]) and not (ids["val"] & ids["test"])
     assert not (ids["train"] & ids["val"])

@@ -59,6 +59,8 @@ def get_config(arg=None):
   c.eval.bootstrap_resamples = 1000
   c.eval.batch_size = 256
   c.eval.pair_logits_pairs = 4096  # Koch: pairs run through the full pair network
+  # Classical baselines (raw pixels, Eigenfaces, Fisherfaces, LBP) on the same pairs.
+  c.eval.baselines = True
 
   c.model = ml_collections.ConfigDict()
   c.loss = ml_collections.ConfigDict()

@@ -161,3 +161,60 @@ def sample_pxk(identities, p: int, k: int, *, records=None, seed: int = 0) -> np
   """One PxK batch of record indices [p * k]."""
   index = IdentityIndex(identities, records)
   return index.pxk(p, k, np.random.default_rng([seed, 0x9C1]))
+
+
+def fixed_pairs(
+  identities: np.ndarray, records: np.ndarray, num_pairs: int, positive_fraction: float, seed: int
+) -> dict[str, np.ndarray]:
+  """A fixed list of distinct unordered pairs of `records`, never an image with itself.
+
+  Genuine pairs are drawn without replacement from all same-identity pairs, at most
+  `positive_fraction * num_pairs` of them (fewer when the split has fewer); the rest
+  are impostor pairs drawn without replacement from all different-identity pairs.
+  When the split has fewer pairs than asked, all of them are used.
+
+  Returns:
+    {"a": record indices [N], "b": record indices [N], "label": int32 [N]} in a
+    seeded random order.
+  """
+  records = np.asarray(records, np.int64)
+  ids = np.asarray(identities)[records]
+  rng = np.random.default_rng([seed, 0xFA1])
+  genuine = []
+  for ident in np.unique(ids):
+    pos = np.flatnonzero(ids == ident)
+    i, j = np.triu_indices(len(pos), 1)
+    genuine.append(np.stack([pos[i], pos[j]], 1))
+  genuine = np.concatenate(genuine) if genuine else np.zeros((0, 2), np.int64)
+  n = len(records)
+  num_impostor_total = n * (n - 1) // 2 - len(genuine)
+  num_pos = min(int(round(positive_fraction * num_pairs)), len(genuine))
+  num_neg = min(num_pairs - num_pos, num_impostor_total)
+  pos = genuine[rng.choice(len(genuine), num_pos, replace=False)]
+  if num_neg * 2 >= num_impostor_total:
+    # Dense case (small splits): enumerate every impostor pair and choose.
+    i, j = np.triu_indices(n, 1)
+    diff = ids[i] != ids[j]
+    all_neg = np.stack([i[diff], j[diff]], 1)
+    neg = all_neg[rng.choice(len(all_neg), num_neg, replace=False)]
+  else:
+    # Sparse case: rejection-sample distinct different-identity pairs.
+    keys = np.zeros(0, np.int64)
+    while len(keys) < num_neg:
+      i = rng.integers(0, n, 2 * num_neg)
+      j = rng.integers(0, n, 2 * num_neg)
+      lo, hi = np.minimum(i, j), np.maximum(i, j)
+      ok = ids[lo] != ids[hi]
+      new = lo[ok] * n + hi[ok]
+      _, first = np.unique(np.concatenate([keys, new]), return_index=True)
+      keys = np.concatenate([keys, new])[np.sort(first)]  # keep the draw order: reproducible
+    keys = keys[:num_neg]
+    neg = np.stack([keys // n, keys % n], 1)
+  pairs = np.concatenate([pos, neg])
+  labels = np.r_[np.ones(len(pos), np.int32), np.zeros(len(neg), np.int32)]
+  order = rng.permutation(len(pairs))
+  return {
+    "a": records[pairs[order, 0]],
+    "b": records[pairs[order, 1]],
+    "label": labels[order],
+  }

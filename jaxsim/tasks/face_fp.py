@@ -527,14 +527,11 @@ def run(config: Any, workdir: pathlib.Path) -> dict:
   workdir = pathlib.Path(workdir)
   data, groups, records, pairs = prepare(config)
   logging.info("face_fp: %d records, %d subjects", len(data), len(data.identity_names))
-  if report.is_writer():
-    splits.write_manifest(
-      workdir / "split_manifest.json",
-      groups,
-      identity_names=data.identity_names,
-      records=records,
-      extra={"source": config.data.source, "correlation": data_correlation(config)},
-    )
+  extra = {"source": config.data.source, "correlation": data_correlation(config)}
+  report.write_manifest(
+    splits.manifest(groups, identity_names=data.identity_names, records=records, extra=extra),
+    workdir,
+  )
   metrics: dict[str, Any] = {
     "data": {
       "num_subjects": float(len(data.identity_names)),

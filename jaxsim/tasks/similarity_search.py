@@ -274,11 +274,9 @@ def run(config, workdir: pathlib.Path) -> dict:
   for s in range(config.num_seeds):
     seed = config.seed + s
     groups, records = splits.split_records(pairs.identities, fractions, seed=seed)
-    splits.write_manifest(
-      workdir / f"manifest_seed{seed}.json",
-      groups,
-      records=records,
-      extra={"data": config.data.source, "split_seed": seed},
+    extra = {"data": config.data.source, "split_seed": seed}
+    report.write_manifest(
+      splits.manifest(groups, records=records, extra=extra), workdir / f"seed{seed}"
     )
     gallery_sizes.append(len(records["test"]))
     for name in losses:
