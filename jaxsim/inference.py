@@ -219,3 +219,13 @@ def score_pairs(
     "pair_scoring_seconds": score_s,
     "wall_seconds": embed_s + score_s,
   }
+
+
+def class_prototypes(
+  model, variables, inputs, classes: np.ndarray, tower: str, batch_size: int
+) -> np.ndarray:
+  """[C, D] unit-norm mean embedding of each class 0..C-1 (e.g. every text naming a digit)."""
+  emb = embed(model, variables, inputs, tower, batch_size)
+  classes = np.asarray(classes)
+  protos = np.stack([emb[classes == c].mean(0) for c in range(int(classes.max()) + 1)])
+  return protos / np.maximum(np.linalg.norm(protos, axis=1, keepdims=True), 1e-12)

