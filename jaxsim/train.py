@@ -626,3 +626,24 @@ def fit_model(
   print(f"[{name}] {steps_run} steps in {seconds:.1f}s{resumed}", flush=True)
   info = {"steps": float(cfg.steps), "steps_this_run": float(steps_run)}
   return model, variables, {**info, "train_seconds_this_run": seconds, **extra}
+
+
+def select_on_grid(
+  values: Sequence[Any], fit_one: Callable[[Any], tuple]
+) -> tuple[Any, tuple, dict]:
+  """Fits once per value of a hyperparameter grid; keeps the best on validation.
+
+  `fit_one(value)` returns a tuple whose last item is `fit_selected`'s info; the value
+  whose selected checkpoint has the highest ``best_val`` wins (the first on ties).
+
+  Returns:
+    (the winning value, its `fit_one` result, ``{value: best_val}`` of every value).
+  """
+  best, tried = None, {}
+  for value in values:
+    out = fit_one(value)
+    tried[value] = out[-1]["best_val"]
+    _log.info("grid value %s: validation %.4f", value, tried[value])
+    if best is None or tried[value] > tried[best[0]]:
+      best = (value, out)
+  return best[0], best[1], tried

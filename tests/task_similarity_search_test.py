@@ -7,12 +7,14 @@ import pytest
 from PIL import Image
 
 from experiments.configs import similarity_search as config_lib
+from jaxsim.data import loaders
 from jaxsim.data.sources import SyntheticLookalikePairs
+from jaxsim.evaluate import retrieval
 from jaxsim.tasks import similarity_search
 
 
 def test_chance_metrics():
-  c = similarity_search.chance_metrics(4)
+  c = retrieval.partner_chance_metrics(4)
   assert c["recall_at_1"] == pytest.approx(0.25)
   assert c["recall_at_5"] == pytest.approx(1.0)
   assert c["mrr"] == pytest.approx((1 + 1 / 2 + 1 / 3 + 1 / 4) / 4)
@@ -25,15 +27,15 @@ def test_partner_ranks_and_subject_intervals():
   # Cosine scores. Query 7: partner .995, behind (1, 0) at 1.0 -> rank 2. Query 8: partner
   # (1, 0) scores 0, behind (0, 1) at 1 and (1, .1) at .0995 -> 3. Query 9: partner
   # (0, 1) scores .707, behind (1, .1) at .774 and tied with (1, 0): ties count against -> 3.
-  ranks = similarity_search.partner_ranks(left, right, labels)
+  ranks = retrieval.partner_ranks(left, right, labels)
   np.testing.assert_array_equal(ranks, [2, 3, 3])
-  out = similarity_search.subject_intervals(ranks, labels, num_resamples=50, seed=0)
+  out = retrieval.partner_rank_intervals(ranks, labels, num_resamples=50, seed=0)
   assert out["recall_at_1"] == 0.0 and out["recall_at_10"] == 1.0
   assert out["mrr"] == pytest.approx((1 / 2 + 1 / 3 + 1 / 3) / 3)
   assert out["mrr_ci_low"] >= 1 / 3 - 1e-12 and out["mrr_ci_high"] <= 1 / 2 + 1e-12
   assert out["num_subjects"] == 3
   with pytest.raises(ValueError, match="exactly one relevant"):
-    similarity_search.partner_ranks(left, right, np.array([7, 7, 9]))
+    retrieval.partner_ranks(left, right, np.array([7, 7, 9]))
 
 
 def test_config_variants():
@@ -65,7 +67,7 @@ def test_tll_loader_reads_generated_files(tmp_path):
   source = _write_tll(tmp_path / "tll", 6)
   cfg = config_lib.get_config("runlocal")
   cfg.data.source, cfg.data.root, cfg.data.image_size = "tll", str(tmp_path / "tll"), 20
-  pairs = similarity_search.load_pairs(cfg.data)
+  pairs = loaders.load_lookalike_pairs(cfg.data)
   assert len(pairs) == 6 and pairs.images_a.shape == (6, 20, 20, 3)
   # Stems sort as written, so pair i is file i; PNG keeps 8-bit precision.
   np.testing.assert_allclose(pairs.images_a[2], source[2]["image_a"], atol=1 / 255 + 1e-6)
@@ -73,10 +75,10 @@ def test_tll_loader_reads_generated_files(tmp_path):
   assert len(np.unique(pairs.identities)) == 6
   (tmp_path / "tll" / "right" / "0003.png").unlink()
   with pytest.raises(ValueError, match="0003"):
-    similarity_search.load_pairs(cfg.data)
+    loaders.load_lookalike_pairs(cfg.data)
   cfg.data.root = ""
   with pytest.raises(ValueError, match="data.root"):
-    similarity_search.load_pairs(cfg.data)
+    loaders.load_lookalike_pairs(cfg.data)
 
 
 def _check_run(workdir, metrics, losses, num_seeds):
@@ -118,7 +120,7 @@ def _check_run(workdir, metrics, losses, num_seeds):
 def test_synthetic_pairs_load():
   cfg = config_lib.get_config("runlocal")
   cfg.data.num_pairs = 5
-  pairs = similarity_search.load_pairs(cfg.data)
+  pairs = loaders.load_lookalike_pairs(cfg.data)
   assert pairs.images_a.shape == (5, cfg.data.image_size, cfg.data.image_size, 3)
   np.testing.assert_array_equal(pairs.identities, np.arange(5))
 

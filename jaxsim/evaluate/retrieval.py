@@ -267,3 +267,65 @@ def nearest_prototype_metrics(embeddings, labels, prototypes) -> dict[str, float
     "balanced_accuracy": float(np.mean(list(per_class.values()))),
     **per_class,
   }
+
+
+def partner_metrics(left, right, labels) -> dict[str, float]:
+  """R@1/5/10, MAP@R, MRR (whole gallery) and MRR@10 of left queries against right partners."""
+  n = len(labels)
+  ks = sorted({1, 5, 10, n})
+  m = retrieval_metrics(left, right, labels, labels, ks=ks)
+  out = {k: m[k] for k in ("recall_at_1", "recall_at_5", "recall_at_10", "map_at_r", "mrr_at_10")}
+  out["mrr"] = m[f"mrr_at_{n}"]
+  out["gallery_size"] = float(n)
+  return out
+
+
+def partner_ranks(left: np.ndarray, right: np.ndarray, labels: np.ndarray) -> np.ndarray:
+  """[Q] rank of each left query's partner among the right gallery (1 = first).
+
+  One relevant item per query (its pair's right image). Ties count against the query:
+  rank = 1 + the number of gallery items scoring at least as high, other than the partner.
+  """
+  labels = np.asarray(labels).reshape(-1)
+  relevant = labels[:, None] == labels[None, :]
+  if not np.all(relevant.sum(1) == 1):
+    raise ValueError("each query needs exactly one relevant gallery item (its partner)")
+  s = search.tiled_pairwise_scores(left, right, "cosine")
+  partner = s[relevant]
+  return 1 + np.sum((s >= partner[:, None]) & ~relevant, axis=1)
+
+
+def partner_rank_intervals(
+  ranks: np.ndarray, identities: np.ndarray, num_resamples: int, seed: int
+) -> dict[str, float]:
+  """R@1, R@10, MAP@R and MRR with 95% intervals by a bootstrap over query identities.
+
+  Each query (a left image) is a unit; queries of one identity are drawn together. The
+  gallery stays fixed, so the intervals are conditional on it.
+  """
+  ranks = np.asarray(ranks, np.float64)
+  per_query = {
+    "recall_at_1": ranks <= 1,
+    "recall_at_10": ranks <= 10,
+    "map_at_r": ranks <= 1,  # one relevant item: AP@R is 1 at rank 1, else 0
+    "mrr": 1 / ranks,
+  }
+
+  def statistic(weights):
+    w = np.asarray(weights, np.float64)
+    return {k: float(w @ v / w.sum()) for k, v in per_query.items()}
+
+  return clustered.subject_bootstrap(statistic, identities, num_resamples=num_resamples, seed=seed)
+
+
+def partner_chance_metrics(n: int) -> dict[str, float]:
+  """Expected metrics of a random ranking of a gallery of n items with one relevant item."""
+  harmonic = float(np.sum(1.0 / np.arange(1, n + 1)))
+  return {
+    "recall_at_1": 1.0 / n,
+    "recall_at_5": min(5, n) / n,
+    "recall_at_10": min(10, n) / n,
+    "map_at_r": 1.0 / n,
+    "mrr": harmonic / n,
+    "mrr_at_10": float(np.sum(1.0 / np.arange(1, min(10, n) + 1))) / n,
+  }
