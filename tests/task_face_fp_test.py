@@ -9,7 +9,7 @@ import pytest
 from experiments.configs import face_fp as face_fp_config
 from jaxsim.data import pipeline, splits
 from jaxsim.data.sources.face_fingerprint import load_paired_data
-from jaxsim.evaluate import overlap
+from jaxsim.evaluate import fusion, overlap
 from jaxsim.tasks import face_fp
 
 
@@ -128,11 +128,17 @@ def test_fusion_choice_ignores_test_labels():
   st, yt, subj_t = split(600, 100)
   scores = {m: {"val": sv[m], "test": st[m]} for m in sv}
   subjects = {"val": subj_v, "test": subj_t}
-  out, _ = face_fp.evaluate_unimodal_and_fusion(
-    config, scores, {"val": {"label": yv}, "test": {"label": yt}}, subjects
+  ev = config.eval
+  settings = (
+    ev.threshold_method,
+    tuple(ev.fusion_rules),
+    tuple(ev.fusion_normalizations),
+    ev.bootstrap_resamples,
+    config.seed,
   )
-  scrambled, _ = face_fp.evaluate_unimodal_and_fusion(
-    config, scores, {"val": {"label": yv}, "test": {"label": rng.permutation(yt)}}, subjects
+  out = fusion.matchers_and_fusion(scores, {"val": yv, "test": yt}, subjects, *settings)
+  scrambled = fusion.matchers_and_fusion(
+    scores, {"val": yv, "test": rng.permutation(yt)}, subjects, *settings
   )
   for key in ("rule", "normalization", "val_auc", "selected_on", "best_single_on_val"):
     assert out["fusion_best"][key] == scrambled["fusion_best"][key], key

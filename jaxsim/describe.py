@@ -1,0 +1,89 @@
+"""Findings in words: each function turns one evaluation protocol's output into sentences.
+
+A sentence says only what its test can show: intervals are named with their units
+(subjects), a permutation test that does not reject is reported as "no evidence",
+and descriptive statistics are labelled as such. `report.write_report_md` puts the
+sentences first in report.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from jaxsim import report
+
+
+def semantic_gap_sentences(out: Mapping[str, Any]) -> list[str]:
+  """`cross_modal.semantic_gap_report` in words: AUC, permutation verdict, gap, null tests."""
+  o, m, pt = out["test_overlap"], out["memorisation"], out["permutation_test"]
+  n = int(o["num_subjects"])
+  verdict = (
+    f"the test finds cross-modal information (p = {pt['p_value']:.2g})"
+    if pt["p_value"] < 0.05
+    else f"the data show no evidence of cross-modal information (p = {pt['p_value']:.2g}); "
+    f"they leave open an AUC of up to {o['auc_ci_high']:.3f}, the upper end of the interval"
+  )
+  sentences = [
+    f"Cross-modal (face -> fingerprint) test AUC {o['auc']:.3f} (95% CI "
+    f"{o['auc_ci_low']:.3f}-{o['auc_ci_high']:.3f} by a bootstrap over the {n} test subjects; "
+    f"{int(o['num_genuine'])} genuine and {int(o['num_impostor'])} impostor pairs). "
+    f"Identity permutation test over every test face against every test fingerprint "
+    f"({int(pt['num_permutations'])} permutations of the fingerprints' subjects; chance "
+    f"AUC {pt['null_mean']:.3f}, 95th percentile {pt['null_q95']:.3f}): {verdict}.",
+    f"On training subjects' pairs the AUC is {m['train_auc']:.3f}, a memorisation gap of "
+    f"{m['auc_gap']:.3f} (95% CI {m['auc_gap_ci_low']:.3f}-{m['auc_gap_ci_high']:.3f}, "
+    f"train and test subjects resampled). Decidability d' = {o['decidability']:.3f}, "
+    f"Bhattacharyya {o['bhattacharyya']:.3f}, overlap coefficient "
+    f"{o['overlap_coefficient']:.3f}, KS {o['ks_statistic']:.3f} (descriptive: these measure "
+    "distance from the null, so their bootstrap intervals, in metrics.json, lean away from "
+    "it; the AUC interval and the permutation test carry the inference).",
+    report.null_test_sentence(out["isotropy_genuine"], "genuine test distances"),
+    report.null_test_sentence(out["isotropy_impostor"], "impostor test distances"),
+  ]
+  if "contrastive_train" in out:
+    c0, c1 = out["contrastive_train"], out["contrastive_test"]
+    sentences.append(
+      f"Contrastive margin {c0['margin']:g} on unit vectors (distance <= 2): "
+      f"{100 * c0['impostor_active_fraction']:.0f}% of impostor pairs stay active; "
+      f"the do-nothing loss (every pair at distance {c0['do_nothing_distance']:.2f}) is "
+      f"{c0['do_nothing_loss']:.3f}; the trained model's loss is {c0['loss']:.3f} on "
+      f"training pairs and {c1['loss']:.3f} on test pairs."
+    )
+  return sentences
+
+
+def fusion_sentences(out: Mapping[str, Any]) -> list[str]:
+  """`fusion.matchers_and_fusion` in words: each matcher, the chosen fusion, every candidate."""
+  b = out["fusion_best"]
+  num_subjects = int(b["num_subjects"])
+  matchers = [k for k in out if k not in ("fusion", "fusion_best")]
+
+  def one(name, r):
+    return (
+      f"{name} AUC {r['auc']:.3f} ({r['auc_ci_low']:.3f}-{r['auc_ci_high']:.3f}), EER "
+      f"{r['eer']:.3f} ({r['eer_ci_low']:.3f}-{r['eer_ci_high']:.3f}), accuracy at the "
+      f"validation threshold {r['accuracy']:.3f} ({r['accuracy_ci_low']:.3f}-"
+      f"{r['accuracy_ci_high']:.3f})"
+    )
+
+  chosen = f"{b['rule']}/{b['normalization']}"
+  table = ["| rule / normalisation | val AUC (cross-fitted) | test AUC | 95% CI (subjects) |"]
+  table.append("|---|---|---|---|")
+  for k, r in out["fusion"].items():
+    name = k + (" (chosen)" if k == chosen else "")
+    table.append(
+      f"| {name} | {r['val_auc_crossfit']:.4f} | {r['auc']:.4f} | "
+      f"{r['auc_ci_low']:.4f}-{r['auc_ci_high']:.4f} |"
+    )
+  return [
+    f"Unimodal verifiers on test subjects (95% CIs by a bootstrap over the {num_subjects} test "
+    f"subjects): {'; '.join(one(m, out[m]) for m in matchers)}.",
+    f"Score-level fusion, rule and normalisation chosen on validation alone (cross-fitted "
+    f"over validation subjects): {b['rule']} with {b['normalization']} (validation AUC "
+    f"{b['val_auc']:.4f}). On test it gives AUC {b['auc']:.4f} ({b['auc_ci_low']:.4f}-"
+    f"{b['auc_ci_high']:.4f}), EER {b['eer']:.4f}; over the better single matcher on "
+    f"validation ({b['best_single_on_val']}) the AUC gain is {b['auc_gain_over_best_single']:.4f}"
+    f" ({b['auc_gain_ci_low']:.4f}-{b['auc_gain_ci_high']:.4f}). Every candidate, for "
+    "reference (the test column chose nothing):\n\n" + "\n".join(table),
+  ]
