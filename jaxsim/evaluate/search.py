@@ -26,6 +26,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxsim import distances
+
 METRICS = ("dot", "cosine", "euclidean", "squared_euclidean")
 
 # Gallery blocks for the two-level top-k inside a tile: per-block maxima pick the
@@ -44,8 +46,8 @@ def _check_2d(name: str, x: np.ndarray) -> None:
 
 
 def _normalize(x: jax.Array) -> jax.Array:
-  # The epsilon keeps an all-zero embedding at zero instead of producing NaN.
-  return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+  # An all-zero embedding stays at zero instead of producing NaN.
+  return distances.l2_normalize(x)
 
 
 def pairwise_scores(x: jax.typing.ArrayLike, y: jax.typing.ArrayLike, metric: str) -> jax.Array:
@@ -79,12 +81,13 @@ _pairwise_scores_jit = jax.jit(pairwise_scores, static_argnames=("metric",))
 @functools.partial(jax.jit, static_argnames=("metric",))
 def _matched_chunk(x: jax.Array, y: jax.Array, metric: str) -> jax.Array:
   if metric == "cosine":
-    x, y = _normalize(x), _normalize(y)
-  if metric in ("dot", "cosine"):
+    return distances.cosine_similarity(x, y)
+  if metric == "dot":
     return jnp.sum(x * y, -1)
-  sq = jnp.sum(jnp.square(x - y), -1)
   # Differences, not the expansion, so a pair of identical vectors gives exactly 0.
-  return -sq if metric == "squared_euclidean" else -jnp.sqrt(sq)
+  if metric == "squared_euclidean":
+    return -distances.squared_euclidean_distance(x, y)
+  return -distances.euclidean_distance(x, y)
 
 
 def _chunks(n: int, size: int):

@@ -11,13 +11,13 @@ the reference every "the embeddings are random" claim must be tested against.
 
 from __future__ import annotations
 
-import json
 import pathlib
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxsim import report
 from jaxsim.evaluate import overlap
 
 
@@ -37,5 +37,5 @@ def run(config, workdir: pathlib.Path) -> dict:
   for dim in config.dims:
     d = _sample_distances(jax.random.fold_in(key, dim), config.num_pairs, dim)
     metrics[f"d{dim}"] = overlap.null_distance_test(d, dim)
-  (workdir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+  report.write_metrics_json(metrics, workdir)
   return metrics
