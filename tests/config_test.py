@@ -69,7 +69,8 @@ def test_chimeric_runlocal_keeps_all_subjects():
     assert config.data.source == "chimeric"
     assert config.data.num_subjects == 0  # as many as the real data allow
     # and runlocal still shrinks the training
-    assert config.train.steps < _module("face_fp").get_config("chimeric").train.steps
+    chimeric = _module("face_fp").get_config("chimeric")
+    assert config.train.cross_modal.steps < chimeric.train.cross_modal.steps
 
 
 @pytest.mark.parametrize("name", CONFIGS)
@@ -122,10 +123,10 @@ def test_face_fp_messages_name_key_value_and_range(key, value, words):
 @pytest.mark.parametrize(
   ("name", "arg", "changes", "words"),
   [
-    ("face_fp", "", {"data.split.train": 0.9}, "sum to"),
+    ("face_fp", "", {"split.train": 0.9}, "sum to"),
     ("face_verify", "", {"split.val": 0.5}, "sum to"),
     ("mnist_text", "", {"data.val_fraction": 0.3}, "below 1"),
-    ("open_set", "runlocal", {"sampler.p": 4}, r"p \* k"),
+    ("open_set", "runlocal", {"train.sampler.p": 4}, r"p \* k"),
     ("face_verify", "runlocal", {"train.contrastive.batch_size": 64}, r"p \* k"),
     ("open_set", "runlocal", {"split.train": 30}, "need 58 identities"),
     ("open_set", "runlocal", {"split.gallery_per_identity": 4}, "no test probe"),

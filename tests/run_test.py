@@ -94,7 +94,7 @@ def _fast_run(*args, cwd):
   ["--config.train.steps=-5", "--config.train.steps=0", "--config.train.batch_size=-4"],
 )
 def test_nonsense_value_exits_nonzero_with_one_line(tmp_path, override):
-  proc = _fast_run("--config=face_fp:runlocal", override, cwd=tmp_path)
+  proc = _fast_run("--config=open_set:runlocal", override, cwd=tmp_path)
   assert proc.returncode == 2
   lines = proc.stderr.strip().splitlines()
   key, _, value = override.removeprefix("--config.").partition("=")
@@ -103,7 +103,7 @@ def test_nonsense_value_exits_nonzero_with_one_line(tmp_path, override):
 
 
 def test_misspelt_key_is_one_line_with_a_suggestion(tmp_path):
-  proc = _fast_run("--config=face_fp:runlocal", "--config.train.stepz=3", cwd=tmp_path)
+  proc = _fast_run("--config=open_set:runlocal", "--config.train.stepz=3", cwd=tmp_path)
   assert proc.returncode == 2
   lines = proc.stderr.strip().splitlines()
   assert len(lines) == 1

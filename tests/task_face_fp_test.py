@@ -67,7 +67,7 @@ def _check_values(runlocal):
   assert 0.0 < perm["p_value"] <= 1.0 and perm["num_permutations"] == config.eval.permutations
   for key in ("isotropy_genuine", "isotropy_impostor"):
     t = cm[key]
-    assert t["dim"] == config.model.encoder_a.dim
+    assert t["dim"] == config.model.cross_modal.encoder_a.dim
     assert 0.0 <= t["observed_mean"] <= 2.0 and 0.0 <= t["ks_pvalue"] <= 1.0
   # One distance per test subject (genuine) and one fewer (impostor): independent pairs.
   assert cm["isotropy_genuine"]["n"] == metrics["data"]["test_subjects"]
@@ -99,7 +99,7 @@ def _check_sweep(runlocal):
   assert sweep["smallest_detected_correlation"] == 1.0
   # rho = 0 is the main model, not a second one.
   assert rows["rho_0.00"]["auc"] == pytest.approx(metrics["cross_modal"]["test_overlap"]["auc"])
-  assert sorted(rows) == [f"rho_{r:.2f}" for r in config.sweep.correlations]
+  assert sorted(rows) == [f"rho_{r:.2f}" for r in config.eval.sweep_correlations]
   for row in rows.values():
     assert 0.0 <= row["auc_ci_low"] <= row["auc"] <= row["auc_ci_high"] <= 1.0
   assert (workdir / "sweep" / "rho_1.00" / "train_log.jsonl").is_file()

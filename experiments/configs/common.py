@@ -254,10 +254,10 @@ RULES: list[tuple[str, Rule]] = [
   ("*.reduction", OneOf("mean", "mean_active")),
   ("loss.positive_fraction", FRACTION),
   # samplers
-  ("sampler*.kind", OneOf("pairs", "pxk")),
-  ("sampler*.positive_fraction", FRACTION),
-  ("sampler*.p", Int(0)),  # pxk: p * k = batch size (checked below); pairs: unused
-  ("sampler*.k", Int(0)),
+  ("train*.sampler.kind", OneOf("pairs", "pxk")),
+  ("train*.sampler.positive_fraction", FRACTION),
+  ("train*.sampler.p", Int(0)),  # pxk: p * k = batch size (checked below); pairs: unused
+  ("train*.sampler.k", Int(0)),
   # models
   ("*model*.kind", OneOf("siamese", "two_tower", "koch")),
   ("*model*.score", OneOf(*SCORES)),
@@ -301,17 +301,15 @@ TASK_RULES: dict[str, list[tuple[str, Rule]]] = {
     ("data.fingerprint_databases", Each(OneOf("DB1_B", "DB2_B", "DB3_B", "DB4_B"), min_len=1)),
     ("data.fingerprint_crop", Real(0, 1, open_lo=True)),
     ("data.face_channels", OneOf(1, 3)),
-    ("data.split.train", Real(0, 1, open_lo=True)),
-    ("data.split.*", FRACTION),
-    ("loss.positive_fraction", PROBABILITY),
-    ("train.best_metric", OneOf("", "val_auc")),
-    ("unimodal.p", Int(2)),
-    ("unimodal.k", Int(2)),
-    ("unimodal.steps", Int(1)),
-    ("unimodal.num_subjects", Int(0)),  # 0: as in data
-    ("unimodal.images_per_subject", Int(0)),  # 0: as in data
-    ("unimodal.difficulty", Real(-1)),  # < 0: as in data
-    ("sweep.correlations", Each(FRACTION)),
+    ("data.unimodal.num_subjects", Int(0)),  # 0: as in data
+    ("data.unimodal.images_per_subject", Int(0)),  # 0: as in data
+    ("data.unimodal.difficulty", Real(-1)),  # < 0: as in data
+    ("split.train", Real(0, 1, open_lo=True)),
+    ("loss.cross_modal.positive_fraction", PROBABILITY),
+    ("train.cross_modal.best_metric", OneOf("", "val_auc")),
+    ("train.unimodal.best_metric", OneOf("val_auc")),
+    ("eval.unimodal", Bool()),
+    ("eval.sweep_correlations", Each(FRACTION)),
     ("eval.num_pairs", Int(2)),
     ("eval.permutations", Int(1)),
     ("eval.fusion_rules", Each(OneOf(*FUSION_RULES))),
@@ -411,7 +409,7 @@ def validate(config: Mapping[str, Any]) -> None:
 
 def _check_consistency(task: str, v: dict[str, Any]) -> None:
   """Settings that must agree with each other."""
-  for prefix in ("split.", "data.split."):
+  for prefix in ("split.",):
     parts = [k for k in (f"{prefix}train", f"{prefix}val", f"{prefix}test") if k in v]
     if len(parts) == 3 and task != "open_set":
       total = sum(v[k] for k in parts)
@@ -430,15 +428,15 @@ def _check_consistency(task: str, v: dict[str, Any]) -> None:
       )
   # PxK samplers: p identities x k images must fill the batch.
   for key, kind in v.items():
-    if not key.startswith("sampler") or not key.endswith(".kind") or kind != "pxk":
+    if not key.startswith("train") or not key.endswith(".sampler.kind") or kind != "pxk":
       continue
-    name = key.removeprefix("sampler").removesuffix(".kind")  # "" or ".contrastive"
-    p, k = v[f"sampler{name}.p"], v[f"sampler{name}.k"]
-    batch = v.get(f"train{name}.batch_size")
+    train = key.removesuffix(".sampler.kind")  # "train" or "train.contrastive"
+    p, k = v[f"{train}.sampler.p"], v[f"{train}.sampler.k"]
+    batch = v.get(f"{train}.batch_size")
     if p < 2 or k < 2 or (batch is not None and p * k != batch):
       raise ConfigError(
-        f"invalid config values sampler{name}.p={p}, sampler{name}.k={k}: a PxK batch needs "
-        f"p >= 2 and k >= 2 with p * k = train{name}.batch_size ({batch})"
+        f"invalid config values {train}.sampler.p={p}, {train}.sampler.k={k}: a PxK batch "
+        f"needs p >= 2 and k >= 2 with p * k = {train}.batch_size ({batch})"
       )
   if task == "open_set" and v.get("data.source") == "synthetic":
     groups = ("train", "enrolled", "outsider_val", "outsider_test")

@@ -16,8 +16,13 @@ FVC2002 `DBn_B/<finger>_<impression>.tif`. A dataset that truly pairs both modal
 each person goes in with `data.source="paired_folders"` and `data.root` laid out as
 `root/face/<id>/*` and `root/fingerprint/<id>/*`.
 
-Scale up (GPU/TPU): raise `data.num_subjects`, `data.image_size`, `model.encoder_*.width`,
-`train.steps` and `train.batch_size` (a multiple of the device count).
+Sections: `data` (with `data.unimodal`, the verifiers' own built-in data), `split`,
+`model`, `loss` and `train` with one entry per model (`cross_modal`: the two-tower
+model; `unimodal`: the face and the fingerprint verifier, one each), and `eval`.
+
+Scale up (GPU/TPU): raise `data.num_subjects`, `data.image_size`,
+`model.cross_modal.encoder_*.width`, `train.cross_modal.steps` and
+`train.cross_modal.batch_size` (a multiple of the device count).
 """
 
 import ml_collections
@@ -31,6 +36,19 @@ def _encoder(width: int, dim: int) -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(
     {"name": "resnet18", "width": width, "small_inputs": False, "dim": dim, "normalize": True}
   )
+
+
+def _unimodal_train(cross_modal: ml_collections.ConfigDict, steps: int, p: int, k: int):
+  """The verifiers' train section: the cross-modal one's optimiser, their own length and PxK
+  batches, evaluation no sparser than the run is long, and selection by validation AUC."""
+  t = ml_collections.ConfigDict(cross_modal.to_dict())
+  t.steps, t.batch_size, t.learning_rate = steps, p * k, 1e-3
+  t.warmup_steps = min(t.warmup_steps, steps // 10)
+  t.eval_every = min(t.eval_every, steps) if t.eval_every else 0
+  t.checkpoint_every = min(t.checkpoint_every, steps)
+  t.best_metric = "val_auc"
+  t.sampler = ml_collections.ConfigDict({"kind": "pxk", "p": p, "k": k, "augment": True})
+  return t
 
 
 def get_config(arg=None):
@@ -61,72 +79,71 @@ def get_config(arg=None):
   # Real data: leave unreadable image files out (count and names go to metrics.json)
   # instead of stopping at the first one.
   c.data.skip_corrupt = False
-  c.data.split = ml_collections.ConfigDict({"train": 0.6, "val": 0.2, "test": 0.2})
   # Augmentation of the cross-modal training images. Off by default: the latent the two
   # modalities share at rho > 0 is largely geometric (face width and height, eye layout;
   # fingerprint class, core position, rotation, ridge period), which rotation, scale and
   # shift jitter would blur.
   c.data.augment = False
-
-  # The cross-modal two-tower model (face tower a, fingerprint tower b, separate weights).
-  c.model = ml_collections.ConfigDict()
-  c.model.kind = "two_tower"
-  # A small shared space (16-d) leaves less room to memorise arbitrary face-finger pairings.
-  c.model.encoder_a = _encoder(8, 16)
-  c.model.encoder_b = _encoder(8, 16)
-  c.model.log_temperature_init = 2.302585  # log 10, learned (CLIP)
-  c.model.bias_init = None
-
-  c.loss = ml_collections.ConfigDict()
-  c.loss.name = "clip"  # clip | pair_contrastive (seed) | in_batch_contrastive | batch_hard ...
-  c.loss.margin = 0.5
-  c.loss.distance = "euclidean"
-  c.loss.temperature = 0.1
-  c.loss.positive_fraction = 0.5  # pair_contrastive: share of positive cross-modal pairs
-
-  c.train = common.train_defaults()
-  c.train.steps = 200
-  c.train.batch_size = 64
-  c.train.learning_rate = 3e-3
-  c.train.warmup_steps = 20
-  c.train.weight_decay = 1e-4
-  c.train.optimizer = "adamw"
-  c.train.log_every = 50
-  c.train.eval_every = 50
-  c.train.checkpoint_every = 50
-  c.train.best_metric = "val_auc"  # model selection on validation identities
-
-  # The unimodal Siamese verifiers (one shared-weight encoder per modality).
-  c.unimodal = ml_collections.ConfigDict()
-  c.unimodal.enabled = True
-  # The verifiers' own built-in data (0 / -1 = as in `data`; real data: ignored): a few
+  # The verifiers' own built-in data (0 / -1 = as above; real data: ignored): a few
   # hundred subjects with nuisance, where neither modality alone is perfect and fusion
   # has something to add.
-  c.unimodal.num_subjects = 300
-  c.unimodal.images_per_subject = 4
-  c.unimodal.difficulty = 0.5
-  c.unimodal.encoder = _encoder(8, 64)
-  c.unimodal.loss = ml_collections.ConfigDict(
+  c.data.unimodal = ml_collections.ConfigDict(
+    {"num_subjects": 300, "images_per_subject": 4, "difficulty": 0.5}
+  )
+
+  c.split = ml_collections.ConfigDict({"train": 0.6, "val": 0.2, "test": 0.2})
+
+  c.model = ml_collections.ConfigDict()
+  # The cross-modal two-tower model (face tower a, fingerprint tower b, separate weights).
+  # A small shared space (16-d) leaves less room to memorise arbitrary face-finger pairings.
+  c.model.cross_modal = ml_collections.ConfigDict(
+    {
+      "kind": "two_tower",
+      "encoder_a": _encoder(8, 16),
+      "encoder_b": _encoder(8, 16),
+      "log_temperature_init": 2.302585,  # log 10, learned (CLIP)
+      "bias_init": None,
+    }
+  )
+  # The unimodal Siamese verifiers (one shared-weight encoder per modality).
+  c.model.unimodal = ml_collections.ConfigDict({"kind": "siamese", "encoder": _encoder(8, 64)})
+
+  c.loss = ml_collections.ConfigDict()
+  c.loss.cross_modal = ml_collections.ConfigDict(
+    {
+      "name": "clip",  # clip | pair_contrastive (seed) | in_batch_contrastive | batch_hard ...
+      "margin": 0.5,
+      "distance": "euclidean",
+      "temperature": 0.1,
+      "positive_fraction": 0.5,  # pair_contrastive: share of positive cross-modal pairs
+    }
+  )
+  c.loss.unimodal = ml_collections.ConfigDict(
     {"name": "batch_all", "margin": 0.2, "distance": "euclidean"}
   )
-  c.unimodal.p = 16
-  c.unimodal.k = 4
-  c.unimodal.steps = 300
-  c.unimodal.learning_rate = 1e-3
-  c.unimodal.augment = True
-  # Classical baselines (raw pixels, Eigenfaces, Fisherfaces, LBP; FingerCode for
-  # fingerprints) fitted on the same training subjects and scored on the same test pairs.
-  c.unimodal.baselines = True
 
-  # Correlation sweep (positive control): one cross-modal model per rho, the headline's
-  # data, nuisance and steps; rho = data.correlation reuses the main model.
-  c.sweep = ml_collections.ConfigDict()
-  c.sweep.correlations = (0.0, 0.25, 0.5, 0.75, 1.0)
+  c.train = ml_collections.ConfigDict()
+  t = c.train.cross_modal = common.train_defaults()
+  t.steps = 200
+  t.batch_size = 64
+  t.learning_rate = 3e-3
+  t.warmup_steps = 20
+  t.weight_decay = 1e-4
+  t.optimizer = "adamw"
+  t.log_every = 50
+  t.eval_every = 50
+  t.checkpoint_every = 50
+  t.best_metric = "val_auc"  # model selection on validation identities
+  unimodal = {"steps": 300, "p": 16, "k": 4}  # train.unimodal is built from these below
 
   c.eval = ml_collections.ConfigDict()
   c.eval.num_pairs = 4000  # fixed pair list per split (half genuine), drawn once
   c.eval.bootstrap_resamples = 500  # subject (cluster) bootstrap replicates
   c.eval.permutations = 10000  # identity permutation test of "no cross-modal information"
+  c.eval.unimodal = True  # train and evaluate the verifiers and their fusion
+  # Classical baselines (raw pixels, Eigenfaces, Fisherfaces, LBP; FingerCode for
+  # fingerprints) fitted on the same training subjects and scored on the same test pairs.
+  c.eval.baselines = True
   c.eval.fusion_rules = (
     "sum",
     "weighted_sum",
@@ -138,6 +155,9 @@ def get_config(arg=None):
   # Every rule x normalisation is a candidate; the choice is made on validation alone.
   c.eval.fusion_normalizations = ("z_score", "min_max", "tanh")
   c.eval.threshold_method = "max_accuracy"
+  # Correlation sweep (positive control): one cross-modal model per rho, the headline's
+  # data, nuisance and steps; rho = data.correlation reuses the main model.
+  c.eval.sweep_correlations = (0.0, 0.25, 0.5, 0.75, 1.0)
 
   if "seed" in args:
     # Source project 1: separate ResNet-18 towers (ImageNet width), 256-d L2-normalised,
@@ -145,49 +165,49 @@ def get_config(arg=None):
     # batch 64, 128x128 inputs, no validation-based selection (last epoch kept).
     # 15 epochs do not fit a CPU budget: the step count is scaled down.
     c.data.image_size = 128
-    c.model.encoder_a = _encoder(64, 256)
-    c.model.encoder_b = _encoder(64, 256)
-    c.model.log_temperature_init = None
-    c.loss.name = "pair_contrastive"
-    c.loss.margin = 2.0
-    c.train.optimizer = "adam"
-    c.train.learning_rate = 1e-4
-    c.train.schedule = "constant"
-    c.train.warmup_steps = 0
-    c.train.weight_decay = 0.0
-    c.train.steps = 60
-    c.train.eval_every = 20
-    c.train.checkpoint_every = 20
-    c.train.log_every = 5
-    c.train.best_metric = ""
-    c.sweep.correlations = ()
+    c.model.cross_modal.encoder_a = _encoder(64, 256)
+    c.model.cross_modal.encoder_b = _encoder(64, 256)
+    c.model.cross_modal.log_temperature_init = None
+    c.loss.cross_modal.name = "pair_contrastive"
+    c.loss.cross_modal.margin = 2.0
+    t.optimizer = "adam"
+    t.learning_rate = 1e-4
+    t.schedule = "constant"
+    t.warmup_steps = 0
+    t.weight_decay = 0.0
+    t.steps = 60
+    t.eval_every = 20
+    t.checkpoint_every = 20
+    t.log_every = 5
+    t.best_metric = ""
+    c.eval.sweep_correlations = ()
   if "chimeric" in args:
     c.data.source = "chimeric"
     c.data.num_subjects = 0
     c.data.face_channels = 1
-    c.data.split = ml_collections.ConfigDict({"train": 0.6, "val": 0.2, "test": 0.2})
-    c.sweep.correlations = ()
+    c.split = ml_collections.ConfigDict({"train": 0.6, "val": 0.2, "test": 0.2})
+    c.eval.sweep_correlations = ()
     c.eval.num_pairs = 2000
-    c.unimodal.p = 8
+    unimodal["p"] = 8
   if "runlocal" in args:
     # The headline data as in the default (48 px: at 32 px the rho = 1 control stayed near
     # chance, 0.52); fewer steps, and the positive control at rho = 0 and 1 only.
     c.data.image_size = 48 if "seed" not in args else 64
     # Built-in: 150 steps, enough for the rho = 1 control; real data (no sweep): 20.
-    c.train.steps = 6 if "seed" in args else 150 if c.data.source == "builtin" else 20
-    c.train.eval_every = 3 if "seed" in args else min(50, c.train.steps)
-    c.train.checkpoint_every = c.train.eval_every
-    c.train.log_every = 50 if "seed" not in args else 1
-    c.train.warmup_steps = 0
-    c.unimodal.num_subjects = 100
-    c.unimodal.baselines = False  # about a minute on 2 cores; tests/baselines_test.py covers them
-    c.unimodal.steps = 20
-    c.unimodal.p = 8
-    c.sweep.correlations = (0.0, 1.0) if "seed" not in args else ()
+    t.steps = 6 if "seed" in args else 150 if c.data.source == "builtin" else 20
+    t.eval_every = 3 if "seed" in args else min(50, t.steps)
+    t.checkpoint_every = t.eval_every
+    t.log_every = 50 if "seed" not in args else 1
+    t.warmup_steps = 0
+    c.data.unimodal.num_subjects = 100
+    c.eval.baselines = False  # about a minute on 2 cores; tests/baselines_test.py covers them
+    unimodal.update(steps=20, p=8)
+    c.eval.sweep_correlations = (0.0, 1.0) if "seed" not in args else ()
     c.eval.num_pairs = 600
     c.eval.bootstrap_resamples = 100
     c.eval.permutations = 1000
     if "seed" in args:
-      c.model.encoder_a = _encoder(16, 256)
-      c.model.encoder_b = _encoder(16, 256)
+      c.model.cross_modal.encoder_a = _encoder(16, 256)
+      c.model.cross_modal.encoder_b = _encoder(16, 256)
+  c.train.unimodal = _unimodal_train(t, **unimodal)
   return c

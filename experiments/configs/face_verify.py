@@ -14,7 +14,7 @@ Real faces in root/<identity>/<images> (e.g. AT&T/ORL, 40 people x 10 images):
 Scale up on an accelerator with larger data and more steps, e.g.
 `--config.data.num_identities=2000 --config.train.contrastive.steps=20000`.
 Groups: `data`, `split`, `model.<name>`, `loss.<name>`, `train.<name>` (from
-`jaxsim.train_config.default_config()`), `sampler.<name>`, `eval`; every model in
+`jaxsim.train_config.default_config()`, with its batch `sampler`), `eval`; every model in
 `model` is trained and evaluated.
 """
 
@@ -65,7 +65,6 @@ def get_config(arg=None):
   c.model = ml_collections.ConfigDict()
   c.loss = ml_collections.ConfigDict()
   c.train = ml_collections.ConfigDict()
-  c.sampler = ml_collections.ConfigDict()
 
   # Koch's architecture and objective (L1 head, BCE on logits), narrower than published
   # so that it trains in minutes on a CPU; `seed` restores the published widths.
@@ -76,7 +75,7 @@ def get_config(arg=None):
   c.loss.koch = {"name": "pair_bce"}
   c.train.koch = common.train_defaults()
   c.train.koch.update(steps=250, batch_size=32, learning_rate=1e-3, warmup_steps=20)
-  c.sampler.koch = {"kind": "pairs", "positive_fraction": 0.5, "augment": True, "p": 0, "k": 0}
+  c.train.koch.sampler = {"kind": "pairs", "positive_fraction": 0.5, "augment": True, "p": 0, "k": 0}
 
   # Contrastive embedding model: ResNet-18 (half width), 128-d unit embeddings, the
   # contrastive loss over every pair of a PxK batch, cosine scores.
@@ -88,7 +87,7 @@ def get_config(arg=None):
   c.loss.contrastive = {"name": "in_batch_contrastive", "margin": 1.0, "distance": "euclidean"}
   c.train.contrastive = common.train_defaults()
   c.train.contrastive.update(steps=350, batch_size=64, learning_rate=1e-3, warmup_steps=20)
-  c.sampler.contrastive = {
+  c.train.contrastive.sampler = {
     "kind": "pxk",
     "p": 16,
     "k": 4,
@@ -120,7 +119,7 @@ def get_config(arg=None):
     c.train.contrastive.update(
       steps=600, batch_size=32, learning_rate=1e-3, schedule="constant", warmup_steps=0
     )
-    c.sampler.contrastive = {
+    c.train.contrastive.sampler = {
       "kind": "pairs",
       "positive_fraction": 0.5,
       "augment": False,
@@ -145,8 +144,8 @@ def get_config(arg=None):
       c.train[name].warmup_steps = 0
       c.train[name].async_checkpoints = False
     c.train.contrastive.batch_size = 32
-    if c.sampler.contrastive.kind == "pxk":
-      c.sampler.contrastive.p, c.sampler.contrastive.k = 8, 4
+    if c.train.contrastive.sampler.kind == "pxk":
+      c.train.contrastive.sampler.p, c.train.contrastive.sampler.k = 8, 4
     # Small encoders: compile time dominates a run this short.
     c.model.koch.encoder = {"name": "koch", "features": (8, 16, 16, 32), "dense": 128}
     if c.model.contrastive.encoder.name == "resnet18":

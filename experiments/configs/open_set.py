@@ -15,7 +15,8 @@ non-mated probes per split, so the smallest supported FPIR is 0.02):
       --config.split.outsider_test=5 --config.eval.target_fpir=0.02
 
 Groups: `data`, `split` (identity counts per group and images per enrolled person),
-`model`, `loss`, `train` (from `jaxsim.train_config.default_config()`), `sampler`, `eval`.
+`model`, `loss`, `train` (from `jaxsim.train_config.default_config()`, with the batch
+`sampler`), `eval`.
 """
 
 import ml_collections
@@ -72,7 +73,8 @@ def get_config(arg=None):
   # Model selection: validation DIR at eval.target_fpir (threshold fitted on the
   # validation outsiders) every 250 steps; the best checkpoint is evaluated on test.
   c.train.update(best_metric="dir_at_target_fpir", eval_every=250, checkpoint_every=250)
-  c.sampler = ml_collections.ConfigDict(
+  # How training batches are drawn: PxK (p identities x k images).
+  c.train.sampler = ml_collections.ConfigDict(
     {"kind": "pxk", "p": 16, "k": 4, "positive_fraction": 0.0, "augment": True}
   )
 
@@ -125,7 +127,7 @@ def get_config(arg=None):
       warmup_steps=0,
       async_checkpoints=False,
     )
-    c.sampler.p, c.sampler.k = 8, 4
+    c.train.sampler.p, c.train.sampler.k = 8, 4
     # A small encoder: compile time dominates a run this short.
     c.model.encoder = {"name": "face_auth_cnn", "dim": 32, "normalize": True}
   return c

@@ -119,7 +119,7 @@ def train_model(config, name: str, data, workdir: pathlib.Path):
   model_cfg, tcfg, sampler, ev = (
     config.model[name],
     config.train[name],
-    config.sampler[name],
+    config.train[name].sampler,
     config.eval,
   )
 

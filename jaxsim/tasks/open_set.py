@@ -101,7 +101,7 @@ def train_encoder(config, data, workdir: pathlib.Path):
   it = pipeline.sampler_iterator(
     data["source"],
     data["records"]["train"],
-    config.sampler,
+    config.train.sampler,
     config.train.batch_size,
     config.train.seed,
     jax.process_index(),
@@ -113,7 +113,7 @@ def train_encoder(config, data, workdir: pathlib.Path):
     config.loss,
     config.train,
     it,
-    train.SAMPLER_INPUTS[config.sampler.kind],
+    train.SAMPLER_INPUTS[config.train.sampler.kind],
     workdir,
     eval_fn=_selection_metrics(data, config.eval),
   )

@@ -87,16 +87,16 @@ def run(config: Any, workdir: pathlib.Path) -> dict:
     config, model, variables, data, records, pairs, workdir
   )
   metrics["cross_modal"] = {"training": info, **cm}
-  if config.unimodal.enabled:
+  if config.eval.unimodal:
     uni, uni_sentences = unimodal_and_fusion(config, workdir)
     metrics["unimodal"] = {k: uni[k] for k in ("face", "fingerprint", "data")}
     if "baselines" in uni:
       metrics["baselines"] = uni["baselines"]
     metrics["fusion"], metrics["fusion_best"] = uni["fusion"], uni["fusion_best"]
     sentences += uni_sentences
-  if config.sweep.correlations and config.data.source != "builtin":
+  if config.eval.sweep_correlations and config.data.source != "builtin":
     logging.warning("face_fp: the correlation sweep needs data.source='builtin'; skipped")
-  elif config.sweep.correlations:
+  elif config.eval.sweep_correlations:
     sweep, sweep_sentences, sweep_figures = correlation_sweep(
       config, (model, variables, data, records, pairs), workdir
     )

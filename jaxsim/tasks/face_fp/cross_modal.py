@@ -20,9 +20,7 @@ from jaxsim.evaluate import cross_modal, overlap, verification
 def prepare(config: Any, correlation: float | None = None, faces=None):
   """Data, identity split and fixed pair lists (train / val / test) of one data config."""
   data = load_paired_data(config.data, config.seed, correlation=correlation, faces=faces)
-  groups, records = splits.split_records(
-    data.identities, config.data.split.to_dict(), seed=config.seed
-  )
+  groups, records = splits.split_records(data.identities, config.split.to_dict(), seed=config.seed)
   pairs = {
     name: sampling.sample_pairs(
       data.identities, config.eval.num_pairs, records=records[name], seed=config.seed + k
@@ -59,15 +57,15 @@ def train_cross_modal(
   ds = pipeline.two_tower_batches(
     data,
     records["train"],
-    batch_size=config.train.batch_size,
-    seed=config.train.seed,
+    batch_size=config.train.cross_modal.batch_size,
+    seed=config.train.cross_modal.seed,
     augment=config.data.augment,
     process_index=jax.process_index(),
     process_count=jax.process_count(),
   )
   it = pipeline.make_iterator(ds, num_threads=1)
-  if config.loss.name == "pair_contrastive":
-    it = pipeline.CrossModalPairs(it, config.loss.positive_fraction)
+  if config.loss.cross_modal.name == "pair_contrastive":
+    it = pipeline.CrossModalPairs(it, config.loss.cross_modal.positive_fraction)
 
   def val_auc(model, variables):
     d = cross_modal_distances(model, variables, data, pairs["val"])
@@ -75,9 +73,9 @@ def train_cross_modal(
 
   return train_lib.fit_model(
     workdir.name,
-    config.model,
-    config.loss.to_dict(),
-    config.train,
+    config.model.cross_modal,
+    config.loss.cross_modal.to_dict(),
+    config.train.cross_modal,
     it,
     train_lib.PAIR_INPUTS,
     workdir.parent,
@@ -120,9 +118,10 @@ def evaluate_cross_modal(
     ev.permutations,
     seed,
   )
-  if config.loss.name == "pair_contrastive":
+  loss = config.loss.cross_modal
+  if loss.name == "pair_contrastive":
     for k in ("train", "test"):
-      out[f"contrastive_{k}"] = overlap.contrastive_diagnostics(dist[k], lab[k], config.loss.margin)
+      out[f"contrastive_{k}"] = overlap.contrastive_diagnostics(dist[k], lab[k], loss.margin)
   figure = report.plot_distance_histograms(
     dist["test"][lab["test"] == 1],
     dist["test"][lab["test"] == 0],

@@ -26,7 +26,7 @@ def correlation_sweep(config: Any, main, workdir: pathlib.Path) -> tuple[dict, l
   Runs on the main run's data, nuisance and step count, so that what the control shows
   holds for the headline; the main model is reused at rho = data.correlation.
   """
-  correlations, ev = tuple(config.sweep.correlations), config.eval
+  correlations, ev = tuple(config.eval.sweep_correlations), config.eval
   rows, faces = [], main[2].faces
   for rho in correlations:
     if math.isclose(rho, config.data.correlation):
@@ -88,7 +88,8 @@ def _sweep_sentences(config, rows, summary) -> list[str]:
   )
   control = "passed" if summary["control_passed"] else "FAILED"
   return [
-    f"Correlation sweep (positive control at the headline's setting: {config.train.steps} steps "
+    "Correlation sweep (positive control at the headline's setting: "
+    f"{config.train.cross_modal.steps} steps "
     f"per model, {d.num_subjects} subjects x {d.images_per_subject} images, nuisance difficulty "
     f"face {d.face_difficulty:g} / fingerprint {d.fingerprint_difficulty:g}). {detect}: a "
     f"smaller shared factor may go undetected by this design. Control {control}: the highest "

@@ -42,20 +42,15 @@ def train_unimodal(
   workdir: pathlib.Path,
 ) -> tuple[Any, dict]:
   """Trains a Siamese verifier on one modality with PxK batches (selected on validation)."""
-  u = config.unimodal
-  tcfg = ml_collections.ConfigDict(config.train.to_dict())
-  tcfg.steps, tcfg.batch_size, tcfg.learning_rate = u.steps, u.p * u.k, u.learning_rate
-  tcfg.warmup_steps = min(tcfg.warmup_steps, u.steps // 10)
-  tcfg.eval_every = min(tcfg.eval_every, u.steps) if tcfg.eval_every else 0
-  tcfg.checkpoint_every = min(tcfg.checkpoint_every, u.steps)
-  tcfg.best_metric = "val_auc"
+  tcfg = config.train.unimodal
+  sampler = tcfg.sampler
   ds = pipeline.pxk_batches(
     source,
     records["train"],
-    p=u.p,
-    k=u.k,
+    p=sampler.p,
+    k=sampler.k,
     seed=tcfg.seed,
-    augment=u.augment,
+    augment=sampler.augment,
     process_index=jax.process_index(),
     process_count=jax.process_count(),
   )
@@ -66,8 +61,8 @@ def train_unimodal(
 
   model, variables, _ = train_lib.fit_model(
     workdir.name,
-    {"kind": "siamese", "encoder": u.encoder.to_dict()},
-    u.loss.to_dict(),
+    config.model.unimodal,
+    config.loss.unimodal.to_dict(),
     tcfg,
     pipeline.make_iterator(ds, num_threads=1),
     train_lib.SINGLE_INPUTS,
@@ -87,7 +82,7 @@ def _unimodal_scores(model, variables, images: np.ndarray, pairs) -> np.ndarray:
 
 def unimodal_and_fusion(config: Any, workdir: pathlib.Path) -> tuple[dict, list[str]]:
   """Trains the face and fingerprint verifiers on the unimodal data; evaluates them and fusion."""
-  ucfg = _data_config(config, config.unimodal)
+  ucfg = _data_config(config, config.data.unimodal)
   data, _, records, pairs = prepare(ucfg)
   scores = {}
   for name, source in (("face", data.face_source()), ("fingerprint", data.fingerprint_source())):
@@ -105,7 +100,7 @@ def unimodal_and_fusion(config: Any, workdir: pathlib.Path) -> tuple[dict, list[
     ucfg.seed,
   )
   sentences = describe.fusion_sentences(out)
-  if config.unimodal.baselines:
+  if config.eval.baselines:
     out["baselines"] = _baselines(ucfg, data, records, pairs)
     sentences.append(baselines.baseline_sentence(out["baselines"]))
   d = ucfg.data
