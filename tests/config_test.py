@@ -125,7 +125,7 @@ def test_face_fp_messages_name_key_value_and_range(key, value, words):
   [
     ("face_fp", "", {"split.train": 0.9}, "sum to"),
     ("face_verify", "", {"split.val": 0.5}, "sum to"),
-    ("mnist_text", "", {"data.val_fraction": 0.3}, "below 1"),
+    ("mnist_text", "", {"split.val": 0.3}, "below 1"),
     ("open_set", "runlocal", {"train.sampler.p": 4}, r"p \* k"),
     ("face_verify", "runlocal", {"train.contrastive.batch_size": 64}, r"p \* k"),
     ("open_set", "runlocal", {"split.train": 30}, "need 58 identities"),
@@ -169,3 +169,16 @@ def test_configs_import_no_jax():
     [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
   )
   assert out.stdout.strip() == "[]"
+
+
+SECTIONS = {"task", "seed", "data", "split", "model", "loss", "train", "eval"}
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_every_config_uses_the_common_sections(name):
+  # One shape for every task: data, split, model, loss, train, eval (a task may leave
+  # out a section it has no use for, e.g. sqrt2_null trains nothing).
+  for arg in _variant_args(name):
+    config = _module(name).get_config(arg)
+    assert set(config) <= SECTIONS, (arg, set(config) - SECTIONS)
+    assert {"task", "seed", "data"} <= set(config), arg

@@ -54,7 +54,7 @@ def test_help_lists_configs(tmp_path):
 
 
 def test_misspelt_override_fails(tmp_path):
-  proc = _run("--config=sqrt2_null:runlocal", "--config.num_pair=3", cwd=tmp_path)
+  proc = _run("--config=sqrt2_null:runlocal", "--config.data.num_pair=3", cwd=tmp_path)
   assert proc.returncode != 0
   assert "num_pairs" in proc.stderr  # the "did you mean" hint
 
@@ -62,13 +62,13 @@ def test_misspelt_override_fails(tmp_path):
 def test_end_to_end_writes_config_and_metrics(tmp_path):
   proc = _run(
     "--config=sqrt2_null:runlocal",
-    "--config.dims=(8,)",
+    "--config.data.dims=(8,)",
     f"--workdir={tmp_path / 'w'}",
     cwd=tmp_path,
   )
   assert proc.returncode == 0, proc.stderr
   config = json.loads((tmp_path / "w" / "config.json").read_text())
-  assert config["dims"] == [8] and config["num_pairs"] == 2000
+  assert config["data"]["dims"] == [8] and config["data"]["num_pairs"] == 2000
   metrics = json.loads((tmp_path / "w" / "metrics.json").read_text())
   # 2,000 draws from the exact law: the KS test must not reject it.
   assert metrics["d8"]["ks_pvalue"] > 1e-3
@@ -76,7 +76,7 @@ def test_end_to_end_writes_config_and_metrics(tmp_path):
 
 
 def test_default_workdir_is_runs_name(tmp_path):
-  proc = _run("--config=sqrt2_null:runlocal", "--config.dims=(4,)", cwd=tmp_path)
+  proc = _run("--config=sqrt2_null:runlocal", "--config.data.dims=(4,)", cwd=tmp_path)
   assert proc.returncode == 0, proc.stderr
   assert (tmp_path / "runs" / "sqrt2_null" / "config.json").is_file()
 
@@ -153,7 +153,7 @@ def test_data_error_is_one_line_and_traceback_only_when_verbose(tmp_path):
 
 
 def test_a_run_is_quiet_and_ends_with_the_summary_table(tmp_path):
-  proc = _run("--config=sqrt2_null:runlocal", "--config.dims=(4,)", cwd=tmp_path)
+  proc = _run("--config=sqrt2_null:runlocal", "--config.data.dims=(4,)", cwd=tmp_path)
   assert proc.returncode == 0, proc.stderr
   # No library INFO logging by default, no JSON dump: the table, then the report's path.
   assert len(proc.stderr.splitlines()) < 50 and "I1" not in proc.stderr

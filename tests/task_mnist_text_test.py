@@ -70,8 +70,11 @@ def test_retrieval_intervals_cluster_text_queries_by_string():
 
 
 def test_config_variants():
-  assert set(config_lib.get_config().variants) == {"contrastive", "clip"}
-  assert set(config_lib.get_config("seed").variants) == {"seed_contrastive", "seed_all_positive"}
+  assert set(config_lib.get_config().train.variants) == {"contrastive", "clip"}
+  assert set(config_lib.get_config("seed").train.variants) == {
+    "seed_contrastive",
+    "seed_all_positive",
+  }
   cfg = config_lib.get_config("seed,runlocal")
   assert cfg.train.steps < config_lib.get_config().train.steps
   with pytest.raises(ValueError, match="unknown"):

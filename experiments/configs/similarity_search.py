@@ -30,8 +30,6 @@ def get_config(arg=None):
   c = ml_collections.ConfigDict()
   c.task = "similarity_search"
   c.seed = 0
-  c.num_seeds = 3
-  c.losses = ("contrastive", "triplet")
 
   c.data = ml_collections.ConfigDict()
   c.data.source = "synthetic"  # synthetic | tll
@@ -40,9 +38,13 @@ def get_config(arg=None):
   c.data.difficulty = 0.5  # synthetic only (1.0 does not take off within the CPU budget)
   c.data.data_seed = 0  # synthetic only: which pairs are generated
   c.data.image_size = 32
-  c.data.train_fraction = 0.7
-  c.data.val_fraction = 0.15  # test gets the rest
   c.data.augment = True
+
+  c.split = ml_collections.ConfigDict()
+  c.split.train = 0.7
+  c.split.val = 0.15  # test gets the rest
+  # Repeats: seed s uses split seed s and initialisation seed s (the spread over seeds).
+  c.split.num_seeds = 3
 
   c.model = ml_collections.ConfigDict()
   c.model.kind = "siamese"  # left and right share the encoder, as in the seed
@@ -87,6 +89,7 @@ def get_config(arg=None):
   c.train.checkpoint_every = 50  # must equal eval_every: every evaluation can be selected
   c.train.best_metric = "recall_at_1"
   c.train.log_every = 25
+  c.train.losses = ("contrastive", "triplet")  # one model per loss (its `loss` entry)
 
   c.eval = ml_collections.ConfigDict()
   c.eval.ks = (1, 5, 10)
@@ -110,7 +113,7 @@ def get_config(arg=None):
     )
     c.train.steps = 300
   if "runlocal" in args:
-    c.num_seeds = 2
+    c.split.num_seeds = 2
     c.data.num_pairs = 160
     c.model.encoder.width = 8
     c.model.encoder.dim = 32

@@ -15,8 +15,8 @@ def get_config(arg=None):
   config = ml_collections.ConfigDict()
   config.task = "sqrt2_null"
   config.seed = 0
-  config.dims = (2, 16, 256)
-  config.num_pairs = 100_000
+  # Simulated data only: pairs of independent random unit vectors in each dimension.
+  config.data = ml_collections.ConfigDict({"dims": (2, 16, 256), "num_pairs": 100_000})
   if "runlocal" in args:
-    config.num_pairs = 2_000
+    config.data.num_pairs = 2_000
   return config

@@ -3,7 +3,7 @@
 Each digit image carries a random text naming its digit ("3", "three", "Three",
 "tree", "trois", ...; `jaxsim.data.sources.digits_text`). The text tower reads
 the characters (`char_text`); it never sees the class id. Both towers are
-trained with real negatives, in one of these variants (`config.variants`):
+trained with real negatives, in one of these variants (`config.train.variants`):
 
 - `contrastive`: in-batch contrastive loss over the two towers stacked (every
   image and text of the same digit is a positive, every other pair a negative);
@@ -77,21 +77,23 @@ def HEADLINE(metrics):  # noqa: N802 -- the tasks' summary-table hook; rows depe
 
 def prepare(config, workdir: pathlib.Path):
   """Digit images and a per-digit stratified split by image; writes the manifest."""
-  unknown = set(config.variants) - set(VARIANTS)
+  unknown = set(config.train.variants) - set(VARIANTS)
   if unknown:
-    raise ValueError(f"config.variants must be drawn from {VARIANTS}, got {sorted(unknown)}")
+    raise ValueError(f"config.train.variants must be drawn from {VARIANTS}, got {sorted(unknown)}")
   d = config.data
   images = loaders.load_digits(d)
   fractions = {
-    "train": d.train_fraction,
-    "val": d.val_fraction,
-    "test": 1.0 - d.train_fraction - d.val_fraction,
+    "train": config.split.train,
+    "val": config.split.val,
+    "test": 1.0 - config.split.train - config.split.val,
   }
-  records = splits.stratified_split(images.identities, fractions, d.split_seed, d.max_per_split)
+  records = splits.stratified_split(
+    images.identities, fractions, config.split.seed, config.split.max_per_split
+  )
   manifest = {
     "split": "by image, stratified per digit (digits are shared; images are not)",
     "data": d.source,
-    "split_seed": d.split_seed,
+    "split_seed": config.split.seed,
     "records": {k: v.tolist() for k, v in records.items()},
   }
   report.write_manifest(manifest, workdir)
@@ -108,7 +110,7 @@ def _loss_fn(loss_cfg):
 
 def _model(config, variant):
   cfg = config.model.copy_and_resolve_references()
-  arch = config.seed_model if variant.startswith("seed_") else cfg
+  arch = cfg.seed if variant.startswith("seed_") else cfg
   model_cfg = {
     "kind": "two_tower",
     "encoder_a": dict(arch.encoder_a),
@@ -133,7 +135,7 @@ def train_variant(config, variant, images, records, workdir):
   """Trains one variant on the train images, selected by validation zero-shot accuracy."""
   model, cfg = _model(config, variant), config.train.copy_and_resolve_references()
   if variant.startswith("seed_"):
-    cfg.learning_rate = config.seed_model.learning_rate
+    cfg.learning_rate = config.train.seed_learning_rate
   source = DigitsTextSource(
     images, text_split="train", max_length=config.data.max_length, seed=config.data.text_seed
   )
@@ -242,7 +244,7 @@ def sentences(config, metrics, records, table: list[str]) -> list[str]:
   """The report's findings in words, then the table."""
   return [
     f"Data: {config.data.source} digits, split by image (stratified, seed "
-    f"{config.data.split_seed}): {', '.join(f'{k} {len(v)}' for k, v in records.items())}. "
+    f"{config.split.seed}): {', '.join(f'{k} {len(v)}' for k, v in records.items())}. "
     "Test images are never trained on; held-out text variants are never trained on.",
     "Zero-shot accuracy: nearest text prototype (mean embedding of all variants of a digit), "
     "chance 0.1. Retrieval: one text per test image, relevance = same digit; R@K = any "
@@ -266,7 +268,7 @@ def run(config, workdir: pathlib.Path) -> dict:
   images, records = prepare(config, workdir)
   metrics: dict = {"test": {}, "selection": {}}
   figures, table = {}, []
-  for variant in config.variants:
+  for variant in config.train.variants:
     model, variables, info = train_variant(config, variant, images, records, workdir / variant)
     test, image_emb = evaluate(config, model, variables, images, records["test"])
     metrics["test"][variant], metrics["selection"][variant] = test, info

@@ -20,7 +20,7 @@ whose partner is within the first K results (chance K / N); MRR = mean of
 1 / rank of the partner over the whole gallery (chance H_N / N); MRR@10 is the
 same truncated at 10 (what project 5 called "mAP@10"); MAP@R with R = 1
 relevant item equals R@1 and is reported for completeness. Each loss runs
-`num_seeds` times (seed s: split seed s and initialisation seed s), and the
+`split.num_seeds` times (seed s: split seed s and initialisation seed s), and the
 report gives mean, standard deviation and range over seeds, plus the paired
 per-seed difference triplet - contrastive. Within each seed, R@1, R@10, MAP@R and
 MRR get 95% intervals from a bootstrap over test query identities (the independent
@@ -71,12 +71,12 @@ def HEADLINE(metrics):  # noqa: N802 -- the tasks' summary-table hook; rows depe
 
 def prepare(config):
   """The pairs (decoded once) and the split fractions; checks the loss and seed settings."""
-  unknown = set(config.losses) - set(LOSSES)
+  unknown = set(config.train.losses) - set(LOSSES)
   if unknown:
-    raise ValueError(f"config.losses must be drawn from {LOSSES}, got {sorted(unknown)}")
-  if config.num_seeds < 1:
-    raise ValueError(f"config.num_seeds must be >= 1, got {config.num_seeds}")
-  fractions = {"train": config.data.train_fraction, "val": config.data.val_fraction}
+    raise ValueError(f"config.train.losses must be drawn from {LOSSES}, got {sorted(unknown)}")
+  if config.split.num_seeds < 1:
+    raise ValueError(f"config.split.num_seeds must be >= 1, got {config.split.num_seeds}")
+  fractions = {"train": config.split.train, "val": config.split.val}
   fractions["test"] = 1.0 - fractions["train"] - fractions["val"]
   return loaders.load_lookalike_pairs(config.data), fractions
 
@@ -171,7 +171,7 @@ def run_seed(config, seed, pairs, fractions, workdir, figures) -> tuple[dict, di
     splits.manifest(groups, records=records, extra=extra), workdir / f"seed{seed}"
   )
   metrics, selection = {}, {}
-  for name in config.losses:
+  for name in config.train.losses:
     model, variables, info = train_loss(
       config, name, seed, pairs, records, workdir / name / f"seed{seed}"
     )
@@ -188,14 +188,14 @@ def run_seed(config, seed, pairs, fractions, workdir, figures) -> tuple[dict, di
 
 def summarise(config, per_loss, selection, gallery_sizes) -> dict:
   """Mean +- std over seeds, chance, per-seed figures and the paired triplet - contrastive."""
-  losses, n = tuple(config.losses), int(np.median(gallery_sizes))
+  losses, n = tuple(config.train.losses), int(np.median(gallery_sizes))
   metrics: dict = {
     "test": {name: seeds.summary(per_loss[name], _REPORTED) for name in losses},
     "chance": retrieval.partner_chance_metrics(n),
     "per_seed": {
       f"{name}_seed{config.seed + s}": per_loss[name][s]
       for name in losses
-      for s in range(config.num_seeds)
+      for s in range(config.split.num_seeds)
     },
     "selection": selection,
   }
@@ -215,10 +215,13 @@ def _margin_cell(config, name, info) -> str:
 
 def sentences(config, metrics, num_pairs, fractions, gallery_sizes) -> list[str]:
   """The report's findings: data and chance, conventions, the seed table, the per-seed table."""
-  n, seeds_list = int(np.median(gallery_sizes)), [config.seed + s for s in range(config.num_seeds)]
+  n, seeds_list = (
+    int(np.median(gallery_sizes)),
+    [config.seed + s for s in range(config.split.num_seeds)],
+  )
   chance = metrics["chance"]
   table = ["| loss | R@1 | R@5 | R@10 | MAP@R | MRR | MRR@10 |", "|---|---|---|---|---|---|---|"]
-  for name in config.losses:
+  for name in config.train.losses:
     t = metrics["test"][name]
     cells = [f"{t[k + '_mean']:.3f} +- {t[k + '_std']:.3f}" for k in _REPORTED]
     table.append(f"| {name} ({config.loss[name].name}) | " + " | ".join(cells) + " |")
@@ -232,7 +235,7 @@ def sentences(config, metrics, num_pairs, fractions, gallery_sizes) -> list[str]
     "|---|---|---|---|---|---|---|",
   ]
   ci = functools.partial(report.with_ci, digits=3)
-  for name in config.losses:
+  for name in config.train.losses:
     for seed in seeds_list:
       key = f"{name}_seed{seed}"
       m, margin = metrics["per_seed"][key], _margin_cell(config, name, metrics["selection"][key])
@@ -252,7 +255,7 @@ def sentences(config, metrics, num_pairs, fractions, gallery_sizes) -> list[str]
     "Conventions: R@K = fraction of queries whose partner is in the top K; MRR over the "
     "whole gallery, MRR@10 truncated at rank 10 (the seed project's 'mAP@10'); MAP@R with "
     "one relevant item equals R@1. Mean +- sample std (ddof=1) over "
-    f"{config.num_seeds} seeds (split and initialisation seed both vary); models selected by "
+    f"{config.split.num_seeds} seeds (split and initialisation seed both vary); models selected by "
     f"validation {config.train.best_metric} every {config.train.eval_every} steps.",
     "\n".join(table),
     "\n".join(per_seed),
@@ -263,11 +266,11 @@ def run(config, workdir: pathlib.Path) -> dict:
   """Prepare -> per seed: split, train each loss, test -> summarise over seeds -> describe."""
   workdir, start = pathlib.Path(workdir), time.perf_counter()
   pairs, fractions = prepare(config)
-  per_loss = {name: [] for name in config.losses}
+  per_loss = {name: [] for name in config.train.losses}
   selection, figures, gallery_sizes = {}, {}, []
-  for s in range(config.num_seeds):
+  for s in range(config.split.num_seeds):
     m, sel, size = run_seed(config, config.seed + s, pairs, fractions, workdir, figures)
-    for name in config.losses:
+    for name in config.train.losses:
       per_loss[name].append(m[name])
     selection.update(sel)
     gallery_sizes.append(size)

@@ -34,8 +34,8 @@ def _sample_distances(key: jax.Array, num_pairs: int, dim: int) -> np.ndarray:
 def run(config, workdir: pathlib.Path) -> dict:
   key = jax.random.key(config.seed)
   metrics = {}
-  for dim in config.dims:
-    d = _sample_distances(jax.random.fold_in(key, dim), config.num_pairs, dim)
+  for dim in config.data.dims:
+    d = _sample_distances(jax.random.fold_in(key, dim), config.data.num_pairs, dim)
     metrics[f"d{dim}"] = overlap.null_distance_test(d, dim)
   report.write_metrics_json(metrics, workdir)
   return metrics
