@@ -500,6 +500,11 @@ def write_report_md(
   return path
 
 
+def headline_rows(names, rows: Mapping[str, str]) -> dict[str, str]:
+  """A `summary_table` headline repeated per model: ``{label: path}`` with ``{name}`` filled in."""
+  return {label.format(name=n): path.format(name=n) for n in names for label, path in rows.items()}
+
+
 def summary_table(metrics: Mapping[str, Any], headline: Mapping[str, str]) -> str:
   """A short text table of headline metrics: label, value and its 95% CI where there is one.
 

@@ -124,16 +124,10 @@ def get_config(arg=None):
 
   c.train = ml_collections.ConfigDict()
   t = c.train.cross_modal = common.train_defaults()
-  t.steps = 200
-  t.batch_size = 64
-  t.learning_rate = 3e-3
-  t.warmup_steps = 20
-  t.weight_decay = 1e-4
-  t.optimizer = "adamw"
-  t.log_every = 50
-  t.eval_every = 50
-  t.checkpoint_every = 50
-  t.best_metric = "val_auc"  # model selection on validation identities
+  t.update(steps=200, batch_size=64, learning_rate=3e-3, warmup_steps=20, log_every=50)
+  t.update(optimizer="adamw", weight_decay=1e-4)
+  # Model selection on validation identities every 50 steps.
+  t.update(best_metric="val_auc", eval_every=50, checkpoint_every=50)
   unimodal = {"steps": 300, "p": 16, "k": 4}  # train.unimodal is built from these below
 
   c.eval = ml_collections.ConfigDict()

@@ -51,13 +51,13 @@ from jaxsim.evaluate import clustered, verification
 
 
 def HEADLINE(metrics):  # noqa: N802 -- the tasks' summary-table hook; rows depend on the models
-  rows = {}
-  for name in [k for k in metrics if k not in ("data", "baselines")]:
-    rows[f"{name} test AUC"] = f"{name}.test.auc"
-    rows[f"{name} test EER"] = f"{name}.test.eer"
-  for name in metrics.get("baselines", {}):
-    rows[f"baseline {name} test AUC"] = f"baselines.{name}.auc"
-  return rows
+  models = [k for k in metrics if k not in ("data", "baselines")]
+  rows = {"{name} test AUC": "{name}.test.auc", "{name} test EER": "{name}.test.eer"}
+  baseline_rows = {"baseline {name} test AUC": "baselines.{name}.auc"}
+  return {
+    **report.headline_rows(models, rows),
+    **report.headline_rows(metrics.get("baselines", {}), baseline_rows),
+  }
 
 
 def prepare(config, workdir: pathlib.Path) -> dict:

@@ -67,12 +67,12 @@ VARIANTS = ("contrastive", "clip", "seed_contrastive", "seed_all_positive")
 
 
 def HEADLINE(metrics):  # noqa: N802 -- the tasks' summary-table hook; rows depend on the variants
-  rows = {}
-  for v in metrics["test"]:
-    rows[f"{v} zero-shot accuracy (seen texts)"] = f"test.{v}.zero_shot_seen.accuracy"
-    rows[f"{v} zero-shot accuracy (held-out texts)"] = f"test.{v}.zero_shot_heldout.accuracy"
-    rows[f"{v} text->image MAP@R (seen)"] = f"test.{v}.text_to_image_seen.map_at_r"
-  return rows
+  rows = {
+    "{name} zero-shot accuracy (seen texts)": "test.{name}.zero_shot_seen.accuracy",
+    "{name} zero-shot accuracy (held-out texts)": "test.{name}.zero_shot_heldout.accuracy",
+    "{name} text->image MAP@R (seen)": "test.{name}.text_to_image_seen.map_at_r",
+  }
+  return report.headline_rows(metrics["test"], rows)
 
 
 def prepare(config, workdir: pathlib.Path):

@@ -61,12 +61,11 @@ _CI_KEYS = ("recall_at_1", "recall_at_10", "map_at_r", "mrr")
 
 
 def HEADLINE(metrics):  # noqa: N802 -- the tasks' summary-table hook; rows depend on the losses
-  rows = {}
-  for name in metrics["test"]:
-    rows[f"{name} test R@1 (mean over seeds)"] = f"test.{name}.recall_at_1_mean"
-    rows[f"{name} test MRR (mean over seeds)"] = f"test.{name}.mrr_mean"
-  rows["chance R@1"] = "chance.recall_at_1"
-  return rows
+  rows = {
+    "{name} test R@1 (mean over seeds)": "test.{name}.recall_at_1_mean",
+    "{name} test MRR (mean over seeds)": "test.{name}.mrr_mean",
+  }
+  return {**report.headline_rows(metrics["test"], rows), "chance R@1": "chance.recall_at_1"}
 
 
 def prepare(config):
