@@ -94,6 +94,12 @@ def test_runlocal_end_to_end_and_resume(tmp_path):
   assert "outsider, never enrolled or trained on" in report
   assert f"95% CI over {sp.enrolled + sp.outsider_test} test probe identities" in report
   assert "base-rate predictor" in report  # the unknown example is an outsider
+  # The classical baselines identify the same probes, with identity-level intervals.
+  assert set(metrics["baselines"]) == {"raw_pixels", "eigenfaces", "fisherfaces", "lbp"}
+  for row in metrics["baselines"].values():
+    assert row["dir_ci_low"] <= row["dir"] <= row["dir_ci_high"]
+    assert 0 <= row["fpir"] <= 1
+  assert "Classical baselines as open-set identifiers" in report
 
   # Re-running the same workdir restores the trained encoder instead of training again.
   again = open_set.run(config, tmp_path)

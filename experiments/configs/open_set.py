@@ -90,6 +90,8 @@ def get_config(arg=None):
   c.eval.num_examples = 2
   c.eval.tsne_max_points = 1500
   c.eval.batch_size = 256
+  # Classical baselines (raw pixels, Eigenfaces, Fisherfaces, LBP) on the same probes.
+  c.eval.baselines = True
 
   if "seed" in args:
     # Seed 5(b): ResNet-18 with a Linear 256 - BN - L2 head, cosine scores, centroids,

@@ -565,3 +565,10 @@ def centroid_metrics(
     "dir_at_target_fpir": out[f"dir_at_fpir_{target_fpir:.0e}"],
     "cmc_rank_1": cmc_metrics(s, c, probe_ids, ranks=(1,))["rank_1"],
   }
+
+
+def example_probes(probe_identities, identities, n: int, seed: int = 0) -> list[int]:
+  """Indices of the first `n` mated and then the first `n` non-mated probes in a seeded order."""
+  mated = np.isin(np.asarray(probe_identities), np.asarray(identities))
+  order = np.random.default_rng([seed, 0xE8]).permutation(len(mated))
+  return [int(i) for i in order if mated[i]][:n] + [int(i) for i in order if not mated[i]][:n]

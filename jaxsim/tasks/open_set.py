@@ -21,7 +21,8 @@ test probe identities.
 
 Seed project 5(b) computed these on the test scores, never used its trained
 encoder, and showed an enrolled employee as its "unknown" example; here the
-"unknown" examples are always test outsiders. Real faces (e.g. AT&T/ORL): see README.
+"unknown" examples are always test outsiders; classical baselines identify the same
+probes against the same gallery (`eval.baselines`). Real faces (ORL): see README.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import pathlib
 import jax
 import numpy as np
 
-from jaxsim import inference, report, train
+from jaxsim import baselines, inference, report, train
 from jaxsim.data import loaders, pipeline, splits
 from jaxsim.evaluate import calibration, openset
 
@@ -153,32 +154,36 @@ def evaluate(config, scored: dict) -> dict:
 
 
 def _data_metrics(data) -> dict[str, float]:
-  enrol, recs = data["enrol"], data["records"]
-  return {
-    **{f"num_identities_{k}": float(len(v)) for k, v in data["groups"].items()},
-    "num_gallery_images": float(len(enrol["gallery"])),
-    "num_val_mated": float(len(enrol["probe_val"])),
-    "num_val_nonmated": float(len(recs["outsider_val"])),
-    "num_test_mated": float(len(enrol["probe_test"])),
-    "num_test_nonmated": float(len(recs["outsider_test"])),
-  }
+  e, r = data["enrol"], data["records"]
+  counts = {"gallery_images": e["gallery"], "val_mated": e["probe_val"]}
+  counts.update(val_nonmated=r["outsider_val"], test_mated=e["probe_test"])
+  counts["test_nonmated"] = r["outsider_test"]
+  out = {f"num_identities_{k}": float(len(v)) for k, v in data["groups"].items()}
+  return {**out, **{f"num_{k}": float(len(v)) for k, v in counts.items()}}
 
 
-def _examples(config, data, scored) -> list[int]:
-  """The first mated and the first non-mated (outsider) test probes in a seeded order."""
-  mated = np.isin(scored["pid"]["test"], scored["cols"])
-  order = np.random.default_rng([config.seed, 0xE8]).permutation(len(mated))
-  n = config.eval.num_examples
-  return [i for i in order if mated[i]][:n] + [i for i in order if not mated[i]][:n]
+def classical_baselines(config, data) -> dict:
+  """The classical face baselines as identifiers on the same gallery and probes."""
+  ev, images, ids = config.eval, data["source"].images, data["ids"]
+  return baselines.identification_report(
+    baselines.FACE_BASELINES,
+    images,
+    ids,
+    data["records"]["train"],
+    data["enrol"]["gallery"],
+    data["probes"],
+    ev.target_fpir,
+    ev.bootstrap_resamples,
+    config.seed,
+  )
 
 
 def figures(config, data, scored, results, picks, workdir: pathlib.Path) -> dict:
   """The DET, CMC, reliability, t-SNE and Top-5 example figures: {caption: path}."""
   ev, s, cols, pid = config.eval, scored["scores"]["test"], scored["cols"], scored["pid"]["test"]
-  ids, images, top = data["ids"], data["source"].images, results["top"]
+  ids, images, top, top1 = data["ids"], data["source"].images, results["top"], results["top1"]
   fpir, fnir, _ = openset.open_set_curve(s, cols, pid)
   labels = {"platt_all_pairs": "Platt, all val pairs", "platt_top1": "Platt, val top-1"}
-  top1 = results["top1"]
   diagrams = {
     labels[k]: calibration.reliability_diagram(p, top1["correct"], ev.num_bins)
     for k, p in top1["probs"].items()
@@ -271,30 +276,18 @@ def run(config, workdir: pathlib.Path) -> dict:
   model, variables, train_info = train_encoder(config, data, workdir)
   scored = score_probes(config, data, model, variables)
   results = evaluate(config, scored)
-  metrics = {
-    "data": _data_metrics(data),
-    "test": results["test"],
-    "val": results["val"],
-    "inference": scored["inference"],
-    "train": train_info,
-  }
+  metrics = {"data": _data_metrics(data), "test": results["test"], "val": results["val"]}
+  metrics.update(inference=scored["inference"], train=train_info)
   threshold = results["test"]["at_val_threshold"]["threshold"]
-  rows = openset.candidate_lists(
-    results["top"],
-    scored["pid"]["test"],
-    data["names"],
-    scored["cols"],
-    threshold,
-    data["probes"]["test"],
-  )
+  pid, cols, probes = scored["pid"]["test"], scored["cols"], data["probes"]["test"]
+  rows = openset.candidate_lists(results["top"], pid, data["names"], cols, threshold, probes)
   report.write_json({"threshold": threshold, "probes": rows}, workdir / "top5_test.json")
-  picks = _examples(config, data, scored)
+  picks = openset.example_probes(pid, cols, config.eval.num_examples, seed=config.seed)
+  text = sentences(config, data, results, rows, picks)
+  if config.eval.baselines:
+    metrics["baselines"] = classical_baselines(config, data)
+    text.append(baselines.identification_sentence(metrics["baselines"], config.eval.target_fpir))
   report.write_metrics_json(metrics, workdir)
-  report.write_report_md(
-    metrics,
-    workdir,
-    "Open-set face identification",
-    figures(config, data, scored, results, picks, workdir),
-    sentences(config, data, results, rows, picks),
-  )
+  figs = figures(config, data, scored, results, picks, workdir)
+  report.write_report_md(metrics, workdir, "Open-set face identification", figs, text)
   return metrics
