@@ -739,3 +739,63 @@ def identification_sentence(rows: Mapping[str, Mapping], target_fpir: float) -> 
     f"the training identities, options and a threshold for FPIR <= {target_fpir:g} chosen "
     "on validation; 95% CI over test probe identities): " + "; ".join(parts) + "."
   )
+
+
+def _partner_ranks(scores: np.ndarray) -> np.ndarray:
+  """Rank of each row's partner (the diagonal) among its row; ties count against it."""
+  partner = np.diag(scores)[:, None]
+  return 1 + np.sum((scores >= partner) & ~np.eye(len(scores), dtype=bool), axis=1)
+
+
+def partner_retrieval_report(
+  names: Sequence[str],
+  left: np.ndarray,
+  right: np.ndarray,
+  identities: np.ndarray,
+  records: Mapping[str, np.ndarray],
+  num_resamples: int = 1000,
+  seed: int = 0,
+) -> dict[str, dict]:
+  """Each baseline retrieving each left image's right partner (one relevant item per query).
+
+  Fitted on the training pairs (left and right images of a pair share its identity);
+  options (`VALIDATION_GRIDS`) chosen by validation R@1; on test the partner metrics of
+  `evaluate.retrieval.partner_metrics` with 95% intervals over query identities.
+
+  Returns:
+    ``{name: {"options", "val_recall_at_1", "recall_at_1", ..., "mrr", with _ci_low /
+    _ci_high}}``.
+  """
+  from jaxsim.evaluate import retrieval  # noqa: PLC0415 -- evaluate imports no baselines
+
+  ids = np.asarray(identities)
+  train = records["train"]
+  images = np.concatenate([left[train], right[train]])
+  out = {}
+  for name in names:
+    best = None
+    for options in VALIDATION_GRIDS.get(name, ({},)):
+      model = make_baseline(name, **options).fit(images, np.r_[ids[train], ids[train]])
+      val = records["val"]
+      s = score_matrix(model, model.embed(left[val]), model.embed(right[val]))
+      r1 = float(np.mean(_partner_ranks(s) == 1))
+      if best is None or r1 > best[2]:
+        best = (model, dict(options), r1)
+    model, options, val_r1 = best
+    test = records["test"]
+    s = score_matrix(model, model.embed(left[test]), model.embed(right[test]))
+    boot = retrieval.partner_rank_intervals(_partner_ranks(s), ids[test], num_resamples, seed)
+    out[name] = {"options": options, "val_recall_at_1": val_r1, **boot}
+  return out
+
+
+def seed_summary_sentence(rows: Mapping[str, Mapping], keys: Sequence[str], what: str) -> str:
+  """Baselines summarised over seeds (`evaluate.seeds.summary` rows): mean +- std per key."""
+  parts = [
+    f"{n} " + ", ".join(f"{k} {r[k + '_mean']:.3f} +- {r[k + '_std']:.3f}" for k in keys)
+    for n, r in rows.items()
+  ]
+  return (
+    f"Classical baselines on {what} (fitted on the training identities, options chosen on "
+    "validation; mean +- std over seeds): " + "; ".join(parts) + "."
+  )

@@ -88,6 +88,11 @@ def _check_run(workdir, metrics, losses, num_seeds):
     assert (workdir / f"retrieval_{name}.png").stat().st_size > 0
   on_disk = json.loads((workdir / "metrics.json").read_text())
   assert set(on_disk["test"]) == set(losses)
+  # The classical baselines retrieve from the same test gallery, summarised over seeds.
+  assert set(on_disk["baselines"]) == {"raw_pixels", "eigenfaces", "fisherfaces", "lbp"}
+  for row in on_disk["baselines"].values():
+    assert 0 <= row["recall_at_1_min"] <= row["recall_at_1_mean"] <= row["recall_at_1_max"] <= 1
+  assert "Classical baselines on the same test queries" in (workdir / "report.md").read_text()
   for s in range(num_seeds):
     manifest = json.loads((workdir / f"seed{s}" / "split_manifest.json").read_text())
     ids = {k: set(v["identities"]) for k, v in manifest["splits"].items()}

@@ -98,6 +98,9 @@ def get_config(arg=None):
   c.eval.figure_k = 5
   # Per-seed intervals: bootstrap over test query identities.
   c.eval.bootstrap_resamples = 1000
+  # Classical image baselines (raw pixels, Eigenfaces, Fisherfaces, LBP) on the same test
+  # queries and gallery, fitted on the training pairs.
+  c.eval.baselines = True
 
   if "seed" in args:
     # Source project 5: ResNet18 - Linear 256 - BN - L2; triplet margin 0.2, contrastive

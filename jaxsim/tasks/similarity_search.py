@@ -51,7 +51,7 @@ import time
 
 import numpy as np
 
-from jaxsim import inference, models, objectives, report, train
+from jaxsim import baselines, inference, models, objectives, report, train
 from jaxsim.data import loaders, pipeline, splits
 from jaxsim.evaluate import retrieval, search, seeds
 
@@ -182,6 +182,16 @@ def run_seed(config, seed, pairs, fractions, workdir, figures) -> tuple[dict, di
       )
       if path is not None:
         figures[f"{name} (seed {seed}): test left queries and their top right images"] = path
+  if config.eval.baselines:  # classical image baselines on the same queries and gallery
+    metrics["baselines"] = baselines.partner_retrieval_report(
+      baselines.FACE_BASELINES,
+      pairs.images_a,
+      pairs.images_b,
+      pairs.identities,
+      records,
+      config.eval.bootstrap_resamples,
+      seed,
+    )
   return metrics, selection, len(records["test"])
 
 
@@ -265,22 +275,26 @@ def run(config, workdir: pathlib.Path) -> dict:
   """Prepare -> per seed: split, train each loss, test -> summarise over seeds -> describe."""
   workdir, start = pathlib.Path(workdir), time.perf_counter()
   pairs, fractions = prepare(config)
-  per_loss = {name: [] for name in config.train.losses}
+  per_loss = {name: [] for name in (*config.train.losses, "baselines")}
   selection, figures, gallery_sizes = {}, {}, []
   for s in range(config.split.num_seeds):
     m, sel, size = run_seed(config, config.seed + s, pairs, fractions, workdir, figures)
-    for name in config.train.losses:
+    for name in m:
       per_loss[name].append(m[name])
     selection.update(sel)
     gallery_sizes.append(size)
   metrics = summarise(config, per_loss, selection, gallery_sizes)
+  if per_loss["baselines"]:
+    metrics["baselines"] = {
+      n: seeds.summary([b[n] for b in per_loss["baselines"]], _CI_KEYS)
+      for n in per_loss["baselines"][0]
+    }
   metrics["wall_seconds"] = time.perf_counter() - start
+  text = sentences(config, metrics, len(pairs), fractions, gallery_sizes)
+  if "baselines" in metrics:
+    what = "the same test queries and gallery"
+    text.append(baselines.seed_summary_sentence(metrics["baselines"], _CI_KEYS, what))
   report.write_metrics_json(metrics, workdir)
-  report.write_report_md(
-    metrics,
-    workdir,
-    "Similarity search: contrastive vs triplet",
-    figures=figures,
-    sentences=sentences(config, metrics, len(pairs), fractions, gallery_sizes),
-  )
+  title = "Similarity search: contrastive vs triplet"
+  report.write_report_md(metrics, workdir, title, figures=figures, sentences=text)
   return metrics
