@@ -1,26 +1,12 @@
-"""open_set: enrolment split, and the runlocal variant end to end (plus resume)."""
+"""open_set: the runlocal variant end to end (plus resume); the enrolment split is in data_splits_test."""
 
 import json
 
-import numpy as np
 import pytest
 
 from experiments.configs import open_set as open_set_config
 from jaxsim.data import splits
 from jaxsim.tasks import open_set
-
-
-def test_enrolment_records_split_each_identity():
-  identities = np.repeat(np.arange(6), 7)
-  records = np.flatnonzero(identities < 4)
-  out = open_set.enrolment_records(identities, records, gallery=2, val_probes=3, seed=0)
-  for ident in range(4):
-    assert np.sum(identities[out["gallery"]] == ident) == 2
-    assert np.sum(identities[out["probe_val"]] == ident) == 3
-    assert np.sum(identities[out["probe_test"]] == ident) == 2
-  np.testing.assert_array_equal(np.sort(np.concatenate(list(out.values()))), records)
-  with pytest.raises(ValueError, match="gallery_per_identity"):
-    open_set.enrolment_records(identities, records, gallery=4, val_probes=3, seed=0)
 
 
 def test_runlocal_end_to_end_and_resume(tmp_path):
