@@ -256,18 +256,13 @@ def make_train_step(
 
 
 class _Progress:
-  """A one-line progress bar with ETA on a terminal; otherwise one line at half way.
-
-  Off a terminal (logs, CI) each model writes its half-way line with the ETA, and `fit`
-  its closing "N steps in S" line: a run's stderr stays a few lines per model.
-  """
+  """A one-line progress bar with ETA on a terminal; plain periodic lines otherwise."""
 
   def __init__(self, total: int, start: int, stream=None):
     self.total, self.start = total, start
     self.stream = stream if stream is not None else sys.stderr
     self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
     self.t0 = time.perf_counter()
-    self.half_way = start + (total - start) / 2
 
   def update(self, step: int, record: Mapping[str, Any]) -> None:
     elapsed = time.perf_counter() - self.t0
@@ -282,9 +277,8 @@ class _Progress:
       self.stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {text}")
       if step >= self.total:
         self.stream.write("\n")
-    elif self.half_way <= step < self.total:
+    else:
       self.stream.write(text + "\n")
-      self.half_way = math.inf  # once
     self.stream.flush()
 
 

@@ -223,16 +223,3 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
   result = _fit(tmp_path, _batches(1), 4)
   assert result.resumed_from == 4
   assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(result.state["params"]))
-
-
-def test_progress_off_a_terminal_writes_one_line_at_half_way():
-  import io  # noqa: PLC0415
-
-  from jaxsim.train import _Progress  # noqa: PLC0415
-
-  stream = io.StringIO()
-  progress = _Progress(total=100, start=0, stream=stream)
-  for step in range(10, 101, 10):
-    progress.update(step, {"loss": 1.0, "examples_per_sec": 5.0})
-  lines = stream.getvalue().splitlines()
-  assert len(lines) == 1 and lines[0].startswith("step 50/100") and "eta" in lines[0]
