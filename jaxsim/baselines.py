@@ -697,14 +697,14 @@ def identification_report(
     best = None
     for options in VALIDATION_GRIDS.get(name, ({},)):
       model = make_baseline(name, **options).fit(images[train_records], ids[train_records])
-      (sv, st), cols = _centroid_scores(
-        model, images, ids, gallery, (probes["val"], probes["test"])
-      )
+      (sv,), cols = _centroid_scores(model, images, ids, gallery, (probes["val"],))
       val = openset.fnir_at_fpir(sv, cols, pid["val"], fpirs=(target_fpir,))
       val_dir = val[f"dir_at_fpir_{target_fpir:.0e}"]
       if best is None or val_dir > best[1]:
-        best = (dict(options), val_dir, sv, st, cols)
-    options, val_dir, sv, st, cols = best
+        best = (dict(options), val_dir, sv, model)
+    options, val_dir, sv, model = best
+    # Test probes are scored once, by the option validation chose.
+    (st,), cols = _centroid_scores(model, images, ids, gallery, (probes["test"],))
     r = openset.identification_report(
       sv,
       pid["val"],
