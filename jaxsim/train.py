@@ -256,15 +256,24 @@ def make_train_step(
 
 
 class _Progress:
-  """A one-line progress bar with ETA on a terminal; plain periodic lines otherwise."""
+  """A one-line progress bar with ETA on a terminal; otherwise at most one plain line per
+  tenth of the run (and the last step), so a log file stays short."""
 
   def __init__(self, total: int, start: int, stream=None):
     self.total, self.start = total, start
     self.stream = stream if stream is not None else sys.stderr
     self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
     self.t0 = time.perf_counter()
+    self.tenth = self._tenth(start)
+
+  def _tenth(self, step: int) -> int:
+    return step * 10 // max(self.total, 1)
 
   def update(self, step: int, record: Mapping[str, Any]) -> None:
+    if not self.tty:
+      if self._tenth(step) <= self.tenth and step < self.total:
+        return
+      self.tenth = self._tenth(step)
     elapsed = time.perf_counter() - self.t0
     done = step - self.start
     eta = elapsed / done * (self.total - step) if done > 0 else math.nan

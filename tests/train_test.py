@@ -1,5 +1,6 @@
 """Optimisers, the sharded train step (1 vs 8 devices) and the training loop."""
 
+import io
 import json
 
 import jax
@@ -223,3 +224,19 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
   result = _fit(tmp_path, _batches(1), 4)
   assert result.resumed_from == 4
   assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(result.state["params"]))
+
+
+def test_progress_off_a_terminal_writes_at_most_one_line_per_tenth():
+  stream = io.StringIO()
+  progress = train._Progress(250, 0, stream=stream)
+  for step in range(10, 251, 10):  # log_every=10: 25 events
+    progress.update(step, {"loss": 1.0, "examples_per_sec": 2.0})
+  lines = stream.getvalue().splitlines()
+  assert 2 <= len(lines) <= 11 and lines[-1].startswith("step 250/250"), lines
+  # A resumed run counts tenths from where it resumed, and always writes the last step.
+  stream = io.StringIO()
+  progress = train._Progress(16, 9, stream=stream)
+  for step in range(10, 17):
+    progress.update(step, {"loss": 1.0})
+  assert stream.getvalue().splitlines()[0].startswith("step 10/16")
+  assert stream.getvalue().splitlines()[-1].startswith("step 16/16")
