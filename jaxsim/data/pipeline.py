@@ -28,7 +28,10 @@ Augmentation per modality (`augment_image`): faces get small affine jitter,
 horizontal flips and brightness/contrast; fingerprints get rotation/translation
 and contrast but never flips (a mirrored print is another finger); digits get
 small shifts and rotations, no flips and no colour change; "generic" gets
-shifts and brightness/contrast; "none" leaves images as they are.
+shifts and brightness/contrast; "character" (handwritten strokes, ink 1 on paper 0)
+gets Koch et al.'s (2015) affine distortions (`koch_affine`): rotation, shear, scale and
+translation, each drawn with probability 1/2, paper filled in at the edges;
+"none" leaves images as they are.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ import scipy.ndimage
 
 from jaxsim.data.sampling import IdentityIndex
 
-MODALITIES = ("face", "fingerprint", "digit", "generic", "none")
+MODALITIES = ("face", "fingerprint", "digit", "generic", "character", "none")
 
 # modality: (max rotation rad, max shift as a fraction of the side, max log-scale,
 #            horizontal flips, brightness, contrast)
@@ -55,12 +58,50 @@ _AUGMENT = {
 _AUG_SALT, _PAIR_SALT, _TRIPLET_SALT, _PXK_SALT = 0xA06, 0xBA1, 0x7B1, 0x9C1
 
 
+# Koch, Zemel and Salakhutdinov (2015), section 4.2: theta in [-10, 10] degrees, shear in
+# [-0.3, 0.3], scale in [0.8, 1.2], translation in [-2, 2] pixels of a 105-pixel image.
+KOCH_AFFINE = {"rotation_deg": 10.0, "shear": 0.3, "scale": 0.2, "translation_px105": 2.0}
+
+
+def koch_affine(image: np.ndarray, rng: np.random.Generator, strength: float = 1.0) -> np.ndarray:
+  """Koch et al.'s affine distortion of one character image [H, W, C] (ink 1, paper 0).
+
+  T = rotation . shear . scale with a translation, each component drawn with
+  probability 1/2 (as in the paper) from the `KOCH_AFFINE` ranges times `strength`;
+  the translation scales with the image side (2 pixels at 105). Bilinear resampling,
+  paper (0) outside the image.
+  """
+  k, h = KOCH_AFFINE, image.shape[0]
+  use = rng.uniform(size=4) < 0.5
+  theta = np.deg2rad(rng.uniform(-1, 1) * k["rotation_deg"] * strength) if use[0] else 0.0
+  shear = rng.uniform(-1, 1, 2) * k["shear"] * strength if use[1] else np.zeros(2)
+  scale = 1.0 + rng.uniform(-1, 1, 2) * k["scale"] * strength if use[2] else np.ones(2)
+  shift = (
+    rng.uniform(-1, 1, 2) * k["translation_px105"] * strength * h / 105 if use[3] else np.zeros(2)
+  )
+  rotation = np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])
+  forward = rotation @ np.array([[1.0, shear[0]], [shear[1], 1.0]]) @ np.diag(scale)
+  inverse = np.linalg.inv(forward)
+  centre = (np.array(image.shape[:2], np.float64) - 1) / 2
+  offset = centre - inverse @ (centre + shift)
+  out = np.stack(
+    [
+      scipy.ndimage.affine_transform(image[..., c], inverse, offset=offset, order=1, cval=0.0)
+      for c in range(image.shape[-1])
+    ],
+    axis=-1,
+  )
+  return np.clip(out, 0.0, 1.0).astype(np.float32)
+
+
 def augment_image(image: np.ndarray, rng: np.random.Generator, modality: str) -> np.ndarray:
   """Random augmentation of one image [H, W, C] for `modality` (see module docstring)."""
   if modality not in MODALITIES:
     raise ValueError(f"unknown modality {modality!r}; choose one of {MODALITIES}")
   if modality == "none":
     return image
+  if modality == "character":
+    return koch_affine(image, rng)
   max_rot, max_shift, max_scale, flips, brightness, contrast = _AUGMENT[modality]
   h, w = image.shape[:2]
   angle = rng.uniform(-max_rot, max_rot)

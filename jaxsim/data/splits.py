@@ -216,6 +216,70 @@ def stratified_split(
   return result
 
 
+def group_and_drawer_split(
+  classes: np.ndarray,
+  groups: np.ndarray,
+  drawers: np.ndarray,
+  *,
+  num_val: int,
+  num_test: int,
+  num_train_drawers: int,
+  min_eval_classes: int = 1,
+  seed: int = 0,
+) -> dict:
+  """Omniglot's split (Koch et al. 2015): by group (alphabet) and by drawer.
+
+  Validation and test groups are drawn, by seed, from the groups with at least
+  `min_eval_classes` classes (so that N-way within-group episodes fit); every other
+  group trains. Drawers are split once: `num_train_drawers` train, the rest are the
+  evaluation drawers, whose images are the only ones the validation and test records use.
+
+  Returns:
+    `{"groups": {train, val, test: sorted group ids}, "drawers": {train, eval: sorted
+    drawer ids}, "records": {train, val, test: record indices}}`; training records are
+    the training groups' images by training drawers.
+
+  Raises:
+    ValueError: too few eligible groups or drawers.
+  """
+  classes, groups, drawers = (np.asarray(x) for x in (classes, groups, drawers))
+  all_groups, all_drawers = np.unique(groups), np.unique(drawers)
+  class_count = {int(g): len(np.unique(classes[groups == g])) for g in all_groups}
+  eligible = np.array([g for g in all_groups if class_count[int(g)] >= min_eval_classes])
+  if len(eligible) < num_val + num_test or len(all_groups) <= num_val + num_test:
+    raise ValueError(
+      f"the split needs {num_val} validation and {num_test} test groups with at least "
+      f"{min_eval_classes} classes and one training group left; the data has "
+      f"{len(all_groups)} groups, {len(eligible)} of them with {min_eval_classes} classes"
+    )
+  if not 1 <= num_train_drawers < len(all_drawers):
+    raise ValueError(
+      f"num_train_drawers must leave evaluation drawers: got {num_train_drawers} of "
+      f"{len(all_drawers)} drawers"
+    )
+  rng = np.random.default_rng([seed, 0x0A1F])
+  chosen = rng.permutation(eligible)
+  out_groups = {
+    "val": np.sort(chosen[:num_val]),
+    "test": np.sort(chosen[num_val : num_val + num_test]),
+  }
+  out_groups = {"train": np.setdiff1d(all_groups, chosen[: num_val + num_test]), **out_groups}
+  drawer_perm = rng.permutation(all_drawers)
+  out_drawers = {
+    "train": np.sort(drawer_perm[:num_train_drawers]),
+    "eval": np.sort(drawer_perm[num_train_drawers:]),
+  }
+  assert_disjoint(out_groups)
+  assert_disjoint(out_drawers)
+  in_drawers = {k: np.isin(drawers, v) for k, v in out_drawers.items()}
+  records = {
+    "train": np.flatnonzero(np.isin(groups, out_groups["train"]) & in_drawers["train"]),
+    "val": np.flatnonzero(np.isin(groups, out_groups["val"]) & in_drawers["eval"]),
+    "test": np.flatnonzero(np.isin(groups, out_groups["test"]) & in_drawers["eval"]),
+  }
+  return {"groups": out_groups, "drawers": out_drawers, "records": records}
+
+
 def manifest(
   identity_groups: Mapping[str, np.ndarray],
   *,

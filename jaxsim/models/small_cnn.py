@@ -13,6 +13,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxsim.models import conv as conv_lib
 from jaxsim.models.resnet import l2_normalize
 
 
@@ -68,4 +69,44 @@ class DigitCNN(nn.Module):
       x = nn.max_pool(x, (2, 2), (2, 2))
     x = nn.relu(nn.Dense(self.hidden)(x.reshape(x.shape[0], -1)))
     x = nn.Dense(self.dim)(x)
+    return l2_normalize(x) if self.normalize else x
+
+
+class Conv4(nn.Module):
+  """The few-shot "Conv-4" (Vinyals et al. 2016; Snell et al. 2017), optionally wider.
+
+  Blocks of conv 3x3 - batch norm - ReLU - max-pool 2, one per entry of `features`;
+  the last map is averaged over space (at 28x28 and four blocks it is 1x1, so this is
+  the published flatten) and, with `dim` > 0, projected by a Dense layer.
+
+  Attributes:
+    features: convolution widths (the published 64, 64, 64, 64).
+    dim: embedding size of a final Dense layer; 0 keeps the pooled features.
+    normalize: L2-normalise the output.
+    conv_impl: "xla", "im2col" or "auto" (see `jaxsim.models.conv`).
+  """
+
+  features: tuple[int, ...] = (64, 64, 64, 64)
+  dim: int = 0
+  normalize: bool = False
+  conv_impl: str = "auto"
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+    if x.ndim != 4:
+      raise ValueError(f"Conv4 expects NHWC images [B, H, W, C], got shape {x.shape}")
+    for filters in self.features:
+      x = nn.Conv(
+        filters,
+        (3, 3),
+        padding="SAME",
+        use_bias=False,
+        conv_general_dilated=conv_lib.CONVS[self.conv_impl],
+      )(x)
+      x = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9)(x))
+      if min(x.shape[1:3]) >= 2:
+        x = nn.max_pool(x, (2, 2), (2, 2))
+    x = jnp.mean(x, axis=(1, 2))
+    if self.dim:
+      x = nn.Dense(self.dim)(x)
     return l2_normalize(x) if self.normalize else x

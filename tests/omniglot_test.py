@@ -1,0 +1,277 @@
+"""Omniglot: the zip / folder loader, the alphabet-and-drawer split, the one-shot runs
+(builder, reader, scoring) and the episodes, on a tiny constructed alphabet set."""
+
+import io
+import pathlib
+import zipfile
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from jaxsim.data import pipeline, splits
+from jaxsim.data.sources import omniglot
+from jaxsim.evaluate import oneshot
+
+ALPHABETS = {"Alpha": 4, "Beta": 3, "Gamma_(x)": 2}  # characters per alphabet
+DRAWERS = 5
+
+
+def _glyph(alphabet: int, character: int, drawer: int) -> Image.Image:
+  """A 105x105 1-bit image: a black bar whose place codes the character, on white."""
+  a = np.full((105, 105), 255, np.uint8)
+  top = 10 + 20 * character
+  left = 10 + 25 * alphabet + drawer  # drawers shift the bar by a pixel
+  a[top : top + 10, left : left + 20] = 0
+  return Image.fromarray(a).convert("1")
+
+
+def _files():
+  for ai, (alphabet, n) in enumerate(ALPHABETS.items()):
+    for ci in range(n):
+      for d in range(1, DRAWERS + 1):
+        buf = io.BytesIO()
+        _glyph(ai, ci, d).save(buf, format="PNG")
+        name = f"{alphabet}/character{ci + 1:02d}/{100 * ai + ci:04d}_{d:02d}.png"
+        yield name, buf.getvalue()
+
+
+@pytest.fixture
+def omniglot_zip(tmp_path) -> pathlib.Path:
+  path = tmp_path / "images_background.zip"
+  with zipfile.ZipFile(path, "w") as z:
+    for name, data in _files():
+      z.writestr("images_background/" + name, data)
+    z.writestr("images_background/README.txt", "not an image")
+  return path
+
+
+@pytest.fixture
+def omniglot_folder(tmp_path) -> pathlib.Path:
+  root = tmp_path / "unpacked"
+  for name, data in _files():
+    (root / name).parent.mkdir(parents=True, exist_ok=True)
+    (root / name).write_bytes(data)
+  return root
+
+
+def test_loader_reads_zip_and_folder_alike(omniglot_zip, omniglot_folder):
+  z = omniglot.load_omniglot(omniglot_zip, image_size=21)
+  f = omniglot.load_omniglot(omniglot_folder, image_size=21)
+  assert z.alphabet_names == ["Alpha", "Beta", "Gamma_(x)"] == f.alphabet_names
+  assert len(z) == sum(ALPHABETS.values()) * DRAWERS == len(f)
+  assert z.images.shape == (len(z), 21, 21, 1)
+  np.testing.assert_array_equal(z.images, f.images)
+  np.testing.assert_array_equal(z.identities, f.identities)
+  # Ink is 1, paper 0; nine characters, alphabets and drawers per record.
+  assert z.images.max() == pytest.approx(1.0) and z.images.min() == 0.0
+  assert z.images.mean() < 0.2
+  assert len(np.unique(z.identities)) == 9
+  assert np.bincount(z.character_alphabet).tolist() == [4, 3, 2]
+  np.testing.assert_array_equal(z.alphabets, z.character_alphabet[z.identities])
+  assert sorted(np.unique(z.drawers)) == [1, 2, 3, 4, 5]
+  assert z.character_names[0] == "Alpha/character01"
+  # The original PNG bytes come back unchanged.
+  name = z.members[7]
+  with zipfile.ZipFile(omniglot_zip) as zf:
+    assert z.png_bytes(7) == zf.read(name)
+
+
+def test_loader_errors_name_the_path_and_how_to_pass_one(tmp_path):
+  with pytest.raises(FileNotFoundError, match=r"nowhere\.zip does not exist.*config\.data\.root"):
+    omniglot.load_omniglot(tmp_path / "nowhere.zip")
+  bogus = tmp_path / "notes.zip"
+  bogus.write_text("hello")
+  with pytest.raises(ValueError, match=r"notes\.zip is a file but not a zip"):
+    omniglot.load_omniglot(bogus)
+  (tmp_path / "empty").mkdir()
+  with pytest.raises(ValueError, match=r"empty holds no <Alphabet>/<character>"):
+    omniglot.load_omniglot(tmp_path / "empty")
+  bad = tmp_path / "bad" / "A" / "character01"
+  bad.mkdir(parents=True)
+  (bad / "0001_01.png").write_bytes(b"not a png")
+  with pytest.raises(ValueError, match=r"0001_01\.png"):
+    omniglot.load_omniglot(tmp_path / "bad")
+
+
+def test_split_is_disjoint_in_alphabets_and_drawers(omniglot_zip):
+  src = omniglot.load_omniglot(omniglot_zip, image_size=16)
+  out = splits.group_and_drawer_split(
+    src.identities,
+    src.alphabets,
+    src.drawers,
+    num_val=1,
+    num_test=1,
+    num_train_drawers=3,
+    min_eval_classes=3,
+    seed=0,
+  )
+  g, d, r = out["groups"], out["drawers"], out["records"]
+  # Only Alpha and Beta have 3 characters: they are val and test; Gamma trains.
+  assert sorted([*g["val"], *g["test"]]) == [0, 1] and g["train"].tolist() == [2]
+  assert len(d["train"]) == 3 and len(d["eval"]) == 2
+  assert not set(d["train"]) & set(d["eval"])
+  for split, drawers in (("train", d["train"]), ("val", d["eval"]), ("test", d["eval"])):
+    assert set(src.alphabets[r[split]]) <= set(g[split])
+    assert set(src.drawers[r[split]]) <= set(drawers)
+  assert not set(src.identities[r["val"]]) & set(src.identities[r["test"]])
+  with pytest.raises(ValueError, match="groups with at least 4 classes"):
+    splits.group_and_drawer_split(
+      src.identities, src.alphabets, src.drawers, num_val=1, num_test=1,
+      num_train_drawers=3, min_eval_classes=4,
+    )
+
+
+def test_build_runs_writes_the_standard_layout(omniglot_zip, tmp_path):
+  src = omniglot.load_omniglot(omniglot_zip, image_size=16)
+  keep = np.flatnonzero(src.alphabets == 0)  # Alpha: 4 characters
+  runs = oneshot.build_runs(
+    lambda i: src.png_bytes(keep[i]),
+    src.identities[keep],
+    src.drawers[keep],
+    src.alphabets[keep],
+    tmp_path / "runs",
+    num_runs=3,
+    way=4,
+    seed=1,
+  )
+  root = tmp_path / "runs"
+  assert sorted(p.name for p in root.iterdir()) == ["run01", "run02", "run03"]
+  files = sorted(p.relative_to(root / "run02").as_posix() for p in (root / "run02").rglob("*"))
+  assert files == sorted(
+    ["class_labels.txt", "test", "training"]
+    + [f"training/class{j:02d}.png" for j in range(1, 5)]
+    + [f"test/item{k:02d}.png" for k in range(1, 5)]
+  )
+  lines = (root / "run02" / "class_labels.txt").read_text().splitlines()
+  assert len(lines) == 4 and lines[0].startswith("run02/test/item01.png run02/training/class")
+  by_bytes = {src.png_bytes(i): i for i in keep}
+  for line in lines:
+    test_item, training = line.split()
+    a, b = by_bytes[(root / test_item).read_bytes()], by_bytes[(root / training).read_bytes()]
+    assert src.identities[a] == src.identities[b]  # the label names the same character
+    assert src.drawers[a] != src.drawers[b]  # by another drawer
+  assert len({src.drawers[by_bytes[p.read_bytes()]] for p in (root / "run02/training").iterdir()}) == 1
+  assert [r.name for r in runs] == ["run01", "run02", "run03"]
+  assert all(sorted(r.label.tolist()) == [0, 1, 2, 3] for r in runs)
+
+
+def _hand_made_run(root: pathlib.Path) -> None:
+  """run01: 3 training classes (bars at rows 10, 50, 90) and 3 test items."""
+  for sub in ("training", "test"):
+    (root / "run01" / sub).mkdir(parents=True)
+
+  def bar(row, shift):
+    a = np.full((105, 105), 255, np.uint8)
+    a[row : row + 8, 20 + shift : 60 + shift] = 0
+    return Image.fromarray(a)
+
+  for j, row in enumerate((10, 50, 90), 1):
+    bar(row, 0).save(root / "run01" / "training" / f"class{j:02d}.png")
+  # item01 is class03, item02 class01, item03 class02
+  for k, row in enumerate((90, 10, 50), 1):
+    bar(row, 3).save(root / "run01" / "test" / f"item{k:02d}.png")
+  (root / "run01" / "class_labels.txt").write_text(
+    "run01/test/item01.png run01/training/class03.png\n"
+    "run01/test/item02.png run01/training/class01.png\n"
+    "run01/test/item03.png run01/training/class02.png\n"
+  )
+
+
+def _row_of_ink(root):
+  def features_of(paths):
+    images = [omniglot.decode_png(root / p, 105, p) for p in paths]
+    return np.array([[np.argmax(im.sum(1))] for im in images], np.float64)
+
+  return features_of
+
+
+def test_score_runs_on_a_hand_made_three_way_run(tmp_path):
+  _hand_made_run(tmp_path)
+  runs = oneshot.read_runs(tmp_path)
+  assert runs[0].label.tolist() == [2, 0, 1]
+  out = oneshot.score_runs(runs, _row_of_ink(tmp_path), oneshot.prototype_scorer("euclidean"))
+  assert out["accuracy"] == 1.0 and out["per_run"] == [1.0]
+  assert out["predictions"] == [[2, 0, 1]]
+  # A scorer that prefers the farthest row gets every item wrong.
+  wrong = oneshot.score_runs(
+    runs, _row_of_ink(tmp_path), lambda q, s: -oneshot.prototype_scorer()(q, s)
+  )
+  assert wrong["accuracy"] == 0.0
+
+
+@pytest.mark.parametrize(
+  "break_it, message",
+  [
+    (lambda r: (r / "run01/class_labels.txt").unlink(), r"run01 has no class_labels\.txt"),
+    (
+      lambda r: (r / "run01/class_labels.txt").write_text(
+        "run01/test/item01.png run01/training/class07.png\n"
+      ),
+      r"class_labels\.txt line 1 names run01/training/class07\.png, which does not exist",
+    ),
+    (lambda r: (r / "run01/test/item03.png").unlink(), r"line 3 names run01/test/item03\.png"),
+    (
+      lambda r: (r / "run01/class_labels.txt").write_text(
+        "run01/test/item01.png run01/training/class03.png\n"
+      ),
+      r"names 1 training image\(s\) but .*run01/training holds 3",
+    ),
+    (lambda r: (r / "run01/class_labels.txt").write_text("one two three\n"), r"line 1: expected"),
+  ],
+)
+def test_bad_runs_raise_a_clear_error_naming_the_file(tmp_path, break_it, message):
+  _hand_made_run(tmp_path)
+  break_it(tmp_path)
+  with pytest.raises((FileNotFoundError, ValueError), match=message):
+    oneshot.read_runs(tmp_path)
+
+
+def test_read_runs_on_a_missing_or_empty_folder(tmp_path):
+  with pytest.raises(FileNotFoundError, match=r"nothere does not exist.*eval\.runs_root"):
+    oneshot.read_runs(tmp_path / "nothere")
+  with pytest.raises(FileNotFoundError, match="holds no runNN"):
+    oneshot.read_runs(tmp_path)
+
+
+def test_episodes_keep_support_and_query_drawers_apart_and_score_exactly():
+  # 2 groups x 6 classes x 4 drawers; feature = class id, so the prototype scorer is exact.
+  classes = np.repeat(np.arange(12), 4)
+  drawers = np.tile(np.arange(1, 5), 12)
+  groups = classes // 6
+  eps = oneshot.sample_episodes(
+    classes, drawers, way=5, shot=2, queries=1, num=50, groups=groups, seed=3
+  )
+  assert eps.support.shape == (50, 5, 2) and eps.query.shape == (50, 5, 1)
+  for e in range(50):
+    assert len(set(groups[eps.support[e].ravel()])) == 1
+    assert not set(drawers[eps.support[e].ravel()]) & set(drawers[eps.query[e].ravel()])
+    np.testing.assert_array_equal(classes[eps.support[e][:, 0]], classes[eps.query[e][:, 0]])
+  feats = classes[:, None].astype(float)
+  out = oneshot.episode_accuracy(feats, eps, oneshot.prototype_scorer())
+  assert out["accuracy"] == 1.0 and out["num_episodes"] == 50
+  with pytest.raises(ValueError, match="need a group with 7 classes"):
+    oneshot.sample_episodes(classes, drawers, way=7, shot=1, queries=1, num=1, groups=groups)
+
+
+def test_pair_scorer_averages_over_shots():
+  q = np.array([[0.0], [10.0]])
+  s = np.array([[[0.0], [2.0]], [[10.0], [10.0]]])  # class 0 mean distance 1, class 1: 10
+  scores = oneshot.pair_scorer(lambda a, b: -np.abs(a - b)[:, 0])(q, s)
+  np.testing.assert_allclose(scores, [[-1.0, -10.0], [-9.0, 0.0]])
+
+
+def test_koch_affine_is_deterministic_and_keeps_ink_in_range():
+  image = np.zeros((28, 28, 1), np.float32)
+  image[10:18, 6:22] = 1.0
+  a = pipeline.augment_image(image, np.random.default_rng(5), "character")
+  b = pipeline.augment_image(image, np.random.default_rng(5), "character")
+  np.testing.assert_array_equal(a, b)
+  assert a.shape == image.shape and a.dtype == np.float32
+  assert 0.0 <= a.min() and a.max() <= 1.0
+  moved = [
+    not np.allclose(pipeline.augment_image(image, np.random.default_rng(s), "character"), image)
+    for s in range(8)
+  ]
+  assert sum(moved) >= 6  # each of four parts is drawn with probability 1/2
+  assert abs(a.sum() - image.sum()) < 0.5 * image.sum()  # the stroke stays in the frame
