@@ -442,3 +442,69 @@ def siglip_loss(
   z = 2.0 * _match_matrix(a.shape[0], labels).astype(logits.dtype) - 1.0
   # log_sigmoid, not log(sigmoid(.)), which underflows to log(0) for large |logit|.
   return -jnp.sum(jax.nn.log_sigmoid(z * logits)) / a.shape[0]
+
+
+def prototypical_loss(
+  embeddings: jax.typing.ArrayLike,
+  labels: jax.typing.ArrayLike,
+  distance: str = "squared_euclidean",
+  scale: float = 1.0,
+  where: jax.typing.ArrayLike | None = None,
+) -> tuple[jax.Array, jax.Array]:
+  """Prototypical-network loss over a labelled batch, with leave-one-out prototypes.
+
+  Every row is a query: it is classified among the classes of the batch by
+  softmax(-scale * d(row, prototype)), where a class's prototype is the mean of its
+  rows, and its own class's prototype leaves the row itself out (so a PxK batch is
+  P-way, (K-1)-shot episodes for every row at once; Snell et al. split each class
+  into supports and queries instead). Rows whose class has no other row are not
+  queries.
+
+  Args:
+    embeddings: `[B, D]`.
+    labels: `[B]` integer classes.
+    distance: "squared_euclidean" (Snell et al.), "euclidean" or "cosine".
+    scale: multiplies the negative distances (a temperature; 1 for Snell et al.'s
+      squared Euclidean on unnormalised embeddings, ~10-30 for cosine).
+    where: optional `[B]` bool, which rows are real examples.
+
+  Returns:
+    `(loss, accuracy)`: the mean cross-entropy over queries, and the fraction of
+    queries whose nearest prototype is their own class's.
+
+  Reference:
+    Snell, Swersky, Zemel. Prototypical Networks for Few-shot Learning. NeurIPS 2017.
+  """
+  e, labels = jnp.asarray(embeddings), jnp.asarray(labels)
+  mining.check_embeddings_and_labels(e, labels, "prototypical_loss", where)
+  _check_distance(distance)
+  batch = e.shape[0]
+  valid = jnp.ones(batch, bool) if where is None else jnp.asarray(where, bool)
+  same = (labels[:, None] == labels[None, :]) & valid[None, :] & valid[:, None]
+  counts = jnp.sum(same, axis=1)  # rows of each row's class (itself included)
+  sums = same.astype(e.dtype) @ e
+  protos = sums / jnp.maximum(counts, 1)[:, None]  # row j: its class's prototype
+  own = (sums - e) / jnp.maximum(counts - 1, 1)[:, None]  # leave-one-out prototype
+  # Column j stands for its class when it is the class's first valid row.
+  earlier = jnp.tril(same, k=-1)
+  first = valid & ~jnp.any(earlier, axis=1)
+
+  def dist(x, y):
+    if distance == "cosine":
+      return dist_lib.cosine_distance(x, y)
+    d2 = jnp.sum(jnp.square(x - y), axis=-1)
+    return d2 if distance == "squared_euclidean" else dist_lib.safe_sqrt(d2)
+
+  d = dist(e[:, None, :], protos[None, :, :])  # [B, B]
+  d_own = dist(e, own)  # [B]
+  d = jnp.where(same, d_own[:, None], d)
+  logits = jnp.where(first[None, :], -scale * d, -jnp.inf)
+  query = valid & (counts >= 2)
+  target = jnp.argmax(same & first[None, :], axis=1)
+  ce = optax.softmax_cross_entropy_with_integer_labels(
+    jnp.where(query[:, None], logits, 0.0), jnp.where(query, target, 0)
+  )
+  num = jnp.maximum(jnp.sum(query), 1)
+  loss = jnp.sum(jnp.where(query, ce, 0.0)) / num
+  correct = (jnp.argmax(logits, axis=1) == target) & query
+  return loss, jnp.sum(correct) / num

@@ -44,6 +44,7 @@ OBJECTIVES = (
   "batch_all",
   "batch_hard",
   "semi_hard",
+  "prototypical",
   "clip",
   "siglip",
 )
@@ -130,12 +131,18 @@ def objective_from_config(cfg: Any) -> LossFn:
     "semi_hard": lambda e, y: losses.semi_hard_triplet_loss(
       e, y, margin=margin, distance=distance, reduction=reduction or "mean"
     ),
+    # (loss, accuracy of the leave-one-out prototypes), logged as active_fraction's place
+    "prototypical": lambda e, y: losses.prototypical_loss(
+      e, y, distance=distance, scale=cfg.get("scale", 1.0)
+    ),
   }[name]
+
+  aux_name = "episode_accuracy" if name == "prototypical" else "active_fraction"
 
   def loss_fn(outputs, batch):
     embeddings, labels = _embeddings_and_labels(outputs, batch)
-    loss, active = in_batch(embeddings, labels)
-    return loss, {"active_fraction": active}
+    loss, aux = in_batch(embeddings, labels)
+    return loss, {aux_name: aux}
 
   return loss_fn
 

@@ -287,6 +287,60 @@ def plot_retrieval_grid(
   return _save(fig, path)
 
 
+def plot_one_shot_run(
+  test_image: np.typing.ArrayLike,
+  candidates: np.typing.ArrayLike,
+  scores: np.typing.ArrayLike,
+  truth: int,
+  path: str | pathlib.Path,
+  title: str = "",
+  process_index: int | None = None,
+) -> pathlib.Path | None:
+  """One one-shot trial: the test item, then its N candidates with their scores.
+
+  The chosen candidate (highest score) is framed green when right and red when wrong;
+  the true class, when not chosen, is framed blue.
+
+  Args:
+    test_image: [H, W, C] float in [0, 1].
+    candidates: [N, H, W, C], one training image per class.
+    scores: [N], higher = more alike.
+    truth: index of the test item's class among the candidates.
+  """
+  if not is_writer(process_index):
+    return None
+  cands, scores = np.asarray(candidates, np.float32), np.asarray(scores, np.float64)
+  n, cols = len(cands), min(len(cands), 10)
+  rows = 1 + -(-n // cols)
+  chosen = int(np.argmax(scores))
+  fig = Figure(figsize=(1.2 * cols, 1.35 * rows))
+  axes = fig.subplots(rows, cols, squeeze=False)
+  for ax in axes.ravel():
+    ax.axis("off")
+
+  def show(ax, img, label, color=None):
+    ax.axis("on")
+    ax.imshow(np.clip(img[..., 0], 0, 1), cmap="gray_r", vmin=0, vmax=1)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_xlabel(label, fontsize=7)
+    for spine in ax.spines.values():
+      spine.set_edgecolor(color or "lightgray")
+      spine.set_linewidth(3 if color else 1)
+
+  show(axes[0, 0], np.asarray(test_image, np.float32), "test item")
+  for j in range(n):
+    color = None
+    if j == chosen:
+      color = "tab:green" if j == truth else "tab:red"
+    elif j == truth:
+      color = "tab:blue"
+    show(axes[1 + j // cols, j % cols], cands[j], f"{scores[j]:.3g}", color)
+  if title:
+    fig.suptitle(title, fontsize=8)
+  return _save(fig, path)
+
+
 def with_ci(stats: Mapping[str, Any], key: str, digits: int = 4, style: str = "[]") -> str:
   """``stats[key]`` with its 95% interval (``{key}_ci_low``, ``{key}_ci_high``) as text.
 
@@ -409,6 +463,23 @@ def write_arrays(
   path.parent.mkdir(parents=True, exist_ok=True)
   np.savez(path, **arrays)
   return path
+
+
+def write_files(
+  files: Mapping[str, bytes | str], root: str | pathlib.Path, process_index: int | None = None
+) -> pathlib.Path | None:
+  """Writes `{relative path: bytes or text}` under `root`, on the writing process only."""
+  if not is_writer(process_index):
+    return None
+  root = pathlib.Path(root)
+  for rel, data in files.items():
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(data, bytes):
+      path.write_bytes(data)
+    else:
+      path.write_text(data)
+  return root
 
 
 def write_manifest(

@@ -85,17 +85,62 @@ def weight_decay_mask(params: Any) -> Any:
   return jax.tree.map(lambda p: jnp.ndim(p) > 1, params)
 
 
+def _per_layer(values: Mapping[str, float], default: float) -> Callable[[Any], Any]:
+  """`params -> tree of floats`: the value of the first key that names a path component
+  of each leaf (e.g. "Conv_0" for ".../Conv_0/kernel"), else `default`."""
+
+  def tree(params):
+    def value(path, _):
+      parts = [str(getattr(k, "key", k)) for k in path]
+      return next((float(v) for k, v in values.items() if k in parts), default)
+
+    return jax.tree_util.tree_map_with_path(value, params)
+
+  return tree
+
+
+def per_layer_l2(l2: Mapping[str, float]) -> optax.GradientTransformation:
+  """Adds `l2[layer] * param` to the gradient of each kernel (ndim > 1) of that layer."""
+
+  def update(updates, state, params=None):
+    coefficients = _per_layer(l2, 0.0)(params)
+    return (
+      jax.tree.map(
+        lambda g, p, c: g + c * p if jnp.ndim(p) > 1 else g, updates, params, coefficients
+      ),
+      state,
+    )
+
+  return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
+
+
+def per_layer_scale(scales: Mapping[str, float]) -> optax.GradientTransformation:
+  """Multiplies the update of each layer's parameters by `scales[layer]` (default 1): a
+  per-layer learning rate, as Koch et al. (2015) tuned one per layer."""
+
+  def update(updates, state, params=None):
+    factors = _per_layer(scales, 1.0)(updates)
+    return jax.tree.map(lambda u, f: u * f, updates, factors), state
+
+  return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
+
+
 def make_optimizer(cfg: Any) -> tuple[optax.GradientTransformation, optax.Schedule]:
   """Builds the optax optimiser and its learning-rate schedule from the `train` config.
 
   `adam` and `sgd` use coupled (L2) weight decay added to the gradient; `adamw`
   uses decoupled weight decay (Loshchilov and Hutter 2019). Clipping by the
-  global gradient norm comes first.
+  global gradient norm comes first. Optional per-layer settings (a mapping from a
+  layer's name, a component of its parameter paths such as "Conv_0" or "Dense_0"):
+  `layer_l2` adds an L2 penalty per layer to the gradient, `layer_learning_rate_scales`
+  scales each layer's learning rate.
   """
   schedule = learning_rate_schedule(cfg)
   chain = []
   if cfg.grad_clip_norm > 0:
     chain.append(optax.clip_by_global_norm(cfg.grad_clip_norm))
+  if cfg.get("layer_l2"):
+    chain.append(per_layer_l2(dict(cfg.layer_l2)))
   if cfg.optimizer == "adamw":
     chain.append(
       optax.adamw(
@@ -111,6 +156,8 @@ def make_optimizer(cfg: Any) -> tuple[optax.GradientTransformation, optax.Schedu
       chain.append(optax.sgd(schedule, momentum=cfg.momentum or None))
   else:
     raise ValueError(f"train.optimizer must be adam, adamw or sgd, got {cfg.optimizer!r}")
+  if cfg.get("layer_learning_rate_scales"):
+    chain.append(per_layer_scale(dict(cfg.layer_learning_rate_scales)))
   return optax.chain(*chain), schedule
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from jaxsim import report
 from jaxsim.data import pipeline, splits
 from jaxsim.data.sources import omniglot
 from jaxsim.evaluate import oneshot
@@ -122,20 +123,21 @@ def test_split_is_disjoint_in_alphabets_and_drawers(omniglot_zip):
     )
 
 
-def test_build_runs_writes_the_standard_layout(omniglot_zip, tmp_path):
+def test_run_files_make_the_standard_layout(omniglot_zip, tmp_path):
   src = omniglot.load_omniglot(omniglot_zip, image_size=16)
   keep = np.flatnonzero(src.alphabets == 0)  # Alpha: 4 characters
-  runs = oneshot.build_runs(
+  files = oneshot.run_files(
     lambda i: src.png_bytes(keep[i]),
     src.identities[keep],
     src.drawers[keep],
     src.alphabets[keep],
-    tmp_path / "runs",
     num_runs=3,
     way=4,
     seed=1,
   )
   root = tmp_path / "runs"
+  report.write_files(files, root)
+  runs = oneshot.read_runs(root)
   assert sorted(p.name for p in root.iterdir()) == ["run01", "run02", "run03"]
   files = sorted(p.relative_to(root / "run02").as_posix() for p in (root / "run02").rglob("*"))
   assert files == sorted(

@@ -62,6 +62,23 @@ def test_gradient_clipping_bounds_the_update():
   np.testing.assert_allclose(optax.tree.norm(updates), 1.0, rtol=1e-6)
 
 
+def test_per_layer_learning_rates_and_l2_as_koch():
+  params = {
+    "enc": {"Conv_0": {"kernel": jnp.ones((2, 2)), "bias": jnp.ones(2)}},
+    "Dense_0": {"kernel": jnp.ones((2, 2))},
+  }
+  cfg = _cfg(optimizer="sgd", momentum=0.0, learning_rate=1.0, schedule="constant")
+  cfg.layer_learning_rate_scales = {"Conv_0": 0.5}
+  cfg.layer_l2 = {"Dense_0": 0.2}
+  tx, _ = train.make_optimizer(cfg)
+  grads = jax.tree.map(jnp.ones_like, params)
+  updates, _ = tx.update(grads, tx.init(params), params)
+  # Conv_0: half the learning rate, no L2; Dense_0: full rate, gradient + 0.2 * param.
+  np.testing.assert_allclose(updates["enc"]["Conv_0"]["kernel"], -0.5)
+  np.testing.assert_allclose(updates["enc"]["Conv_0"]["bias"], -0.5)
+  np.testing.assert_allclose(updates["Dense_0"]["kernel"], -1.2)
+
+
 def test_unknown_optimizer_is_a_clear_error():
   with pytest.raises(ValueError, match="adam, adamw or sgd"):
     train.make_optimizer(_cfg(optimizer="lamb"))

@@ -190,10 +190,20 @@ OBJECTIVES = (  # jaxsim.objectives.OBJECTIVES (a test keeps them equal)
   "batch_all",
   "batch_hard",
   "semi_hard",
+  "prototypical",
   "clip",
   "siglip",
 )
-ENCODERS = ("resnet18", "resnet34", "resnet50", "koch", "face_auth_cnn", "digit_cnn", "char_text")
+ENCODERS = (
+  "resnet18",
+  "resnet34",
+  "resnet50",
+  "koch",
+  "face_auth_cnn",
+  "digit_cnn",
+  "conv4",
+  "char_text",
+)
 FUSION_RULES = (  # jaxsim.evaluate.fusion.RULES
   "sum",
   "weighted_sum",
@@ -250,6 +260,7 @@ RULES: list[tuple[str, Rule]] = [
   ("*.margin", POSITIVE),
   ("*.margin_grid", Each(POSITIVE)),  # () = use `margin`
   ("*.temperature", POSITIVE),
+  ("loss*.scale", POSITIVE),
   ("*.distance", OneOf("euclidean", "squared_euclidean", "cosine")),
   ("*.reduction", OneOf("mean", "mean_active")),
   ("loss.positive_fraction", FRACTION),
@@ -366,6 +377,27 @@ TASK_RULES: dict[str, list[tuple[str, Rule]]] = {
     ("train.best_metric", OneOf("recall_at_1", "recall_at_5", "mrr_at_10")),
     ("eval.figure_queries", Int(0)),
     ("eval.figure_k", Int(1)),
+  ],
+  "omniglot": [
+    ("data.image_size", Int(8, 420)),
+    ("model.*.input_size", Int(8, 420)),
+    ("model.*.encoder.dim", Int(0)),  # conv4: 0 keeps the pooled features
+    ("split.num_val_alphabets", Int(1)),
+    ("split.num_test_alphabets", Int(1)),
+    ("split.num_train_drawers", Int(1, 19)),
+    ("train.*.best_metric", OneOf("", "val_accuracy")),
+    ("train.*.sampler.within_groups", Bool()),
+    ("train.*.layer_learning_rate_scales.*", POSITIVE),
+    ("train.*.layer_l2.*", Real(0)),
+    ("eval.ways", Each(Int(2), min_len=1)),
+    ("eval.shots", Each(Int(1), min_len=1)),
+    ("eval.queries", Int(1)),
+    ("eval.episodes", Int(1)),
+    ("eval.val_episodes", Int(1)),
+    ("eval.within_alphabet", Bool()),
+    ("eval.num_runs", Int(1)),
+    ("eval.runs_root", Text()),
+    ("eval.tta", Bool()),
   ],
   "sqrt2_null": [
     ("data.dims", Each(Int(2), min_len=1)),

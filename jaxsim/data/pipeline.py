@@ -275,12 +275,13 @@ class _LoadTriplets(_LoadPairs):
 
 
 class _LoadPxK:
-  def __init__(self, source, index, seed, modality, augment, p, k, rows: slice):
+  def __init__(self, source, index, seed, modality, augment, p, k, rows: slice, groups=None):
     self.source, self.index, self.seed = source, index, seed
     self.modality, self.augment, self.p, self.k, self.rows = modality, augment, p, k, rows
+    self.groups = groups
 
   def __call__(self, step) -> dict[str, np.ndarray]:
-    records = self.index.pxk(self.p, self.k, _rng(self.seed, _PXK_SALT, step))
+    records = self.index.pxk(self.p, self.k, _rng(self.seed, _PXK_SALT, step), self.groups)
     images, ids = [], []
     for row in range(self.rows.start, self.rows.stop):
       record = self.source[int(records[row])]
@@ -427,23 +428,28 @@ def pxk_batches(
   num_epochs: int | None = None,
   process_index: int = 0,
   process_count: int = 1,
+  groups: np.ndarray | None = None,
 ) -> grain.MapDataset:
   """PxK batches {"image" [p*k / process_count, ...], "identity"} for in-batch mining.
 
   Global batch s holds p distinct identities x k images, drawn from (seed, s) and
   grouped by identity; process i gets rows [i * p*k / n, (i + 1) * p*k / n).
-  `steps_per_epoch` defaults to len(records) // (p * k).
+  `steps_per_epoch` defaults to len(records) // (p * k). `groups` (one per record of
+  the source) makes batches hard: as many identities as possible from one group
+  (`IdentityIndex.pxk`).
   """
   records = _records(source, records)
   local = _local_batch_size(p * k, process_index, process_count)
   index = IdentityIndex(source.identities, records)
-  index.pxk(p, k, np.random.default_rng(0))  # fail now if the split cannot fill a batch
+  index.pxk(p, k, np.random.default_rng(0), groups)  # fail now if a batch cannot be filled
   steps = steps_per_epoch or max(1, len(records) // (p * k))
   ds = grain.MapDataset.range(steps).repeat(num_epochs)
   ds = ds.map_with_index(lambda position, _: np.int64(position))
   rows = slice(process_index * local, (process_index + 1) * local)
   return ds.map(
-    _LoadPxK(source, index, seed, _default_modality(source, modality), augment, p, k, rows)
+    _LoadPxK(
+      source, index, seed, _default_modality(source, modality), augment, p, k, rows, groups
+    )
   )
 
 
@@ -455,12 +461,14 @@ def sampler_iterator(
   seed: int,
   process_index: int = 0,
   process_count: int = 1,
+  groups: np.ndarray | None = None,
 ):
   """A checkpointable iterator of pair batches or PxK batches of `records`.
 
   `sampler.kind` is "pairs" (balanced fresh pairs, `positive_fraction`; batches
   `{"image_a", "image_b", "label"}`) or "pxk" (`p` identities x `k` images, p * k equal
-  to the batch size; batches `{"image", "identity"}`). `process_index` and
+  to the batch size; batches `{"image", "identity"}`; with `sampler.within_groups`,
+  hard batches from one of `groups`, see `pxk_batches`). `process_index` and
   `process_count` select this process's shard (pass jax.process_index() and
   jax.process_count()).
   """
@@ -480,7 +488,17 @@ def sampler_iterator(
       raise ValueError(
         f"sampler p * k = {sampler.p} * {sampler.k} must equal train.batch_size = {batch_size}"
       )
-    ds = pxk_batches(source, records, p=sampler.p, k=sampler.k, augment=sampler.augment, **common)
+    if sampler.get("within_groups") and groups is None:
+      raise ValueError("sampler.within_groups=True needs the data's groups (e.g. alphabets)")
+    ds = pxk_batches(
+      source,
+      records,
+      p=sampler.p,
+      k=sampler.k,
+      augment=sampler.augment,
+      groups=groups if sampler.get("within_groups") else None,
+      **common,
+    )
     return make_iterator(ds)
   raise ValueError(f"sampler.kind must be 'pairs' or 'pxk', got {sampler.kind!r}")
 

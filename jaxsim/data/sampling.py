@@ -118,11 +118,16 @@ class IdentityIndex:
       same = self.record_ids[neg] == anchor_ids
     return {"anchor": anchor, "positive": positive, "negative": self.records[neg]}
 
-  def pxk(self, p: int, k: int, rng: np.random.Generator) -> np.ndarray:
+  def pxk(
+    self, p: int, k: int, rng: np.random.Generator, groups: np.ndarray | None = None
+  ) -> np.ndarray:
     """Record indices [p * k]: p distinct identities x k records each (grouped).
 
     An identity with fewer than k records (but at least two) repeats its records
-    in a random order, each at most ceil(k / count) times.
+    in a random order, each at most ceil(k / count) times. With `groups` (the group of
+    every record of the source, e.g. an Omniglot character's alphabet) the batch is
+    hard: one group is drawn (in proportion to its identities) and gives as many of the
+    p identities as it has; any left are drawn from the other groups.
     """
     self._require_positives()
     if p < 2 or k < 2:
@@ -132,9 +137,16 @@ class IdentityIndex:
         f"PxK batches need p={p} identities with two or more images, but only "
         f"{self.eligible.size} exist in this split; lower p or use more identities"
       )
-    groups = rng.choice(self.eligible, size=p, replace=False)
+    if groups is None:
+      chosen = rng.choice(self.eligible, size=p, replace=False)
+    else:
+      group_of = np.asarray(groups)[self.records[self.starts[self.eligible]]]
+      first = group_of[rng.integers(len(group_of))]  # a group, in proportion to its size
+      mine = rng.permutation(self.eligible[group_of == first])[:p]
+      rest = self.eligible[group_of != first]
+      chosen = np.concatenate([mine, rng.choice(rest, size=p - len(mine), replace=False)])
     out = []
-    for g in groups:
+    for g in chosen:
       mine = self.records[self.starts[g] : self.starts[g] + self.counts[g]]
       out.append(rng.permutation(mine)[np.arange(k) % len(mine)])
     return np.concatenate(out)

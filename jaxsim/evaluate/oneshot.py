@@ -14,7 +14,7 @@ Two protocols, both on features computed once per image:
   `runNN/training/classJJ.png` (one image per class), `runNN/test/itemKK.png` and
   `runNN/class_labels.txt`, whose lines are `runNN/test/itemKK.png
   runNN/training/classJJ.png` (a test item and the training image of its class).
-  `build_runs` writes runs in exactly that layout from held-out alphabets;
+  `run_files` makes runs in exactly that layout from held-out alphabets;
   `read_runs` reads any folder of them (the standard 20 runs included) and checks
   it; `score_runs` scores them and gives a bootstrap interval over runs.
 
@@ -284,50 +284,44 @@ def read_runs(root: str | pathlib.Path) -> list[Run]:
   return [read_run(root, n) for n in names]
 
 
-def build_runs(
+def run_files(
   png_bytes: Callable[[int], bytes],
   classes: np.ndarray,
   drawers: np.ndarray,
   groups: np.ndarray,
-  out_root: str | pathlib.Path,
   *,
   num_runs: int = 20,
   way: int = 20,
   seed: int = 0,
-) -> list[Run]:
-  """Writes `num_runs` within-group `way`-way one-shot runs in Lake et al.'s layout.
+) -> dict[str, bytes | str]:
+  """The files of `num_runs` within-group `way`-way one-shot runs in Lake et al.'s layout.
 
-  Run r takes one group (cycling through the groups with `way` classes, in a shuffled
-  order), `way` of its classes, and two distinct drawers: the training images are by
-  the first, the test items by the second, so every test item has exactly one
-  training image of its class. Test items are shuffled. Images are copied byte for
-  byte (`png_bytes(record)`).
+  Run r takes one group (one with `way` classes, drawn at random), `way` of its
+  classes, and two distinct drawers: the training images are by the first, the test
+  items by the second, so every test item has exactly one training image of its class.
+  Test items are shuffled. Images are the original files, byte for byte
+  (`png_bytes(record)`; records index `classes`, `drawers` and `groups`).
 
   Returns:
-    The runs, as `read_runs(out_root)` reads them back.
+    `{relative path: PNG bytes or the text of class_labels.txt}`; write them with
+    `jaxsim.report.write_files` and read them back with `read_runs`.
   """
-  out_root = pathlib.Path(out_root)
   episodes = sample_episodes(
     classes, drawers, way=way, shot=1, queries=1, num=num_runs, groups=groups, seed=seed
   )
   rng = np.random.default_rng([seed, 1])
+  files: dict[str, bytes | str] = {}
   for r in range(num_runs):
     name = f"run{r + 1:02d}"
-    for sub in ("training", "test"):
-      (out_root / name / sub).mkdir(parents=True, exist_ok=True)
     order = rng.permutation(way)  # test item k shows class order[k]
     lines = []
     for j in range(way):
-      (out_root / name / "training" / f"class{j + 1:02d}.png").write_bytes(
-        png_bytes(int(episodes.support[r, j, 0]))
-      )
+      files[f"{name}/training/class{j + 1:02d}.png"] = png_bytes(int(episodes.support[r, j, 0]))
     for k, j in enumerate(order):
-      (out_root / name / "test" / f"item{k + 1:02d}.png").write_bytes(
-        png_bytes(int(episodes.query[r, j, 0]))
-      )
+      files[f"{name}/test/item{k + 1:02d}.png"] = png_bytes(int(episodes.query[r, j, 0]))
       lines.append(f"{name}/test/item{k + 1:02d}.png {name}/training/class{j + 1:02d}.png")
-    (out_root / name / LABELS_FILE).write_text("\n".join(lines) + "\n")
-  return read_runs(out_root)
+    files[f"{name}/{LABELS_FILE}"] = "\n".join(lines) + "\n"
+  return files
 
 
 def score_runs(

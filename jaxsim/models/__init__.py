@@ -14,11 +14,12 @@ import jax.numpy as jnp
 from jaxsim.models.koch import KochEncoder, L1PairHead
 from jaxsim.models.resnet import EmbeddingHead, ResNet, ResNetEncoder, l2_normalize
 from jaxsim.models.siamese import KochSiameseModel, SiameseModel, TwoTowerModel
-from jaxsim.models.small_cnn import DigitCNN, FaceAuthCNN
+from jaxsim.models.small_cnn import Conv4, DigitCNN, FaceAuthCNN
 from jaxsim.models.text import CharTextEncoder
 
 __all__ = [
   "CharTextEncoder",
+  "Conv4",
   "DigitCNN",
   "EmbeddingHead",
   "FaceAuthCNN",
@@ -41,7 +42,7 @@ def encoder_from_config(cfg: Any) -> nn.Module:
   """Builds one encoder from a mapping (ConfigDict or dict).
 
   Fields: `name` in {resnet18, resnet34, resnet50, koch, face_auth_cnn, digit_cnn,
-  char_text}; `dim` (embedding size); ResNet: `width` (64), `small_inputs`,
+  conv4, char_text}; `dim` (embedding size); ResNet: `width` (64), `small_inputs`,
   `head_batch_norm`, `normalize`, `dtype` ("float32" or "bfloat16"); text:
   `vocab_size`, `max_ngram`; CNNs: `normalize`.
   """
@@ -56,6 +57,7 @@ def encoder_from_config(cfg: Any) -> nn.Module:
   builders = {
     "koch": KochEncoder,
     "face_auth_cnn": FaceAuthCNN,
+    "conv4": Conv4,
     "digit_cnn": DigitCNN,
     "char_text": CharTextEncoder,
   }

@@ -1,0 +1,132 @@
+r"""Omniglot one-shot: a prototypical embedding model (default) and Koch's Siamese network.
+
+    python -m experiments.run --config=omniglot             # default (<= 15 min, 2-core CPU)
+    python -m experiments.run --config=omniglot:seed        # Koch et al.'s published recipe
+    python -m experiments.run --config=omniglot:runlocal    # ~2 min smoke run
+    python -m experiments.run --config=omniglot --config.data.root=PATH \
+      --config.eval.runs_root=PATH_TO_RUNS                  # also score the standard 20 runs
+
+`data.root` is the Omniglot background set, `images_background.zip` or the folder it
+unpacks to (default: `../shared/data/omniglot/images_background.zip` beside the
+repository). Nothing is downloaded. `eval.runs_root` is a folder of one-shot runs in
+Lake et al.'s layout (`runNN/{training,test}/*.png`, `runNN/class_labels.txt`), e.g.
+the 20 standard runs of the evaluation set.
+
+Groups: `data`, `split` (alphabets and drawers), `model.<name>` (with its
+`input_size`), `loss.<name>`, `train.<name>` (from `jaxsim.train_config`, with its
+batch `sampler`), `eval`. Every model in `model` is trained and evaluated.
+"""
+
+import pathlib
+
+import ml_collections
+
+from experiments.configs import common
+
+VARIANTS = ("runlocal", "seed")
+DEFAULT_ROOT = str(
+  (pathlib.Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "omniglot"
+   / "images_background.zip").resolve()
+)
+
+
+def _koch() -> tuple[dict, dict, ml_collections.ConfigDict]:
+  """Koch et al. (2015): 105x105, conv 64-128-128-256, Dense 4096 sigmoid, L1 head, BCE;
+  SGD with momentum, per-layer learning rates and L2, affine-distorted pairs."""
+  layers = ("Conv_0", "Conv_1", "Conv_2", "Conv_3", "Dense_0")
+  model = {
+    "kind": "koch",
+    "input_size": 105,
+    "encoder": {"name": "koch", "features": (64, 128, 128, 256), "dense": 4096},
+  }
+  train = common.train_defaults()
+  train.update(
+    steps=600,
+    batch_size=32,
+    optimizer="sgd",
+    learning_rate=0.01,
+    momentum=0.9,
+    schedule="constant",
+    warmup_steps=0,
+  )
+  # The paper tuned one learning rate and one L2 weight per layer (eta in [1e-4, 0.1],
+  # lambda in [0, 0.1]) and did not publish them; these are ours, inside those ranges.
+  train.layer_learning_rate_scales = dict.fromkeys(layers, 1.0)
+  train.layer_l2 = dict.fromkeys(layers, 2e-4)
+  train.sampler = {"kind": "pairs", "positive_fraction": 0.5, "augment": True, "p": 0, "k": 0}
+  return model, {"name": "pair_bce"}, train
+
+
+def get_config(arg=None):
+  args = common.parse_args(arg, VARIANTS, "omniglot")
+  c = ml_collections.ConfigDict()
+  c.task = "omniglot"
+  c.seed = 0
+
+  c.data = ml_collections.ConfigDict()
+  c.data.root = DEFAULT_ROOT  # images_background.zip, or the folder it unpacks to
+
+  # Koch et al.: training alphabets and drawers; validation and test alphabets are
+  # drawn from those with at least 20 characters (20-way within-alphabet runs).
+  c.split = ml_collections.ConfigDict()
+  c.split.num_val_alphabets = 5
+  c.split.num_test_alphabets = 5
+  c.split.num_train_drawers = 12  # of 20, as Koch; the other 8 draw every eval image
+  c.split.seed = 0
+
+  c.eval = ml_collections.ConfigDict()
+  c.eval.ways = (5, 20)
+  c.eval.shots = (1, 5)
+  c.eval.queries = 1  # per class and episode, each by its own drawer
+  c.eval.episodes = 1000
+  c.eval.within_alphabet = True  # every episode's classes from one alphabet, as Lake's runs
+  c.eval.num_runs = 20  # runs built from the test alphabets, in Lake et al.'s layout
+  c.eval.runs_root = ""  # also score this folder of runs (e.g. the 20 standard runs)
+  c.eval.val_episodes = 300  # 20-way 1-shot validation episodes for model selection
+  c.eval.batch_size = 256
+
+  c.model = ml_collections.ConfigDict()
+  c.loss = ml_collections.ConfigDict()
+  c.train = ml_collections.ConfigDict()
+
+  # Prototypical embedding model: Conv-4 at 28x28, leave-one-out prototypes over hard
+  # PxK batches (20 characters of one alphabet x 6 drawings), Koch's affine distortions.
+  c.model.proto = {
+    "kind": "siamese",
+    "input_size": 28,
+    "score": "euclidean",
+    "encoder": {"name": "conv4", "features": (64, 64, 64, 64), "dim": 0},
+  }
+  c.loss.proto = {"name": "prototypical", "distance": "squared_euclidean", "scale": 1.0}
+  c.train.proto = common.train_defaults()
+  c.train.proto.update(steps=1500, batch_size=120, learning_rate=2e-3, warmup_steps=50)
+  c.train.proto.sampler = {
+    "kind": "pxk", "p": 20, "k": 6, "within_groups": True, "augment": True,
+    "positive_fraction": 0.0,
+  }
+
+  if "seed" in args or "runlocal" in args:
+    # `seed`: Koch's network alone; `runlocal`: both, tiny, so that both paths run.
+    c.model.koch, c.loss.koch, c.train.koch = _koch()
+  if "seed" in args:
+    del c.model["proto"], c.loss["proto"], c.train["proto"]
+
+  for name in c.model:
+    c.train[name].update(best_metric="val_accuracy", eval_every=100, checkpoint_every=100)
+
+  if "runlocal" in args:
+    c.eval.episodes = 100
+    c.eval.val_episodes = 40
+    c.eval.num_runs = 4
+    for name in c.model:
+      c.train[name].update(
+        steps=12, eval_every=6, checkpoint_every=6, log_every=4, warmup_steps=0,
+        async_checkpoints=False,
+      )
+    if "proto" in c.model:
+      c.train.proto.update(batch_size=40)
+      c.train.proto.sampler.update(p=10, k=4)
+    c.train.koch.batch_size = 16
+    if "seed" not in args:
+      c.model.koch.encoder = {"name": "koch", "features": (8, 16, 16, 32), "dense": 64}
+  return c
