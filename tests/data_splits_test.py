@@ -122,6 +122,25 @@ def test_pxk_batches_structure():
     index.pxk(42, 2, rng)
 
 
+def test_pxk_within_groups_fills_the_batch_from_one_group_first():
+  ids = np.repeat(np.arange(30), 4)  # 30 identities: group 0 has 10, group 1 has 20
+  groups = np.where(ids < 10, 0, 1)
+  index = sampling.IdentityIndex(ids)
+  rng = np.random.default_rng(1)
+  seen = set()
+  for _ in range(40):
+    batch = index.pxk(12, 4, rng, groups)
+    first = ids[batch].reshape(12, 4)[:, 0]
+    assert len(np.unique(first)) == 12
+    g = groups[batch].reshape(12, 4)[:, 0]
+    if g[0] == 0:  # all 10 of group 0, then 2 from group 1
+      assert g[:10].tolist() == [0] * 10 and g[10:].tolist() == [1, 1]
+    else:
+      assert np.all(g == 1)
+    seen.add(int(g[0]))
+  assert seen == {0, 1}
+
+
 def test_enrolment_split_keeps_a_test_probe_per_identity():
   records = np.flatnonzero(IDS < 5)
   out = splits.enrolment_split(IDS, records, 2, 2, seed=0)

@@ -254,3 +254,27 @@ def test_bad_inputs_raise_clear_errors():
     losses.siglip_loss(jnp.ones((3, 2)), jnp.ones((3, 2)), 0.0, 0.0, labels=jnp.ones(2, int))
   with pytest.raises(ValueError, match="labels must have shape"):
     losses.pair_bce_loss(jnp.ones(3), jnp.ones(2))
+
+
+def test_prototypical_loss_matches_leave_one_out_prototypes_by_hand():
+  rng = np.random.default_rng(0)
+  e = rng.normal(size=(12, 5)).astype(np.float32)
+  y = np.array([0, 0, 0, 3, 3, 3, 7, 7, 7, 1, 1, 9])  # class 9 has one row: not a query
+  expected, correct = [], []
+  classes = [0, 3, 7, 1, 9]
+  for i in range(11):
+    logits = []
+    for c in classes:
+      rows = (y == c) & (np.arange(12) != i)
+      logits.append(-np.sum((e[i] - e[rows].mean(0)) ** 2))
+    logits = np.array(logits)
+    own = classes.index(y[i])
+    expected.append(np.log(np.exp(logits).sum()) - logits[own])
+    correct.append(np.argmax(logits) == own)
+  loss, accuracy = losses.prototypical_loss(e, y)
+  np.testing.assert_allclose(loss, np.mean(expected), rtol=1e-5)
+  np.testing.assert_allclose(accuracy, np.mean(correct), rtol=1e-6)
+  # Separated classes: every query finds its own prototype, the loss goes to 0.
+  far = np.repeat(np.eye(4, dtype=np.float32) * 50, 3, axis=0)
+  loss, accuracy = losses.prototypical_loss(far, np.repeat(np.arange(4), 3))
+  assert float(accuracy) == 1.0 and float(loss) < 1e-6

@@ -71,6 +71,13 @@ def prepare(config, workdir: pathlib.Path) -> dict:
     min_eval_classes=max(ev.ways),
     seed=sp.seed,
   )
+  num_eval_drawers = len(split["drawers"]["eval"])
+  if max(ev.shots) + ev.queries > num_eval_drawers:
+    raise ValueError(
+      f"eval.shots up to {max(ev.shots)} plus eval.queries={ev.queries} need that many "
+      f"evaluation drawers, but split.num_train_drawers={sp.num_train_drawers} leaves "
+      f"{num_eval_drawers}; lower one of them"
+    )
   records = split["records"]
   names = {k: [src.alphabet_names[g] for g in v] for k, v in split["groups"].items()}
   characters = {k: np.unique(src.identities[r]) for k, r in records.items()}
