@@ -491,7 +491,7 @@ def prototypical_loss(
 
   def dist(x, y):
     if distance == "cosine":
-      return dist_lib.cosine_distance(x, y)
+      return 1.0 - jnp.sum(dist_lib.l2_normalize(x) * dist_lib.l2_normalize(y), axis=-1)
     d2 = jnp.sum(jnp.square(x - y), axis=-1)
     return d2 if distance == "squared_euclidean" else dist_lib.safe_sqrt(d2)
 
@@ -508,3 +508,43 @@ def prototypical_loss(
   loss = jnp.sum(jnp.where(query, ce, 0.0)) / num
   correct = (jnp.argmax(logits, axis=1) == target) & query
   return loss, jnp.sum(correct) / num
+
+
+def normalized_softmax_loss(
+  embeddings: jax.typing.ArrayLike,
+  proxies: jax.typing.ArrayLike,
+  labels: jax.typing.ArrayLike,
+  scale: float = 16.0,
+  margin: float = 0.1,
+) -> tuple[jax.Array, jax.Array]:
+  """Cosine softmax over learnable class proxies, with an additive margin (CosFace).
+
+  logit_c = scale * (cos(e, p_c) - margin * [c = label]); the loss is the softmax
+  cross-entropy. With margin 0 this is NormFace's normalised softmax. Every training
+  class has a proxy, so each row is contrasted with all classes, not only those in the
+  batch.
+
+  Args:
+    embeddings: `[B, D]` (normalised here).
+    proxies: `[C, D]` (normalised here).
+    labels: `[B]` integer classes in [0, C).
+    scale: the inverse temperature s.
+    margin: the additive cosine margin m.
+
+  Returns:
+    `(loss, accuracy)`: the mean cross-entropy and the fraction of rows whose nearest
+    proxy (without margin) is their own.
+
+  References:
+    Wang et al. NormFace, ACM MM 2017; Wang et al. CosFace, CVPR 2018.
+  """
+  e, p, labels = jnp.asarray(embeddings), jnp.asarray(proxies), jnp.asarray(labels)
+  mining.check_embeddings_and_labels(e, labels, "normalized_softmax_loss")
+  if p.ndim != 2 or p.shape[1] != e.shape[1]:
+    raise ValueError(
+      f"normalized_softmax_loss: proxies must be [classes, {e.shape[1]}], got {p.shape}"
+    )
+  cos = dist_lib.l2_normalize(e) @ dist_lib.l2_normalize(p).T
+  one_hot = jax.nn.one_hot(labels, p.shape[0], dtype=cos.dtype)
+  loss = optax.softmax_cross_entropy(scale * (cos - margin * one_hot), one_hot)
+  return jnp.mean(loss), jnp.mean(jnp.argmax(cos, axis=1) == labels)

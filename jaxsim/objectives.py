@@ -45,6 +45,7 @@ OBJECTIVES = (
   "batch_hard",
   "semi_hard",
   "prototypical",
+  "normalized_softmax",
   "clip",
   "siglip",
 )
@@ -100,6 +101,20 @@ def objective_from_config(cfg: Any) -> LossFn:
       per_pair = losses.pair_bce_loss(logits, batch["label"])
       accuracy = jnp.mean((logits > 0) == (batch["label"] == 1))
       return jnp.mean(per_pair), {"pair_accuracy": accuracy}
+
+    return loss_fn
+
+  if name == "normalized_softmax":
+    scale = cfg.get("scale", 16.0)
+
+    def loss_fn(outputs, batch):
+      if "proxies" not in outputs:
+        raise ValueError("loss.name='normalized_softmax' needs a model with num_proxies > 0")
+      loss, accuracy = losses.normalized_softmax_loss(
+        outputs["embeddings_a"], outputs["proxies"], batch["identity"].astype(jnp.int32),
+        scale=scale, margin=margin,
+      )
+      return loss, {"proxy_accuracy": accuracy}
 
     return loss_fn
 

@@ -47,7 +47,7 @@ PAIR_INPUTS = {"a": "image_a", "b": "image_b"}
 SINGLE_INPUTS = {"a": "image"}
 IMAGE_TEXT_INPUTS = {"a": "image", "b": ("text_ids", "text_mask")}
 # The model inputs of each `data.pipeline.sampler_iterator` kind.
-SAMPLER_INPUTS = {"pairs": PAIR_INPUTS, "pxk": SINGLE_INPUTS}
+SAMPLER_INPUTS = {"pairs": PAIR_INPUTS, "pxk": SINGLE_INPUTS, "images": SINGLE_INPUTS}
 
 _log = logging.getLogger(__name__)
 

@@ -58,9 +58,9 @@ def _small_config(root):
   c.eval.episodes = 50
   c.eval.val_episodes = 20
   c.eval.num_runs = 3
-  c.train.koch.steps = c.train.proto.steps = 6
-  c.train.koch.eval_every = c.train.proto.eval_every = 3
-  c.train.koch.checkpoint_every = c.train.proto.checkpoint_every = 3
+  c.train.koch.steps = c.train.proxy.steps = 6
+  c.train.koch.eval_every = c.train.proxy.eval_every = 3
+  c.train.koch.checkpoint_every = c.train.proxy.checkpoint_every = 3
   return c
 
 
@@ -69,7 +69,7 @@ def test_task_end_to_end_on_a_constructed_alphabet_zip(alphabet_zip, tmp_path):
   given = tmp_path / "given_runs"
   metrics = omniglot.run(config, tmp_path / "a")
   work = tmp_path / "a"
-  for name in ("metrics.json", "report.md", "split_manifest.json", "run_proto.png", "run_koch.png"):
+  for name in ("metrics.json", "report.md", "split_manifest.json", "run_proxy.png", "run_koch.png"):
     assert (work / name).is_file(), name
   saved = json.loads((work / "metrics.json").read_text())
   manifest = json.loads((work / "split_manifest.json").read_text())
@@ -80,7 +80,7 @@ def test_task_end_to_end_on_a_constructed_alphabet_zip(alphabet_zip, tmp_path):
   splits.assert_disjoint(splits.read_manifest(work / "split_manifest.json"))
   runs = oneshot.read_runs(work / "runs_test")
   assert len(runs) == 3 and all(len(r.training) == 20 == len(r.test) for r in runs)
-  for name in ("proto", "koch"):
+  for name in ("proxy", "koch"):
     m = saved[name]
     r = m["one_shot_runs"]
     assert set(r) >= {"accuracy", "accuracy_ci_low", "accuracy_ci_high", "per_run", "num_runs"}
@@ -90,16 +90,16 @@ def test_task_end_to_end_on_a_constructed_alphabet_zip(alphabet_zip, tmp_path):
     assert set(m["episodes"]) == {"5way_1shot", "5way_5shot", "20way_1shot", "20way_5shot"}
     assert 0 <= m["episodes"]["20way_1shot"]["accuracy"] <= 1
     assert m["train"]["select_best_step"] in (3.0, 6.0)
-  assert metrics["proto"]["one_shot_runs"]["root"].endswith("runs_test")
+  assert metrics["proxy"]["one_shot_runs"]["root"].endswith("runs_test")
   # Any folder of runs is scored too: here the built runs, copied.
   import shutil  # noqa: PLC0415
 
   shutil.copytree(work / "runs_test", given)
   config.eval.runs_root = str(given)
-  config.model = {"proto": config.model.proto}
+  config.model = {"proxy": config.model.proxy}
   again = omniglot.run(config, work)  # resumes: no training, same runs
-  assert again["proto"]["one_shot_runs_given"]["per_run"] == saved["proto"]["one_shot_runs"]["per_run"]
-  assert again["proto"]["one_shot_runs_given"]["root"] == str(given)
+  assert again["proxy"]["one_shot_runs_given"]["per_run"] == saved["proxy"]["one_shot_runs"]["per_run"]
+  assert again["proxy"]["one_shot_runs_given"]["root"] == str(given)
 
 
 def test_too_few_evaluation_drawers_names_the_settings(alphabet_zip, tmp_path):
@@ -123,5 +123,5 @@ def test_runlocal_on_the_real_background_set(shared_data, tmp_path):
   assert metrics["data"]["num_characters_train"] + metrics["data"][
     "num_characters_val"
   ] + metrics["data"]["num_characters_test"] == 964
-  # 12 steps are far from trained, but the prototype model is well above chance (5%).
-  assert metrics["proto"]["episodes"]["20way_1shot"]["accuracy"] > 0.15
+  # 12 steps are far from trained, but the proxy model is well above chance (5%).
+  assert metrics["proxy"]["episodes"]["20way_1shot"]["accuracy"] > 0.15

@@ -191,6 +191,7 @@ OBJECTIVES = (  # jaxsim.objectives.OBJECTIVES (a test keeps them equal)
   "batch_hard",
   "semi_hard",
   "prototypical",
+  "normalized_softmax",
   "clip",
   "siglip",
 )
@@ -265,7 +266,7 @@ RULES: list[tuple[str, Rule]] = [
   ("*.reduction", OneOf("mean", "mean_active")),
   ("loss.positive_fraction", FRACTION),
   # samplers
-  ("train*.sampler.kind", OneOf("pairs", "pxk")),
+  ("train*.sampler.kind", OneOf("pairs", "pxk", "images")),
   ("train*.sampler.positive_fraction", FRACTION),
   ("train*.sampler.p", Int(0)),  # pxk: p * k = batch size (checked below); pairs: unused
   ("train*.sampler.k", Int(0)),
@@ -397,7 +398,7 @@ TASK_RULES: dict[str, list[tuple[str, Rule]]] = {
     ("eval.within_alphabet", Bool()),
     ("eval.num_runs", Int(1)),
     ("eval.runs_root", Text()),
-    ("eval.tta", Bool()),
+    ("eval.center_features", Bool()),
   ],
   "sqrt2_null": [
     ("data.dims", Each(Int(2), min_len=1)),

@@ -1,8 +1,9 @@
-r"""Omniglot one-shot: a prototypical embedding model (default) and Koch's Siamese network.
+r"""Omniglot one-shot: a cosine-softmax embedding model (default) and Koch's Siamese network.
 
     python -m experiments.run --config=omniglot             # default (<= 15 min, 2-core CPU)
     python -m experiments.run --config=omniglot:seed        # Koch et al.'s published recipe
     python -m experiments.run --config=omniglot:runlocal    # ~2 min smoke run
+    python -m experiments.run --config=omniglot:proto       # the prototypical model instead
     python -m experiments.run --config=omniglot --config.data.root=PATH \
       --config.eval.runs_root=PATH_TO_RUNS                  # also score the standard 20 runs
 
@@ -23,7 +24,7 @@ import ml_collections
 
 from experiments.configs import common
 
-VARIANTS = ("runlocal", "seed")
+VARIANTS = ("runlocal", "seed", "proto")
 DEFAULT_ROOT = str(
   (pathlib.Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "omniglot"
    / "images_background.zip").resolve()
@@ -84,32 +85,58 @@ def get_config(arg=None):
   c.eval.runs_root = ""  # also score this folder of runs (e.g. the 20 standard runs)
   c.eval.val_episodes = 300  # 20-way 1-shot validation episodes for model selection
   c.eval.batch_size = 256
+  # Embedding models: centre embeddings on the mean training embedding before scoring.
+  c.eval.center_features = True
 
   c.model = ml_collections.ConfigDict()
   c.loss = ml_collections.ConfigDict()
   c.train = ml_collections.ConfigDict()
 
-  # Prototypical embedding model: Conv-4 at 28x28, leave-one-out prototypes over hard
-  # PxK batches (20 characters of one alphabet x 6 drawings), Koch's affine distortions.
-  c.model.proto = {
+  # Default: Conv-4 at 28x28 trained as a classifier of the training characters with a
+  # cosine softmax over learnable proxies and an additive margin (CosFace), on Koch's
+  # affine distortions; one-shot trials compare centred embeddings by cosine.
+  c.model.proxy = {
     "kind": "siamese",
     "input_size": 28,
-    "score": "euclidean",
+    "score": "cosine",
     "encoder": {"name": "conv4", "features": (64, 64, 64, 64), "dim": 0},
   }
-  c.loss.proto = {"name": "prototypical", "distance": "squared_euclidean", "scale": 1.0}
-  c.train.proto = common.train_defaults()
-  c.train.proto.update(steps=1500, batch_size=120, learning_rate=2e-3, warmup_steps=50)
-  c.train.proto.sampler = {
-    "kind": "pxk", "p": 20, "k": 6, "within_groups": True, "augment": True,
-    "positive_fraction": 0.0,
-  }
+  c.loss.proxy = {"name": "normalized_softmax", "scale": 16.0, "margin": 0.1}
+  c.train.proxy = common.train_defaults()
+  c.train.proxy.update(
+    steps=1500, batch_size=128, optimizer="adamw", learning_rate=3e-3, weight_decay=5e-4,
+    warmup_steps=50, final_lr_fraction=0.01,
+  )
+  c.train.proxy.sampler = {"kind": "images", "augment": True}
+
+  if "proto" in args:
+    # Prototypical alternative: leave-one-out prototypes over hard PxK batches (20
+    # characters of one alphabet x 6 drawings), squared Euclidean distance.
+    del c.model["proxy"], c.loss["proxy"], c.train["proxy"]
+    c.model.proto = {
+      "kind": "siamese",
+      "input_size": 28,
+      "score": "euclidean",
+      "encoder": {"name": "conv4", "features": (64, 64, 64, 64), "dim": 0},
+    }
+    c.loss.proto = {"name": "prototypical", "distance": "squared_euclidean", "scale": 1.0}
+    c.train.proto = common.train_defaults()
+    c.train.proto.update(steps=1500, batch_size=120, learning_rate=2e-3, warmup_steps=50)
+    c.train.proto.sampler = {
+      "kind": "pxk",
+      "p": 20,
+      "k": 6,
+      "within_groups": True,
+      "augment": True,
+      "positive_fraction": 0.0,
+    }
 
   if "seed" in args or "runlocal" in args:
     # `seed`: Koch's network alone; `runlocal`: both, tiny, so that both paths run.
     c.model.koch, c.loss.koch, c.train.koch = _koch()
   if "seed" in args:
-    del c.model["proto"], c.loss["proto"], c.train["proto"]
+    for name in [n for n in c.model if n != "koch"]:
+      del c.model[name], c.loss[name], c.train[name]
 
   for name in c.model:
     c.train[name].update(best_metric="val_accuracy", eval_every=100, checkpoint_every=100)
@@ -126,6 +153,8 @@ def get_config(arg=None):
     if "proto" in c.model:
       c.train.proto.update(batch_size=40)
       c.train.proto.sampler.update(p=10, k=4)
+    if "proxy" in c.model:
+      c.train.proxy.update(batch_size=32)
     c.train.koch.batch_size = 16
     if "seed" not in args:
       c.model.koch.encoder = {"name": "koch", "features": (8, 16, 16, 32), "dense": 64}

@@ -470,7 +470,8 @@ def sampler_iterator(
   to the batch size; batches `{"image", "identity"}`; with `sampler.within_groups`,
   hard batches from one of `groups`, see `pxk_batches`). `process_index` and
   `process_count` select this process's shard (pass jax.process_index() and
-  jax.process_count()).
+  jax.process_count()). "images" gives shuffled epochs of single images
+  (`image_batches`; batches `{"image", "identity"}`), for proxy losses.
   """
   common = {"seed": seed, "process_index": process_index, "process_count": process_count}
   if sampler.kind == "pairs":
@@ -500,7 +501,11 @@ def sampler_iterator(
       **common,
     )
     return make_iterator(ds)
-  raise ValueError(f"sampler.kind must be 'pairs' or 'pxk', got {sampler.kind!r}")
+  if sampler.kind == "images":
+    return make_iterator(
+      image_batches(source, records, batch_size=batch_size, augment=sampler.augment, **common)
+    )
+  raise ValueError(f"sampler.kind must be 'pairs', 'pxk' or 'images', got {sampler.kind!r}")
 
 
 def make_iterator(

@@ -73,7 +73,9 @@ def model_from_config(cfg: Any) -> nn.Module:
 
   Fields: `kind` in {siamese, two_tower, koch}; `encoder` (siamese), or
   `encoder_a` and `encoder_b` (two_tower): mappings for `encoder_from_config`;
-  optional `log_temperature_init` and `bias_init` (None: no such parameter).
+  optional `log_temperature_init` and `bias_init` (None: no such parameter);
+  siamese: optional `num_proxies` (one learnable proxy per training class; the task
+  sets it from its data).
   """
   kind = cfg["kind"]
   scalars = {
@@ -81,7 +83,9 @@ def model_from_config(cfg: Any) -> nn.Module:
     "bias_init": cfg.get("bias_init"),
   }
   if kind == "siamese":
-    return SiameseModel(encoder_from_config(cfg["encoder"]), **scalars)
+    return SiameseModel(
+      encoder_from_config(cfg["encoder"]), num_proxies=int(cfg.get("num_proxies", 0)), **scalars
+    )
   if kind == "two_tower":
     return TwoTowerModel(
       encoder_from_config(cfg["encoder_a"]), encoder_from_config(cfg["encoder_b"]), **scalars

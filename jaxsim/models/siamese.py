@@ -52,17 +52,26 @@ class SiameseModel(nn.Module):
     encoder: any module mapping an input batch to [B, D] embeddings.
     log_temperature_init: initial log temperature; None for no such parameter.
     bias_init: initial logit bias; None for no such parameter.
+    num_proxies: > 0 adds a learnable proxy (class centre) per training class,
+      `proxies` [num_proxies, D] in the outputs, for proxy losses such as
+      `losses.normalized_softmax_loss`; they are not part of the embedding.
   """
 
   encoder: nn.Module
   log_temperature_init: float | None = None
   bias_init: float | None = None
+  num_proxies: int = 0
 
   @nn.compact
   def __call__(self, a: Any, b: Any = None, *, train: bool = False) -> dict[str, jax.Array]:
     out = _scalars(self, self.log_temperature_init, self.bias_init)
     if b is None:
       out["embeddings_a"] = _call(self.encoder, a, train)
+      if self.num_proxies:
+        dim = out["embeddings_a"].shape[-1]
+        out["proxies"] = self.param(
+          "proxies", nn.initializers.normal(1.0), (self.num_proxies, dim)
+        )
     elif not isinstance(a, tuple | list) and a.shape == b.shape:
       both = _call(self.encoder, jnp.concatenate([a, b], axis=0), train)
       out["embeddings_a"], out["embeddings_b"] = jnp.split(both, 2, axis=0)

@@ -33,7 +33,7 @@ import numpy as np
 
 from jaxsim import inference, report, train
 from jaxsim.data import pipeline, splits
-from jaxsim.data.sources import omniglot
+from jaxsim.data.sources import ArrayImageSource, omniglot
 from jaxsim.evaluate import oneshot
 
 PUBLISHED = {  # 20-way one-shot accuracy, as published (protocol in the README)
@@ -149,12 +149,21 @@ def _data_metrics(data) -> dict:
   return out
 
 
-def scorer_for(model_cfg, model, variables) -> oneshot.Scorer:
-  """Koch's pair head (mean logit over shots), or the nearest prototype."""
+def scorer_for(config, name, data, model, variables) -> oneshot.Scorer:
+  """Koch's pair head (mean logit over shots), or the nearest prototype; with
+  `eval.center_features`, embeddings are centred on the mean training embedding first
+  (SimpleShot; fitted on training alphabets only)."""
+  model_cfg = config.model[name]
   if model_cfg.kind == "koch":
     head = jax.jit(lambda a, b: model.apply(variables, a, b, method=model.pair_logits))
     return oneshot.pair_scorer(lambda a, b: np.asarray(head(a, b)))
-  return oneshot.prototype_scorer(model_cfg.get("score", "euclidean"))
+  center = None
+  if config.eval.center_features:
+    src = data["sources"][int(model_cfg.input_size)]
+    train = data["split"]["records"]["train"]
+    sample = np.random.default_rng(config.seed).choice(train, min(2000, len(train)), False)
+    center = _features(config, model, variables, src.images[np.sort(sample)]).mean(0)
+  return oneshot.prototype_scorer(model_cfg.get("score", "euclidean"), center)
 
 
 def _features(config, model, variables, images) -> np.ndarray:
@@ -169,19 +178,26 @@ def train_model(config, name: str, data, workdir: pathlib.Path):
 
   def val_accuracy(model, variables):
     feats = _features(config, model, variables, src.images[val])
-    scorer = scorer_for(model_cfg, model, variables)
+    scorer = scorer_for(config, name, data, model, variables)
     return {"val_accuracy": oneshot.episode_accuracy(feats, data["val_episodes"], scorer)["accuracy"]}
 
+  # The training images with their characters numbered 0..C-1 (the proxies of a proxy
+  # loss, one per training character; the count comes from the data).
+  records = data["split"]["records"]["train"]
+  characters, labels = np.unique(src.identities[records], return_inverse=True)
+  train_source = ArrayImageSource(src.images[records], labels, modality="character")
   it = pipeline.sampler_iterator(
-    src,
-    data["split"]["records"]["train"],
+    train_source,
+    np.arange(len(records)),
     tcfg.sampler,
     tcfg.batch_size,
     tcfg.seed,
     jax.process_index(),
     jax.process_count(),
-    groups=src.alphabets,
+    groups=src.alphabets[records],
   )
+  if config.loss[name].name == "normalized_softmax":
+    model_cfg = {**model_cfg.to_dict(), "num_proxies": len(characters)}
   return train.fit_model(
     name,
     model_cfg,
@@ -199,7 +215,7 @@ def evaluate_model(config, name: str, data, model, variables) -> tuple[dict, dic
   model_cfg = config.model[name]
   size = int(model_cfg.input_size)
   src, test = data["sources"][size], data["split"]["records"]["test"]
-  scorer = scorer_for(model_cfg, model, variables)
+  scorer = scorer_for(config, name, data, model, variables)
   feats = _features(config, model, variables, src.images[test])
   out: dict = {"episodes": {}}
   for (way, shot), eps in data["episodes"].items():
