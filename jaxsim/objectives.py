@@ -111,8 +111,11 @@ def objective_from_config(cfg: Any) -> LossFn:
       if "proxies" not in outputs:
         raise ValueError("loss.name='normalized_softmax' needs a model with num_proxies > 0")
       loss, accuracy = losses.normalized_softmax_loss(
-        outputs["embeddings_a"], outputs["proxies"], batch["identity"].astype(jnp.int32),
-        scale=scale, margin=margin,
+        outputs["embeddings_a"],
+        outputs["proxies"],
+        batch["identity"].astype(jnp.int32),
+        scale=scale,
+        margin=margin,
       )
       return loss, {"proxy_accuracy": accuracy}
 

@@ -684,6 +684,39 @@ def fit_model(
   return model, variables, {**info, "train_seconds_this_run": seconds, **extra}
 
 
+def fit_on_records(
+  name: str,
+  model_cfg: Any,
+  loss_cfg: Any,
+  cfg: Any,
+  source: Any,
+  records: np.ndarray,
+  workdir: str | pathlib.Path,
+  eval_fn: Callable[[Any, dict], Mapping[str, float]] | None = None,
+  groups: np.ndarray | None = None,
+) -> tuple[nn.Module, dict[str, Any], dict[str, float]]:
+  """`fit_model` on batches of `records` of `source`, drawn as `cfg.sampler` says.
+
+  The batches come from `data.pipeline.sampler_iterator` (pairs, PxK or single images,
+  this process's shard, checkpointed with the model); `groups` (one per record of the
+  source) is for hard within-group PxK batches. Returns what `fit_model` returns.
+  """
+  from jaxsim.data import pipeline  # noqa: PLC0415 -- the data layer imports no models
+
+  it = pipeline.sampler_iterator(
+    source,
+    records,
+    cfg.sampler,
+    cfg.batch_size,
+    cfg.seed,
+    jax.process_index(),
+    jax.process_count(),
+    groups=groups,
+  )
+  inputs = SAMPLER_INPUTS[cfg.sampler.kind]
+  return fit_model(name, model_cfg, loss_cfg, cfg, it, inputs, workdir, eval_fn=eval_fn)
+
+
 def select_on_grid(
   values: Sequence[Any], fit_one: Callable[[Any], tuple]
 ) -> tuple[Any, tuple, dict]:

@@ -118,8 +118,13 @@ def test_split_is_disjoint_in_alphabets_and_drawers(omniglot_zip):
   assert not set(src.identities[r["val"]]) & set(src.identities[r["test"]])
   with pytest.raises(ValueError, match="groups with at least 4 classes"):
     splits.group_and_drawer_split(
-      src.identities, src.alphabets, src.drawers, num_val=1, num_test=1,
-      num_train_drawers=3, min_eval_classes=4,
+      src.identities,
+      src.alphabets,
+      src.drawers,
+      num_val=1,
+      num_test=1,
+      num_train_drawers=3,
+      min_eval_classes=4,
     )
 
 
@@ -153,7 +158,9 @@ def test_run_files_make_the_standard_layout(omniglot_zip, tmp_path):
     a, b = by_bytes[(root / test_item).read_bytes()], by_bytes[(root / training).read_bytes()]
     assert src.identities[a] == src.identities[b]  # the label names the same character
     assert src.drawers[a] != src.drawers[b]  # by another drawer
-  assert len({src.drawers[by_bytes[p.read_bytes()]] for p in (root / "run02/training").iterdir()}) == 1
+  assert (
+    len({src.drawers[by_bytes[p.read_bytes()]] for p in (root / "run02/training").iterdir()}) == 1
+  )
   assert [r.name for r in runs] == ["run01", "run02", "run03"]
   assert all(sorted(r.label.tolist()) == [0, 1, 2, 3] for r in runs)
 

@@ -98,7 +98,9 @@ def test_task_end_to_end_on_a_constructed_alphabet_zip(alphabet_zip, tmp_path):
   config.eval.runs_root = str(given)
   config.model = {"proxy": config.model.proxy}
   again = omniglot.run(config, work)  # resumes: no training, same runs
-  assert again["proxy"]["one_shot_runs_given"]["per_run"] == saved["proxy"]["one_shot_runs"]["per_run"]
+  assert (
+    again["proxy"]["one_shot_runs_given"]["per_run"] == saved["proxy"]["one_shot_runs"]["per_run"]
+  )
   assert again["proxy"]["one_shot_runs_given"]["root"] == str(given)
 
 
@@ -120,8 +122,11 @@ def test_runlocal_on_the_real_background_set(shared_data, tmp_path):
   config.data.root = str(shared_data / "omniglot" / "images_background.zip")
   metrics = omniglot.run(config, tmp_path)
   assert metrics["data"]["num_alphabets_train"] == 20
-  assert metrics["data"]["num_characters_train"] + metrics["data"][
-    "num_characters_val"
-  ] + metrics["data"]["num_characters_test"] == 964
+  assert (
+    metrics["data"]["num_characters_train"]
+    + metrics["data"]["num_characters_val"]
+    + metrics["data"]["num_characters_test"]
+    == 964
+  )
   # 12 steps are far from trained, but the proxy model is well above chance (5%).
   assert metrics["proxy"]["episodes"]["20way_1shot"]["accuracy"] > 0.15

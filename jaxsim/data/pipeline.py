@@ -447,9 +447,7 @@ def pxk_batches(
   ds = ds.map_with_index(lambda position, _: np.int64(position))
   rows = slice(process_index * local, (process_index + 1) * local)
   return ds.map(
-    _LoadPxK(
-      source, index, seed, _default_modality(source, modality), augment, p, k, rows, groups
-    )
+    _LoadPxK(source, index, seed, _default_modality(source, modality), augment, p, k, rows, groups)
   )
 
 

@@ -277,8 +277,9 @@ def read_runs(root: str | pathlib.Path) -> list[Run]:
       f"one-shot runs folder {root} does not exist; pass a folder holding runNN/ folders "
       "(each with training/, test/ and class_labels.txt) with --config.eval.runs_root=PATH"
     )
-  names = sorted((p.name for p in root.iterdir() if p.is_dir() and p.name.startswith("run")),
-                 key=_natural_key)
+  names = sorted(
+    (p.name for p in root.iterdir() if p.is_dir() and p.name.startswith("run")), key=_natural_key
+  )
   if not names:
     raise FileNotFoundError(f"{root} holds no runNN/ folders of one-shot runs")
   return [read_run(root, n) for n in names]

@@ -69,8 +69,10 @@ class SiameseModel(nn.Module):
       out["embeddings_a"] = _call(self.encoder, a, train)
       if self.num_proxies:
         dim = out["embeddings_a"].shape[-1]
+        # Small: losses normalise the proxies, and Adam's steps of ~learning_rate per
+        # coordinate then turn them quickly (at unit scale they would barely move).
         out["proxies"] = self.param(
-          "proxies", nn.initializers.normal(1.0), (self.num_proxies, dim)
+          "proxies", nn.initializers.normal(0.01), (self.num_proxies, dim)
         )
     elif not isinstance(a, tuple | list) and a.shape == b.shape:
       both = _call(self.encoder, jnp.concatenate([a, b], axis=0), train)

@@ -42,11 +42,10 @@ from __future__ import annotations
 import functools
 import pathlib
 
-import jax
 import numpy as np
 
 from jaxsim import baselines, inference, report, train
-from jaxsim.data import loaders, pipeline, sampling, splits
+from jaxsim.data import loaders, sampling, splits
 from jaxsim.evaluate import clustered, verification
 
 
@@ -116,33 +115,19 @@ def _score(model_cfg, model, variables, data, split, batch_size):
 
 def train_model(config, name: str, data, workdir: pathlib.Path):
   """Trains model `name` on the train identities, selected by validation-pair AUC."""
-  model_cfg, tcfg, sampler, ev = (
-    config.model[name],
-    config.train[name],
-    config.train[name].sampler,
-    config.eval,
-  )
+  model_cfg, tcfg, ev = config.model[name], config.train[name], config.eval
 
   def val_auc(model, variables):
     s, _ = _score(model_cfg, model, variables, data, "val", ev.batch_size)
     return {"auc": verification.roc_auc(s, data["pairs"]["val"]["label"])}
 
-  it = pipeline.sampler_iterator(
-    data["source"],
-    data["records"]["train"],
-    sampler,
-    tcfg.batch_size,
-    tcfg.seed,
-    jax.process_index(),
-    jax.process_count(),
-  )
-  return train.fit_model(
+  return train.fit_on_records(
     name,
     model_cfg,
     config.loss[name],
     tcfg,
-    it,
-    train.SAMPLER_INPUTS[sampler.kind],
+    data["source"],
+    data["records"]["train"],
     workdir,
     eval_fn=val_auc,
   )

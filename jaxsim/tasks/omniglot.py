@@ -32,7 +32,7 @@ import jax
 import numpy as np
 
 from jaxsim import inference, report, train
-from jaxsim.data import pipeline, splits
+from jaxsim.data import splits
 from jaxsim.data.sources import ArrayImageSource, omniglot
 from jaxsim.evaluate import oneshot
 
@@ -113,8 +113,15 @@ def prepare(config, workdir: pathlib.Path) -> dict:
     "split": split,
     "names": names,
     "runs": runs,
-    "val_episodes": _episodes(src, records["val"], config, 20 if 20 in ev.ways else max(ev.ways),
-                              1, ev.val_episodes, seed=config.seed + 1),
+    "val_episodes": _episodes(
+      src,
+      records["val"],
+      config,
+      20 if 20 in ev.ways else max(ev.ways),
+      1,
+      ev.val_episodes,
+      seed=config.seed + 1,
+    ),
     "episodes": {
       (w, k): _episodes(src, test, config, w, k, ev.episodes, seed=config.seed + 2)
       for w in ev.ways
@@ -142,8 +149,10 @@ def _data_metrics(data) -> dict:
   out = {f"num_alphabets_{k}": float(len(v)) for k, v in split["groups"].items()}
   out.update({f"num_images_{k}": float(len(v)) for k, v in split["records"].items()})
   out.update(
-    {f"num_characters_{k}": float(len(np.unique(src.identities[v])))
-     for k, v in split["records"].items()}
+    {
+      f"num_characters_{k}": float(len(np.unique(src.identities[v])))
+      for k, v in split["records"].items()
+    }
   )
   out["num_train_drawers"] = float(len(split["drawers"]["train"]))
   return out
@@ -179,34 +188,27 @@ def train_model(config, name: str, data, workdir: pathlib.Path):
   def val_accuracy(model, variables):
     feats = _features(config, model, variables, src.images[val])
     scorer = scorer_for(config, name, data, model, variables)
-    return {"val_accuracy": oneshot.episode_accuracy(feats, data["val_episodes"], scorer)["accuracy"]}
+    return {
+      "val_accuracy": oneshot.episode_accuracy(feats, data["val_episodes"], scorer)["accuracy"]
+    }
 
   # The training images with their characters numbered 0..C-1 (the proxies of a proxy
   # loss, one per training character; the count comes from the data).
   records = data["split"]["records"]["train"]
   characters, labels = np.unique(src.identities[records], return_inverse=True)
   train_source = ArrayImageSource(src.images[records], labels, modality="character")
-  it = pipeline.sampler_iterator(
-    train_source,
-    np.arange(len(records)),
-    tcfg.sampler,
-    tcfg.batch_size,
-    tcfg.seed,
-    jax.process_index(),
-    jax.process_count(),
-    groups=src.alphabets[records],
-  )
   if config.loss[name].name == "normalized_softmax":
     model_cfg = {**model_cfg.to_dict(), "num_proxies": len(characters)}
-  return train.fit_model(
+  return train.fit_on_records(
     name,
     model_cfg,
     config.loss[name],
     tcfg,
-    it,
-    train.SAMPLER_INPUTS[tcfg.sampler.kind],
+    train_source,
+    np.arange(len(records)),
     workdir,
     eval_fn=val_accuracy,
+    groups=src.alphabets[records],
   )
 
 
@@ -266,10 +268,7 @@ def model_sentence(name: str, m: dict, steps: float) -> str:
   )
   if "one_shot_runs_given" in m:
     g = m["one_shot_runs_given"]
-    line += (
-      f" On the {int(g['num_runs'])} runs in {g['root']}: "
-      f"{report.with_ci(g, 'accuracy', 3)}."
-    )
+    line += f" On the {int(g['num_runs'])} runs in {g['root']}: {report.with_ci(g, 'accuracy', 3)}."
   return line
 
 

@@ -30,11 +30,10 @@ from __future__ import annotations
 import functools
 import pathlib
 
-import jax
 import numpy as np
 
 from jaxsim import baselines, inference, report, train
-from jaxsim.data import loaders, pipeline, splits
+from jaxsim.data import loaders, splits
 from jaxsim.evaluate import calibration, openset
 
 # The run's summary table (`report.summary_table`): label -> path in the metrics.
@@ -99,22 +98,13 @@ def _selection_metrics(data, ev):
 
 def train_encoder(config, data, workdir: pathlib.Path):
   """Trains the encoder on the train identities, selected by validation DIR at the target FPIR."""
-  it = pipeline.sampler_iterator(
-    data["source"],
-    data["records"]["train"],
-    config.train.sampler,
-    config.train.batch_size,
-    config.train.seed,
-    jax.process_index(),
-    jax.process_count(),
-  )
-  return train.fit_model(
+  return train.fit_on_records(
     "encoder",
     config.model,
     config.loss,
     config.train,
-    it,
-    train.SAMPLER_INPUTS[config.train.sampler.kind],
+    data["source"],
+    data["records"]["train"],
     workdir,
     eval_fn=_selection_metrics(data, config.eval),
   )
