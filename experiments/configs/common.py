@@ -251,6 +251,7 @@ RULES: list[tuple[str, Rule]] = [
   ("*.augment", Bool()),
   ("*.normalize", Bool()),
   ("*.small_inputs", Bool()),
+  ("*.flatten", Bool()),
   ("*.head_batch_norm", Bool()),
   ("*.enabled", Bool()),
   ("*.tsne", Bool()),

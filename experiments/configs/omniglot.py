@@ -105,7 +105,7 @@ def get_config(arg=None):
     "kind": "siamese",
     "input_size": 28,
     "score": "cosine",
-    "encoder": {"name": "conv4", "features": (64, 64, 64, 64), "dim": 0},
+    "encoder": {"name": "conv4", "features": (64, 64, 64, 64), "dim": 0, "flatten": False},
   }
   c.loss.proxy = {"name": "normalized_softmax", "scale": 16.0, "margin": 0.1}
   c.train.proxy = common.train_defaults()

@@ -83,19 +83,22 @@ class Conv4(nn.Module):
     features: convolution widths (the published 64, 64, 64, 64).
     dim: embedding size of a final Dense layer; 0 keeps the pooled features.
     normalize: L2-normalise the output.
+    flatten: the last block does not pool, and its map is flattened instead of
+      averaged (at 28x28: 3x3 x width features instead of width).
     conv_impl: "xla", "im2col" or "auto" (see `jaxsim.models.conv`).
   """
 
   features: tuple[int, ...] = (64, 64, 64, 64)
   dim: int = 0
   normalize: bool = False
+  flatten: bool = False
   conv_impl: str = "auto"
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
     if x.ndim != 4:
       raise ValueError(f"Conv4 expects NHWC images [B, H, W, C], got shape {x.shape}")
-    for filters in self.features:
+    for i, filters in enumerate(self.features):
       x = nn.Conv(
         filters,
         (3, 3),
@@ -104,9 +107,10 @@ class Conv4(nn.Module):
         conv_general_dilated=conv_lib.CONVS[self.conv_impl],
       )(x)
       x = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9)(x))
-      if min(x.shape[1:3]) >= 2:
+      last = i == len(self.features) - 1
+      if min(x.shape[1:3]) >= 2 and not (last and self.flatten):
         x = nn.max_pool(x, (2, 2), (2, 2))
-    x = jnp.mean(x, axis=(1, 2))
+    x = x.reshape(x.shape[0], -1) if self.flatten else jnp.mean(x, axis=(1, 2))
     if self.dim:
       x = nn.Dense(self.dim)(x)
     return l2_normalize(x) if self.normalize else x
