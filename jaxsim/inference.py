@@ -99,6 +99,30 @@ def embed(
   return predict(model, variables, {tower: x}, f"embeddings_{tower}", batch_size)
 
 
+def shifted(images: np.ndarray, dy: int, dx: int) -> np.ndarray:
+  """`images` [N, H, W, C] translated by (dy, dx) pixels, zeros shifted in."""
+  out = np.zeros_like(images)
+  h, w = images.shape[1:3]
+  out[:, max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)] = images[
+    :, max(-dy, 0) : h + min(-dy, 0), max(-dx, 0) : w + min(-dx, 0)
+  ]
+  return out
+
+
+def embed_shift_averaged(
+  model: nn.Module, variables: Mapping[str, Any], images: np.ndarray, radius: int, batch_size: int
+) -> np.ndarray:
+  """Test-time augmentation: the mean embedding over every translation of `images` by up
+  to `radius` pixels in each direction ((2 radius + 1)^2 copies; radius 0: `embed`)."""
+  shifts = range(-radius, radius + 1)
+  total = None
+  for dy in shifts:
+    for dx in shifts:
+      e = embed(model, variables, shifted(images, dy, dx), batch_size=batch_size)
+      total = e if total is None else total + e
+  return total / len(shifts) ** 2
+
+
 def embed_pairs(
   model: nn.Module,
   variables: Mapping[str, Any],

@@ -1,6 +1,8 @@
 """Chunked inference equals one direct model call, for any number of rows."""
 
+import flax.linen as nn
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -56,3 +58,27 @@ def test_errors():
     inference.embed(model, variables, x, tower="c")
   with pytest.raises(ValueError, match="different numbers of rows"):
     inference.predict(model, variables, {"a": x, "b": x[:3]}, "embeddings_a")
+
+
+def test_shifted_moves_pixels_and_fills_zeros():
+  x = np.arange(16, dtype=np.float32).reshape(1, 4, 4, 1) + 1
+  y = inference.shifted(x, 1, -2)
+  np.testing.assert_array_equal(y[0, 1:, :2, 0], x[0, :3, 2:, 0])
+  assert np.all(y[0, 0] == 0) and np.all(y[0, :, 2:] == 0)
+  np.testing.assert_array_equal(inference.shifted(x, 0, 0), x)
+
+
+def test_shift_averaged_embedding_is_the_mean_over_shifts():
+  class Sum(nn.Module):  # embedding = pixel sums of the left and the right half
+    @nn.compact
+    def __call__(self, a, b=None, train=False):
+      return {
+        "embeddings_a": jnp.stack([a[:, :, :2].sum((1, 2, 3)), a[:, :, 2:].sum((1, 2, 3))], 1)
+      }
+
+  x = np.zeros((1, 4, 4, 1), np.float32)
+  x[0, 1, 1] = 1.0  # one pixel, left half
+  model = Sum()
+  e = inference.embed_shift_averaged(model, {}, x, 1, batch_size=4)
+  # Of the 9 shifts, dx = -1, 0 keep it left (6), dx = +1 moves it right (3).
+  np.testing.assert_allclose(e, [[6 / 9, 3 / 9]])

@@ -284,3 +284,17 @@ def test_koch_affine_is_deterministic_and_keeps_ink_in_range():
   ]
   assert sum(moved) >= 6  # each of four parts is drawn with probability 1/2
   assert abs(a.sum() - image.sum()) < 0.5 * image.sum()  # the stroke stays in the frame
+
+
+def test_character_shift_adds_translation_and_stays_deterministic():
+  image = np.zeros((28, 28, 1), np.float32)
+  image[12:16, 12:16] = 1.0
+  centres = []
+  for s in range(20):
+    a = pipeline.augment_image(image, np.random.default_rng(s), "character_shift")
+    b = pipeline.augment_image(image, np.random.default_rng(s), "character_shift")
+    np.testing.assert_array_equal(a, b)
+    ys, xs = np.nonzero(a[..., 0] > 0.5)
+    centres.append(np.hypot(ys.mean() - 13.5, xs.mean() - 13.5))
+  # Koch's own translation is at most 2/105 of the side (0.5 px here); 10% is 2.8 px.
+  assert max(centres) > 1.0

@@ -400,6 +400,8 @@ TASK_RULES: dict[str, list[tuple[str, Rule]]] = {
     ("eval.num_runs", Int(1)),
     ("eval.runs_root", Text()),
     ("eval.center_features", Bool()),
+    ("eval.tta_shift", Int(0, 8)),
+    ("data.augmentation", OneOf("character", "character_shift")),
   ],
   "sqrt2_null": [
     ("data.dims", Each(Int(2), min_len=1)),

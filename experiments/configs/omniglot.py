@@ -72,6 +72,9 @@ def get_config(arg=None):
 
   c.data = ml_collections.ConfigDict()
   c.data.root = DEFAULT_ROOT  # images_background.zip, or the folder it unpacks to
+  # Training distortions: "character" is Koch et al.'s affine set; "character_shift"
+  # adds translations of up to 10% of the side (see jaxsim.data.pipeline).
+  c.data.augmentation = "character_shift"
 
   # Koch et al.: training alphabets and drawers; validation and test alphabets are
   # drawn from those with at least 20 characters (20-way within-alphabet runs).
@@ -93,6 +96,8 @@ def get_config(arg=None):
   c.eval.batch_size = 256
   # Embedding models: centre embeddings on the mean training embedding before scoring.
   c.eval.center_features = True
+  # Test-time augmentation: embeddings averaged over shifts of up to this many pixels.
+  c.eval.tta_shift = 3
 
   c.model = ml_collections.ConfigDict()
   c.loss = ml_collections.ConfigDict()
@@ -105,7 +110,7 @@ def get_config(arg=None):
     "kind": "siamese",
     "input_size": 28,
     "score": "cosine",
-    "encoder": {"name": "conv4", "features": (64, 64, 64, 64), "dim": 0, "flatten": False},
+    "encoder": {"name": "conv4", "features": (64, 64, 64, 64), "dim": 0, "flatten": True},
   }
   c.loss.proxy = {"name": "normalized_softmax", "scale": 16.0, "margin": 0.1}
   c.train.proxy = common.train_defaults()
@@ -148,6 +153,8 @@ def get_config(arg=None):
   if "seed" in args:
     for name in [n for n in c.model if n != "koch"]:
       del c.model[name], c.loss[name], c.train[name]
+    c.data.augmentation = "character"  # Koch's distortions only
+    c.eval.tta_shift = 0
 
   for name in c.model:
     c.train[name].update(best_metric="val_accuracy", eval_every=100, checkpoint_every=100)
@@ -157,6 +164,7 @@ def get_config(arg=None):
     c.train.koch.update(steps=150, eval_every=50, checkpoint_every=50)
 
   if "runlocal" in args:
+    c.eval.tta_shift = min(c.eval.tta_shift, 1)
     c.eval.episodes = 100
     c.eval.val_episodes = 40
     c.eval.num_runs = 4

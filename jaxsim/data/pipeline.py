@@ -31,6 +31,8 @@ small shifts and rotations, no flips and no colour change; "generic" gets
 shifts and brightness/contrast; "character" (handwritten strokes, ink 1 on paper 0)
 gets Koch et al.'s (2015) affine distortions (`koch_affine`): rotation, shear, scale and
 translation, each drawn with probability 1/2, paper filled in at the edges;
+"character_shift" adds a uniform translation of up to 10% of the side to those (Koch's
+2 pixels at 105 are half a pixel at 28);
 "none" leaves images as they are.
 """
 
@@ -45,7 +47,7 @@ import scipy.ndimage
 
 from jaxsim.data.sampling import IdentityIndex
 
-MODALITIES = ("face", "fingerprint", "digit", "generic", "character", "none")
+MODALITIES = ("face", "fingerprint", "digit", "generic", "character", "character_shift", "none")
 
 # modality: (max rotation rad, max shift as a fraction of the side, max log-scale,
 #            horizontal flips, brightness, contrast)
@@ -63,13 +65,16 @@ _AUG_SALT, _PAIR_SALT, _TRIPLET_SALT, _PXK_SALT = 0xA06, 0xBA1, 0x7B1, 0x9C1
 KOCH_AFFINE = {"rotation_deg": 10.0, "shear": 0.3, "scale": 0.2, "translation_px105": 2.0}
 
 
-def koch_affine(image: np.ndarray, rng: np.random.Generator, strength: float = 1.0) -> np.ndarray:
+def koch_affine(
+  image: np.ndarray, rng: np.random.Generator, strength: float = 1.0, max_shift: float = 0.0
+) -> np.ndarray:
   """Koch et al.'s affine distortion of one character image [H, W, C] (ink 1, paper 0).
 
   T = rotation . shear . scale with a translation, each component drawn with
   probability 1/2 (as in the paper) from the `KOCH_AFFINE` ranges times `strength`;
-  the translation scales with the image side (2 pixels at 105). Bilinear resampling,
-  paper (0) outside the image.
+  the translation scales with the image side (2 pixels at 105). `max_shift` adds a
+  uniform translation of up to that fraction of the side. Bilinear resampling, paper (0)
+  outside the image.
   """
   k, h = KOCH_AFFINE, image.shape[0]
   use = rng.uniform(size=4) < 0.5
@@ -79,6 +84,8 @@ def koch_affine(image: np.ndarray, rng: np.random.Generator, strength: float = 1
   shift = (
     rng.uniform(-1, 1, 2) * k["translation_px105"] * strength * h / 105 if use[3] else np.zeros(2)
   )
+  if max_shift:
+    shift = shift + rng.uniform(-1, 1, 2) * max_shift * h
   rotation = np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])
   forward = rotation @ np.array([[1.0, shear[0]], [shear[1], 1.0]]) @ np.diag(scale)
   inverse = np.linalg.inv(forward)
@@ -100,8 +107,8 @@ def augment_image(image: np.ndarray, rng: np.random.Generator, modality: str) ->
     raise ValueError(f"unknown modality {modality!r}; choose one of {MODALITIES}")
   if modality == "none":
     return image
-  if modality == "character":
-    return koch_affine(image, rng)
+  if modality in ("character", "character_shift"):
+    return koch_affine(image, rng, max_shift=0.1 if modality == "character_shift" else 0.0)
   max_rot, max_shift, max_scale, flips, brightness, contrast = _AUGMENT[modality]
   h, w = image.shape[:2]
   angle = rng.uniform(-max_rot, max_rot)

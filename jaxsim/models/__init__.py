@@ -46,7 +46,8 @@ def encoder_from_config(cfg: Any) -> nn.Module:
   `head_batch_norm`, `normalize`, `dtype` ("float32" or "bfloat16"); text:
   `vocab_size`, `max_ngram`; CNNs: `normalize`.
   """
-  cfg = dict(cfg)
+  # Lists (a config read back from JSON) become tuples: Flax modules must be hashable.
+  cfg = {k: tuple(v) if isinstance(v, list) else v for k, v in dict(cfg).items()}
   name = cfg.pop("name")
   if name.startswith("resnet"):
     depth = int(name[len("resnet") :])

@@ -176,7 +176,9 @@ def scorer_for(config, name, data, model, variables) -> oneshot.Scorer:
 
 
 def _features(config, model, variables, images) -> np.ndarray:
-  return inference.embed(model, variables, images, batch_size=config.eval.batch_size)
+  """Embeddings, averaged over shifts of up to `eval.tta_shift` pixels (0: none)."""
+  ev = config.eval
+  return inference.embed_shift_averaged(model, variables, images, ev.tta_shift, ev.batch_size)
 
 
 def train_model(config, name: str, data, workdir: pathlib.Path):
@@ -196,7 +198,7 @@ def train_model(config, name: str, data, workdir: pathlib.Path):
   # loss, one per training character; the count comes from the data).
   records = data["split"]["records"]["train"]
   characters, labels = np.unique(src.identities[records], return_inverse=True)
-  train_source = ArrayImageSource(src.images[records], labels, modality="character")
+  train_source = ArrayImageSource(src.images[records], labels, modality=config.data.augmentation)
   if config.loss[name].name == "normalized_softmax":
     model_cfg = {**model_cfg.to_dict(), "num_proxies": len(characters)}
   return train.fit_on_records(
