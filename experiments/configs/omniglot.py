@@ -48,7 +48,7 @@ def _koch() -> tuple[dict, dict, ml_collections.ConfigDict]:
   }
   train = common.train_defaults()
   train.update(
-    steps=150,
+    steps=60,
     batch_size=32,
     optimizer="sgd",
     learning_rate=0.01,
@@ -97,7 +97,7 @@ def get_config(arg=None):
   # Embedding models: centre embeddings on the mean training embedding before scoring.
   c.eval.center_features = True
   # Test-time augmentation: embeddings averaged over shifts of up to this many pixels.
-  c.eval.tta_shift = 3
+  c.eval.tta_shift = 2  # radius 3 gave +0.001 on validation at twice the cost
 
   c.model = ml_collections.ConfigDict()
   c.loss = ml_collections.ConfigDict()
@@ -159,9 +159,10 @@ def get_config(arg=None):
   for name in c.model:
     c.train[name].update(best_metric="val_accuracy", eval_every=100, checkpoint_every=100)
   if "koch" in c.model:
-    # The published network runs about 6 pairs/s on a 2-core CPU: 150 steps of 32
-    # pairs (Koch et al. used minibatches of 128 for up to 200 epochs of 150k pairs).
-    c.train.koch.update(steps=150, eval_every=50, checkpoint_every=50)
+    # The published network trains at a few pairs/s on a 2-core CPU (1.3 pairs/s beside
+    # another run): 60 steps of 32 pairs fit the budget. Koch et al. used minibatches of
+    # 128 for up to 200 epochs of 150k pairs; this is a smoke test of the recipe.
+    c.train.koch.update(steps=60, eval_every=30, checkpoint_every=30)
 
   if "runlocal" in args:
     c.eval.tta_shift = min(c.eval.tta_shift, 1)
