@@ -87,3 +87,24 @@ def fusion_sentences(out: Mapping[str, Any]) -> list[str]:
     f" ({b['auc_gain_ci_low']:.4f}-{b['auc_gain_ci_high']:.4f}). Every candidate, for "
     "reference (the test column chose nothing):\n\n" + "\n".join(table),
   ]
+
+
+def one_shot_sentence(name: str, m: Mapping[str, Any]) -> str:
+  """A one-shot model's test figures (`tasks.omniglot`): runs, then episodes, in words."""
+  ep, runs, tr = m["episodes"], m["one_shot_runs"], m["train"]
+  parts = [
+    f"{k.replace('way_', '-way ').replace('shot', '-shot')} {report.with_ci(v, 'accuracy', 3)}"
+    for k, v in ep.items()
+  ]
+  line = (
+    f"{name} ({int(tr['steps'])} training steps, checkpoint of step "
+    f"{int(tr.get('select_best_step', tr['steps']))} chosen on validation alphabets): "
+    f"{int(runs['num_runs'])} built 20-way one-shot runs of the test alphabets "
+    f"{report.with_ci(runs, 'accuracy', 3)} (bootstrap over runs); test-alphabet episodes "
+    f"({int(next(iter(ep.values()))['num_episodes'])} each, 95% CI over episodes, given "
+    f"these alphabets): " + ", ".join(parts) + "."
+  )
+  if "one_shot_runs_given" in m:
+    g = m["one_shot_runs_given"]
+    line += f" On the {int(g['num_runs'])} runs in {g['root']}: {report.with_ci(g, 'accuracy', 3)}."
+  return line

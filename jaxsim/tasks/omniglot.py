@@ -32,7 +32,7 @@ import pathlib
 import jax
 import numpy as np
 
-from jaxsim import inference, report, train
+from jaxsim import describe, inference, report, train
 from jaxsim.data import splits
 from jaxsim.data.sources import ArrayImageSource, omniglot
 from jaxsim.evaluate import oneshot
@@ -61,7 +61,31 @@ def prepare(config, workdir: pathlib.Path) -> dict:
   """Images at every model's input size, the split, the test runs and the episodes."""
   sizes = sorted({int(m.input_size) for m in config.model.values()})
   sources = {s: omniglot.load_omniglot(config.data.root, s) for s in sizes}
-  src, sp, ev = sources[sizes[0]], config.split, config.eval
+  src, ev = sources[sizes[0]], config.eval
+  split = split_and_manifest(config, src, workdir)
+  val, test, way = split["records"]["val"], split["records"]["test"], max(ev.ways)
+  runs = {"one_shot_runs": test_runs(config, src, test, workdir / "runs_test")}
+  if ev.runs_root:
+    runs["one_shot_runs_given"] = (pathlib.Path(ev.runs_root), oneshot.read_runs(ev.runs_root))
+  episodes = {
+    (w, k): _episodes(src, test, config, w, k, ev.episodes, seed=config.seed + 2)
+    for w in ev.ways
+    for k in ev.shots
+  }
+  return {
+    "sources": sources,
+    "split": split,
+    "names": {k: [src.alphabet_names[g] for g in v] for k, v in split["groups"].items()},
+    "runs": runs,
+    "val_episodes": _episodes(src, val, config, way, 1, ev.val_episodes, seed=config.seed + 1),
+    "episodes": episodes,
+  }
+
+
+def split_and_manifest(config, src, workdir: pathlib.Path) -> dict:
+  """Koch's alphabet-and-drawer split (`splits.group_and_drawer_split`), checked against
+  the episodes' needs and written as `split_manifest.json`."""
+  sp, ev = config.split, config.eval
   split = splits.group_and_drawer_split(
     src.identities,
     src.alphabets,
@@ -72,67 +96,46 @@ def prepare(config, workdir: pathlib.Path) -> dict:
     min_eval_classes=max(ev.ways),
     seed=sp.seed,
   )
-  num_eval_drawers = len(split["drawers"]["eval"])
-  if max(ev.shots) + ev.queries > num_eval_drawers:
+  if max(ev.shots) + ev.queries > len(split["drawers"]["eval"]):
     raise ValueError(
       f"eval.shots up to {max(ev.shots)} plus eval.queries={ev.queries} need that many "
       f"evaluation drawers, but split.num_train_drawers={sp.num_train_drawers} leaves "
-      f"{num_eval_drawers}; lower one of them"
+      f"{len(split['drawers']['eval'])}; lower one of them"
     )
   records = split["records"]
-  names = {k: [src.alphabet_names[g] for g in v] for k, v in split["groups"].items()}
-  characters = {k: np.unique(src.identities[r]) for k, r in records.items()}
   extra = {
     "data": src.describe(),
-    "alphabets": names,
+    "alphabets": {k: [src.alphabet_names[g] for g in v] for k, v in split["groups"].items()},
     "drawers": {k: v.tolist() for k, v in split["drawers"].items()},
     "split_seed": sp.seed,
   }
+  characters = {k: np.unique(src.identities[r]) for k, r in records.items()}
   report.write_manifest(
     splits.manifest(characters, identity_names=src.character_names, records=records, extra=extra),
     workdir,
   )
-  test = records["test"]
-  runs_root = workdir / "runs_test"
-  report.write_files(
-    oneshot.run_files(
-      lambda i: src.png_bytes(test[i]),
-      src.identities[test],
-      src.drawers[test],
-      src.alphabets[test],
-      num_runs=ev.num_runs,
-      way=20 if 20 in ev.ways else max(ev.ways),
-      seed=config.seed,
-    ),
-    runs_root,
+  return split
+
+
+def test_runs(config, src, test: np.ndarray, root: pathlib.Path) -> tuple:
+  """`eval.num_runs` 20-way one-shot runs of the test records, written in Lake et al.'s
+  layout under `root` and read back: `(root, runs)`."""
+  files = oneshot.run_files(
+    lambda i: src.png_bytes(test[i]),
+    src.identities[test],
+    src.drawers[test],
+    src.alphabets[test],
+    num_runs=config.eval.num_runs,
+    way=max(config.eval.ways),
+    seed=config.seed,
   )
-  runs = {"one_shot_runs": (runs_root, oneshot.read_runs(runs_root))}
-  if ev.runs_root:
-    runs["one_shot_runs_given"] = (pathlib.Path(ev.runs_root), oneshot.read_runs(ev.runs_root))
-  return {
-    "sources": sources,
-    "split": split,
-    "names": names,
-    "runs": runs,
-    "val_episodes": _episodes(
-      src,
-      records["val"],
-      config,
-      20 if 20 in ev.ways else max(ev.ways),
-      1,
-      ev.val_episodes,
-      seed=config.seed + 1,
-    ),
-    "episodes": {
-      (w, k): _episodes(src, test, config, w, k, ev.episodes, seed=config.seed + 2)
-      for w in ev.ways
-      for k in ev.shots
-    },
-  }
+  report.write_files(files, root)
+  return root, oneshot.read_runs(root)
 
 
 def _episodes(src, records, config, way, shot, num, seed) -> oneshot.Episodes:
   """Episodes over `records` (indices into them), within alphabets unless configured not."""
+  groups = src.alphabets[records] if config.eval.within_alphabet else None
   return oneshot.sample_episodes(
     src.identities[records],
     src.drawers[records],
@@ -140,7 +143,7 @@ def _episodes(src, records, config, way, shot, num, seed) -> oneshot.Episodes:
     shot=shot,
     queries=config.eval.queries,
     num=num,
-    groups=src.alphabets[records] if config.eval.within_alphabet else None,
+    groups=groups,
     seed=seed,
   )
 
@@ -255,27 +258,6 @@ def run_figure(name: str, drawn: tuple, size: int, path: pathlib.Path):
   )
 
 
-def model_sentence(name: str, m: dict, steps: float) -> str:
-  ep = m["episodes"]
-  parts = [
-    f"{k.replace('way_', '-way ').replace('shot', '-shot')} {report.with_ci(v, 'accuracy', 3)}"
-    for k, v in ep.items()
-  ]
-  runs = m["one_shot_runs"]
-  line = (
-    f"{name} ({int(steps)} training steps, checkpoint of step "
-    f"{int(m['train'].get('select_best_step', steps))} chosen on validation alphabets): "
-    f"{int(runs['num_runs'])} built 20-way one-shot runs of the test alphabets "
-    f"{report.with_ci(runs, 'accuracy', 3)} (bootstrap over runs); test-alphabet episodes "
-    f"({int(next(iter(ep.values()))['num_episodes'])} each, 95% CI over episodes, given "
-    f"these alphabets): " + ", ".join(parts) + "."
-  )
-  if "one_shot_runs_given" in m:
-    g = m["one_shot_runs_given"]
-    line += f" On the {int(g['num_runs'])} runs in {g['root']}: {report.with_ci(g, 'accuracy', 3)}."
-  return line
-
-
 def data_sentence(data, d: dict) -> str:
   names = data["names"]
   return (
@@ -299,7 +281,7 @@ def run(config, workdir: pathlib.Path) -> dict:
     model, variables, train_info = train_model(config, name, data, workdir)
     metrics[name], drawn = evaluate_model(config, name, data, model, variables)
     metrics[name]["train"] = train_info
-    sentences.append(model_sentence(name, metrics[name], train_info["steps"]))
+    sentences.append(describe.one_shot_sentence(name, metrics[name]))
     caption = f"{name}: one 20-way one-shot trial (scores below each candidate)"
     figures[caption] = run_figure(
       name, drawn["one_shot_runs"], int(config.model[name].input_size), workdir / f"run_{name}.png"
