@@ -115,7 +115,7 @@ def get_config(arg=None):
   c.loss.proxy = {"name": "normalized_softmax", "scale": 16.0, "margin": 0.1}
   c.train.proxy = common.train_defaults()
   c.train.proxy.update(
-    steps=1500,
+    steps=1000,
     batch_size=128,
     optimizer="adamw",
     learning_rate=3e-3,
@@ -157,7 +157,7 @@ def get_config(arg=None):
     c.eval.tta_shift = 0
 
   for name in c.model:
-    c.train[name].update(best_metric="val_accuracy", eval_every=100, checkpoint_every=100)
+    c.train[name].update(best_metric="val_accuracy", eval_every=200, checkpoint_every=200)
   if "koch" in c.model:
     # The published network trains at a few pairs/s on a 2-core CPU (1.3 pairs/s beside
     # another run): 60 steps of 32 pairs fit the budget. Koch et al. used minibatches of

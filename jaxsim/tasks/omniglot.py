@@ -162,10 +162,11 @@ def _data_metrics(data) -> dict:
   return out
 
 
-def scorer_for(config, name, data, model, variables) -> oneshot.Scorer:
+def scorer_for(config, name, data, model, variables, radius: int) -> oneshot.Scorer:
   """Koch's pair head (mean logit over shots), or the nearest prototype; with
   `eval.center_features`, embeddings are centred on the mean training embedding first
-  (SimpleShot; fitted on training alphabets only)."""
+  (SimpleShot; fitted on training alphabets only, with the same `radius` of shift
+  averaging as the embeddings it centres)."""
   model_cfg = config.model[name]
   if model_cfg.kind == "koch":
     head = jax.jit(lambda a, b: model.apply(variables, a, b, method=model.pair_logits))
@@ -174,8 +175,10 @@ def scorer_for(config, name, data, model, variables) -> oneshot.Scorer:
   if config.eval.center_features:
     src = data["sources"][int(model_cfg.input_size)]
     train = data["split"]["records"]["train"]
-    sample = np.random.default_rng(config.seed).choice(train, min(2000, len(train)), False)
-    center = _features(config, model, variables, src.images[np.sort(sample)]).mean(0)
+    sample = np.sort(np.random.default_rng(config.seed).choice(train, min(2000, len(train)), False))
+    center = inference.embed_shift_averaged(
+      model, variables, src.images[sample], radius, config.eval.batch_size
+    ).mean(0)
   return oneshot.prototype_scorer(model_cfg.get("score", "euclidean"), center)
 
 
@@ -194,7 +197,7 @@ def train_model(config, name: str, data, workdir: pathlib.Path):
   def val_accuracy(model, variables):
     # Without the shift averaging: (2 r + 1)^2 times cheaper, run at every evaluation.
     feats = inference.embed(model, variables, src.images[val], batch_size=config.eval.batch_size)
-    scorer = scorer_for(config, name, data, model, variables)
+    scorer = scorer_for(config, name, data, model, variables, radius=0)
     return {
       "val_accuracy": oneshot.episode_accuracy(feats, data["val_episodes"], scorer)["accuracy"]
     }
@@ -203,7 +206,9 @@ def train_model(config, name: str, data, workdir: pathlib.Path):
   # loss, one per training character; the count comes from the data).
   records = data["split"]["records"]["train"]
   characters, labels = np.unique(src.identities[records], return_inverse=True)
-  train_source = ArrayImageSource(src.images[records], labels, modality=config.data.augmentation)
+  train_source = ArrayImageSource(
+    src.images[records], labels, modality=config.data.get("augmentation", "character")
+  )
   if config.loss[name].name == "normalized_softmax":
     model_cfg = {**model_cfg.to_dict(), "num_proxies": len(characters)}
   return train.fit_on_records(
@@ -224,7 +229,7 @@ def evaluate_model(config, name: str, data, model, variables) -> tuple[dict, dic
   model_cfg = config.model[name]
   size = int(model_cfg.input_size)
   src, test = data["sources"][size], data["split"]["records"]["test"]
-  scorer = scorer_for(config, name, data, model, variables)
+  scorer = scorer_for(config, name, data, model, variables, config.eval.tta_shift)
   feats = _features(config, model, variables, src.images[test])
   out: dict = {"episodes": {}}
   for (way, shot), eps in data["episodes"].items():

@@ -1,0 +1,68 @@
+"""Validation accuracy of an Omniglot run's checkpoint under each scoring lever.
+
+    python -m benchmarks.oneshot_levers --workdir=runs/omniglot [--model=proxy] [--episodes=1000]
+
+Reads the run's `config.json`, restores its selected checkpoint (nothing is trained:
+the run must be complete) and scores 20-way one-shot episodes of the validation
+alphabets only (episode seed 11, not the run's own selection episodes) with:
+Euclidean prototypes, cosine, cosine on features centred on the mean training
+embedding, and that with embeddings averaged over shifts of up to 1, 2 and 3 pixels.
+This is how the README's table of levers was measured; test alphabets are not read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+
+import ml_collections
+
+from jaxsim import inference
+from jaxsim.evaluate import oneshot
+from jaxsim.tasks import omniglot
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--workdir", required=True)
+  parser.add_argument("--model", default="proxy")
+  parser.add_argument("--episodes", type=int, default=1000)
+  args = parser.parse_args()
+  work = pathlib.Path(args.workdir)
+  config = ml_collections.ConfigDict(json.loads((work / "config.json").read_text()))
+  data = omniglot.prepare(config, work)
+  model, variables, info = omniglot.train_model(config, args.model, data, work)
+  src = data["sources"][int(config.model[args.model].input_size)]
+  val, train = data["split"]["records"]["val"], data["split"]["records"]["train"]
+  episodes = omniglot._episodes(src, val, config, 20, 1, args.episodes, seed=11)  # noqa: SLF001
+
+  def features(radius):
+    return inference.embed_shift_averaged(model, variables, src.images[val], radius, 256)
+
+  centre = inference.embed(model, variables, src.images[train[::4]], batch_size=256).mean(0)
+  plain = features(0)
+  rows = {
+    "euclidean": (plain, oneshot.prototype_scorer("euclidean")),
+    "cosine": (plain, oneshot.prototype_scorer("cosine")),
+    "centred cosine": (plain, oneshot.prototype_scorer("cosine", centre)),
+  }
+  for r in (1, 2, 3):
+    rows[f"centred cosine, shifts <= {r} px"] = (
+      features(r),
+      oneshot.prototype_scorer("cosine", centre),
+    )
+  print(
+    f"{work} ({args.model}, step {int(info.get('select_best_step', 0))}): validation "
+    f"20-way 1-shot, {args.episodes} episodes"
+  )
+  print("| scoring | accuracy [95% CI over episodes] |\n|---|---|")
+  for name, (feats, scorer) in rows.items():
+    r = oneshot.episode_accuracy(feats, episodes, scorer)
+    print(
+      f"| {name} | {r['accuracy']:.3f} [{r['accuracy_ci_low']:.3f}, {r['accuracy_ci_high']:.3f}] |"
+    )
+
+
+if __name__ == "__main__":
+  main()
