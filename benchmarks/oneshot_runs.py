@@ -1,11 +1,13 @@
 """Evaluation rate of the 20-run one-shot protocol: trials/s, jaxsim against a per-pair reference.
 
-    python -m benchmarks.oneshot_runs [--runs=DIR] [--repeats=3]
+    python -m benchmarks.oneshot_runs [--runs=DIR] [--repeats=3] [--published]
 
 A trial is one test item classified among its run's 20 training images. Both sides
 score the same runs (20 runs x 20 trials, in Lake et al.'s layout) with the same
-Koch network at 105x105 (`:seed` widths, untrained: the rate does not depend on the
-weights), images decoded from PNG included:
+Koch network at 105x105 (untrained: the rate does not depend on the weights; widths
+16-32-32-64 with a 512-unit layer, or the published 64-128-128-256 / 4096 with
+`--published`, whose per-pair reference takes many minutes on a CPU), images decoded
+from PNG included:
 
 - jaxsim (`oneshot.score_runs` + `oneshot.pair_scorer`): each of a run's 40 images
   goes through the tower once, then the L1 head scores the 400 (item, candidate)
@@ -74,14 +76,13 @@ def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--runs", default="", help="a folder of runs (default: built here)")
   parser.add_argument("--repeats", type=int, default=3)
+  parser.add_argument("--published", action="store_true", help="Koch's published widths")
   args = parser.parse_args()
   with tempfile.TemporaryDirectory() as tmp:
     root = pathlib.Path(args.runs or tmp)
     runs = oneshot.read_runs(root) if args.runs else synthetic_runs(root)
-    cfg = {
-      "kind": "koch",
-      "encoder": {"name": "koch", "features": (64, 128, 128, 256), "dense": 4096},
-    }
+    widths, dense = ((64, 128, 128, 256), 4096) if args.published else ((16, 32, 32, 64), 512)
+    cfg = {"kind": "koch", "encoder": {"name": "koch", "features": widths, "dense": dense}}
     model = model_from_config(cfg)
     x = np.zeros((2, 105, 105, 1), np.float32)
     variables = model.init(jax.random.key(0), x, x)
@@ -123,7 +124,8 @@ def main() -> None:
       results[name] = (trials / statistics.median(times), predictions)
     same = results["jaxsim"][1] == results["reference"][1]
     print(
-      f"{len(runs)} runs, {trials} trials, Koch network at 105x105, {jax.devices()[0].platform}"
+      f"{len(runs)} runs, {trials} trials, Koch network {widths}/{dense} at 105x105, "
+      f"{jax.devices()[0].platform}"
     )
     print("| side | trials/s |\n|---|---|")
     for name, (rate, _) in results.items():
