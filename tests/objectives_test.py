@@ -21,11 +21,18 @@ def test_every_objective_gives_a_finite_scalar(name):
     "logits": A[:, 0],
     "log_temperature": jnp.array(2.3),
     "bias": jnp.array(-10.0),
+    "proxies": B[:4],
   }
   batch = {"identity": IDS, "label": LABEL}
   loss, aux = objectives.objective_from_config({"name": name, "margin": 0.5})(outputs, batch)
   assert loss.shape == () and np.isfinite(loss)
   assert all(np.isfinite(v) for v in aux.values())
+
+
+def test_proxy_objective_without_proxies_names_the_setting():
+  fn = objectives.objective_from_config({"name": "normalized_softmax", "margin": 0.1})
+  with pytest.raises(ValueError, match="num_proxies"):
+    fn({"embeddings_a": A}, {"identity": IDS})
 
 
 def test_pair_contrastive_matches_loss_library():
