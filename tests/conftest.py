@@ -45,6 +45,7 @@ def pytest_collection_modifyitems(config, items):
 
   items.sort(key=key)  # stable: the rest keep their collection order
 
+
 SHARED_DATA = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
 
 

@@ -1,4 +1,4 @@
-"""open_set: the runlocal variant end to end (plus resume); the enrolment split is in data_splits_test."""
+"""open_set: runlocal end to end (plus resume); the enrolment split is in data_splits_test."""
 
 import json
 
