@@ -274,3 +274,18 @@ def test_identification_report_finds_separable_identities():
   row = out["raw_pixels"]
   assert row["cmc_rank_1"] == 1.0
   assert {"dir_ci_low", "dir_ci_high", "fpir", "threshold", "val_dir"} <= set(row)
+
+
+def test_pair_scores_and_score_matrix_in_chunks_equal_one_pass():
+  """Scoring in chunks of `_PAIR_CHUNK` pairs gives the one-pass scores, across chunk edges."""
+  rng = np.random.default_rng(0)
+  images = rng.uniform(size=(30, 6, 6, 1)).astype(np.float32)
+  model = baselines.make_baseline("raw_pixels").fit(images, np.arange(30) % 5)
+  p = 2 * baselines._PAIR_CHUNK + 7
+  pairs = {"a": rng.integers(0, 30, p), "b": rng.integers(0, 30, p)}
+  emb = model.embed(images)
+  expected = model.score(emb[pairs["a"]], emb[pairs["b"]])
+  np.testing.assert_allclose(baselines.pair_scores(model, images, pairs), expected, rtol=1e-12)
+  q, g = emb[:25], np.repeat(emb, 4, axis=0)[:120]  # 25 x 120 > one chunk
+  full = np.array([[model.score(x[None], y[None])[0] for y in g] for x in q])
+  np.testing.assert_allclose(baselines.score_matrix(model, q, g), full, rtol=1e-12)

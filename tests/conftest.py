@@ -20,8 +20,8 @@ import pytest  # noqa: E402
 
 jax.config.update("jax_num_cpu_devices", 8)
 
-# The longest end-to-end tests, longest first (seconds alone on a 2-core machine,
-# measured with --durations). They start first so that the short tests fill the other
+# The longest end-to-end tests, longest first (by `--durations` of a full run under
+# xdist on a 2-core machine, 2026-11-29). They start first so that the short tests fill the other
 # worker while they run, instead of all of them queueing at the end of the run.
 LONG_TESTS = (
   "task_face_fp_test.py::test_runlocal_end_to_end",
