@@ -16,7 +16,8 @@ headline metrics (the task's `HEADLINE`) and the path of its report; everything 
 is in `metrics.json`. One live run per workdir: a second one is refused.
 
 The run writes everything into `--workdir` (default `runs/NAME`): the resolved
-`config.json` first, then the task's logs, metrics, report and checkpoints.
+`config.json` first, then the task's logs, metrics, report and checkpoints, and
+JAX's compilation cache (`xla_cache/`, see `jaxsim.xla_cache`; `--xla_cache`).
 Re-running with the same workdir resumes.
 
 Multi-process launches (GPU nodes, TPU pod slices) set `JAXSIM_DISTRIBUTED=1`
@@ -68,6 +69,13 @@ _DISTRIBUTED = flags.DEFINE_bool(
   "distributed",
   os.environ.get("JAXSIM_DISTRIBUTED", "0").lower() in ("1", "true", "yes"),
   "Call jax.distributed.initialize() first (default from $JAXSIM_DISTRIBUTED).",
+)
+_XLA_CACHE = flags.DEFINE_string(
+  "xla_cache",
+  None,
+  "Directory of JAX's persistent compilation cache (default <workdir>/xla_cache; 'none' "
+  "turns it off; $JAX_COMPILATION_CACHE_DIR wins). Compiled programs are reused when a "
+  "run compiles the same program twice or resumes.",
 )
 _PRINT_CONFIG = flags.DEFINE_bool(
   "print_config", False, "Print the resolved config (every key and value) and exit."
@@ -168,6 +176,10 @@ def main(argv: list[str]) -> None:
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "config.json").write_text(config.to_json_best_effort(indent=2, sort_keys=True))
   logging.info("config %s -> workdir %s", config_name(), workdir)
+  from jaxsim import xla_cache  # noqa: PLC0415
+
+  cache = _XLA_CACHE.value if _XLA_CACHE.value is not None else workdir / "xla_cache"
+  xla_cache.enable(None if str(cache).lower() == "none" else cache)
   from jaxsim import report  # noqa: PLC0415
   from jaxsim import workdir as workdir_lib  # noqa: PLC0415
   from jaxsim.data.sources import folders  # noqa: PLC0415

@@ -5,8 +5,11 @@ so that sharding tests can compare a 1-device mesh with an 8-device mesh in
 one process. Everything else runs on the default (first) device as usual.
 """
 
+import atexit
 import os
 import pathlib
+import shutil
+import tempfile
 
 # Under pytest-xdist every worker is its own process with its own XLA thread pool.
 # Several multi-threaded pools on a 2-core machine spin against each other (the long
@@ -14,6 +17,17 @@ import pathlib
 # XLA on one thread. Must be set before JAX creates its CPU client.
 if os.environ.get("PYTEST_XDIST_WORKER") and "XLA_FLAGS" not in os.environ:
   os.environ["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+
+# One persistent compilation cache for the whole session, shared by the xdist workers
+# (they inherit the variable from the controller, which loads this file first) and by
+# the `experiments.run` subprocesses that tests start: tests compile the same programs
+# (a task's models, the same small test models) many times over. A cache hit is the
+# executable the compiler produced, so results do not change. Removed at exit.
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+  _cache = tempfile.mkdtemp(prefix="jaxsim-test-xla-cache-")
+  os.environ["JAX_COMPILATION_CACHE_DIR"] = _cache
+  os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
+  atexit.register(shutil.rmtree, _cache, ignore_errors=True)
 
 import jax  # noqa: E402
 import pytest  # noqa: E402
