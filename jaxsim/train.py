@@ -21,6 +21,7 @@ good checkpoint stays as it was).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import math
@@ -179,9 +180,20 @@ def model_inputs(batch: Mapping[str, Any], inputs: Inputs) -> dict[str, Any]:
 def init_variables(
   model: nn.Module, example_batch: Mapping[str, Any], inputs: Inputs, seed: int
 ) -> dict[str, Any]:
-  """Initialises the model's variables from the first rows of an example batch."""
+  """Initialises the model's variables from the first rows of an example batch.
+
+  One jitted program, compiled at XLA's backend optimisation level 1: the same values
+  bit for bit as the eager (op by op) init (tested), in about a third of the time an
+  eager ResNet-18 init takes in a fresh process (7.6 s against 27.5 s at 48 px on one
+  thread), and one program that the persistent cache (`jaxsim.xla_cache`) keeps. At the
+  default level 2 the compile took 18 s; init runs once, so its code need not be fast.
+  """
   rows = {k: np.asarray(v)[:2] for k, v in example_batch.items()}
-  return dict(model.init(jax.random.key(seed), **model_inputs(rows, inputs), train=False))
+  init = jax.jit(functools.partial(model.init, train=False), compiler_options=_INIT_COMPILE)
+  return dict(init(jax.random.key(seed), **model_inputs(rows, inputs)))
+
+
+_INIT_COMPILE = {"xla_backend_optimization_level": 1}
 
 
 def create_train_state(
