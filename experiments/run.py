@@ -34,6 +34,7 @@ import os
 import pathlib
 import re
 import sys
+import time
 
 from absl import app, flags, logging
 from ml_collections import config_flags
@@ -76,6 +77,13 @@ _XLA_CACHE = flags.DEFINE_string(
   "Directory of JAX's persistent compilation cache (default <workdir>/xla_cache; 'none' "
   "turns it off; $JAX_COMPILATION_CACHE_DIR wins). Compiled programs are reused when a "
   "run compiles the same program twice or resumes.",
+)
+_PROFILE = flags.DEFINE_bool(
+  "profile",
+  False,
+  "Split the run's wall time into phases (compilation, model init, input pipeline, train "
+  "steps, selection evaluation, checkpoints, data preparation, evaluation, report); print "
+  "the table and write profile.json into the workdir (see jaxsim.profiling).",
 )
 _PRINT_CONFIG = flags.DEFINE_bool(
   "print_config", False, "Print the resolved config (every key and value) and exit."
@@ -185,6 +193,12 @@ def main(argv: list[str]) -> None:
   from jaxsim.data.sources import folders  # noqa: PLC0415
 
   folders.clear_skipped_files()
+  if _PROFILE.value:
+    from jaxsim import profiling  # noqa: PLC0415
+
+    profiling.instrument_library()
+    profiling.enable()
+  started = time.perf_counter()
   try:
     # Process 0 holds the workdir's lock: a second live run there is refused.
     with workdir_lib.lock(workdir) if jax.process_index() == 0 else contextlib.nullcontext():
@@ -203,9 +217,24 @@ def main(argv: list[str]) -> None:
     if skipped:
       entries["data_files"] = skipped
     report.add_to_report(workdir, entries, _skipped_sentence(skipped) if skipped else "")
+    if _PROFILE.value:
+      _write_profile(workdir, time.perf_counter() - started)
     headline = getattr(task, "HEADLINE", {})
     print(report.summary_table(metrics, headline(metrics) if callable(headline) else headline))
     print(f"report: {workdir / 'report.md'}  (all metrics: {workdir / 'metrics.json'})")
+
+
+def _write_profile(workdir: pathlib.Path, seconds: float) -> None:
+  """The phase table of this run: printed, and kept in workdir/profile.json."""
+  import json  # noqa: PLC0415
+
+  from jaxsim import profiling  # noqa: PLC0415
+
+  rows = profiling.breakdown(seconds, rest="evaluation and other")
+  record = {"wall_seconds": seconds, "phases": rows}
+  (workdir / "profile.json").write_text(json.dumps(record, indent=2))
+  print(f"profile of the task's run ({seconds:.1f} s wall; {workdir / 'profile.json'}):")
+  print(profiling.table(rows))
 
 
 def _skipped_sentence(skipped: dict) -> str:

@@ -37,12 +37,15 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxsim import checkpoint, inference, objectives, parallel
+from jaxsim import checkpoint, inference, objectives, parallel, profiling
 from jaxsim.models import model_from_config
 from jaxsim.objectives import LossFn
 from jaxsim.train_config import default_config  # noqa: F401 -- part of this module's API
 
 Inputs = Mapping[str, str | Sequence[str]]
+
+# Phases of `fit` in a profile (`jaxsim.profiling`; `experiments.run --profile`).
+_PIPELINE, _STEPS, _CHECKPOINTS = "train: input pipeline", "train: steps", "checkpoints"
 
 PAIR_INPUTS = {"a": "image_a", "b": "image_b"}
 SINGLE_INPUTS = {"a": "image"}
@@ -476,14 +479,16 @@ def fit(
   optimizer, schedule = make_optimizer(cfg)
   train_step = make_train_step(model, loss_fn, optimizer, mesh, inputs)
 
-  first_batch = next(train_iter)
+  with profiling.phase(_PIPELINE):
+    first_batch = next(train_iter)
   local_rows = len(next(iter(first_batch.values())))
   if local_rows * jax.process_count() != cfg.batch_size:
     raise ValueError(
       f"train.batch_size={cfg.batch_size} but the data iterator yields {local_rows} rows per "
       f"process x {jax.process_count()} processes; make them agree"
     )
-  state = create_train_state(model, optimizer, first_batch, inputs, cfg.seed, mesh)
+  with profiling.phase("train: model init"):
+    state = create_train_state(model, optimizer, first_batch, inputs, cfg.seed, mesh)
   ckpt = checkpoint.Checkpointer(
     workdir / checkpoint_dir,
     save_every=max(cfg.checkpoint_every, 1),
@@ -497,8 +502,9 @@ def fit(
   history: list[dict[str, float]] = []
   last_metrics: dict[str, float] = {}
   if start:
-    state = ckpt.restore(start, state, train_iter if stateful else None)
-    saved = ckpt.restore_record(start)
+    with profiling.phase(_CHECKPOINTS):
+      state = ckpt.restore(start, state, train_iter if stateful else None)
+      saved = ckpt.restore_record(start)
     history = list(saved.get("history", []))
     last_metrics = dict(saved.get("last_train_metrics", {}))
     if stateful:
@@ -543,13 +549,15 @@ def fit(
 
   try:
     for step in range(start + 1, cfg.steps + 1):
-      batch = first_batch if first_batch is not None else next(train_iter)
+      with profiling.phase(_PIPELINE):
+        batch = first_batch if first_batch is not None else next(train_iter)
       first_batch = None
-      state, metrics = train_step(state, batch)
-      window_steps += 1
-      # One step stays in flight: the previous step's metrics are read while this one runs.
-      if pending is not None:
-        last_metrics = settle(*pending)
+      with profiling.phase(_STEPS):
+        state, metrics = train_step(state, batch)
+        window_steps += 1
+        # One step stays in flight: the previous step's metrics are read while this one runs.
+        if pending is not None:
+          last_metrics = settle(*pending)
       pending = (step, metrics)
       do_eval = eval_fn is not None and (
         step == cfg.steps or (cfg.eval_every and step % cfg.eval_every == 0)
@@ -558,7 +566,8 @@ def fit(
       do_log = step % max(cfg.log_every, 1) == 0 or step == cfg.steps
       if not (do_eval or do_save or do_log):
         continue
-      last_metrics = settle(*pending)
+      with profiling.phase(_STEPS):
+        last_metrics = settle(*pending)
       pending = None
       record = {"step": step, **last_metrics}
       if do_log:
@@ -567,32 +576,37 @@ def fit(
         record["examples_per_sec"] = window_steps * cfg.batch_size / max(elapsed, 1e-9)
         window_start, window_steps = time.perf_counter(), 0
       if do_eval:
-        eval_metrics = {k: float(v) for k, v in eval_fn(state).items()}
+        with profiling.phase("train: selection evaluation"):
+          eval_metrics = {k: float(v) for k, v in eval_fn(state).items()}
         history.append({"step": step, **eval_metrics})
         record.update({f"eval/{k}": v for k, v in eval_metrics.items()})
         window_start = time.perf_counter()  # evaluation time is not training throughput
       if do_save:
-        ckpt.save(
-          step,
-          state,
-          train_iter if stateful else None,
-          eval_metrics if do_eval else None,
-          record={"history": history, "last_train_metrics": last_metrics},
-          force=True,
-        )
+        with profiling.phase(_CHECKPOINTS):
+          ckpt.save(
+            step,
+            state,
+            train_iter if stateful else None,
+            eval_metrics if do_eval else None,
+            record={"history": history, "last_train_metrics": last_metrics},
+            force=True,
+          )
       if do_log or do_eval:
         write(record)
         if progress is not None:
           progress.update(step, record)
     if pending is not None:
-      last_metrics = settle(*pending)
-    ckpt.wait()
-    best = ckpt.best_step()
-    final_step = int(state["step"])
-    selected_step = best if cfg.best_metric and best is not None else final_step
-    selected = state if selected_step == final_step else ckpt.restore(selected_step, state)
+      with profiling.phase(_STEPS):
+        last_metrics = settle(*pending)
+    with profiling.phase(_CHECKPOINTS):
+      ckpt.wait()
+      best = ckpt.best_step()
+      final_step = int(state["step"])
+      selected_step = best if cfg.best_metric and best is not None else final_step
+      selected = state if selected_step == final_step else ckpt.restore(selected_step, state)
   finally:
-    ckpt.close()
+    with profiling.phase(_CHECKPOINTS):
+      ckpt.close()
     if log_file is not None and not log_file.closed:
       log_file.close()
   return FitResult(state, last_metrics, eval_metrics, best, start, selected, selected_step, history)

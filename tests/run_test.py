@@ -64,9 +64,15 @@ def test_end_to_end_writes_config_and_metrics(tmp_path):
     "--config=sqrt2_null:runlocal",
     "--config.data.dims=(8,)",
     f"--workdir={tmp_path / 'w'}",
+    "--profile",
     cwd=tmp_path,
   )
   assert proc.returncode == 0, proc.stderr
+  # --profile: the phase table on stdout and in profile.json, summing to the wall time.
+  profile = json.loads((tmp_path / "w" / "profile.json").read_text())
+  seconds = [row["seconds"] for row in profile["phases"].values()]
+  assert sum(seconds) == pytest.approx(profile["wall_seconds"])
+  assert "report and figures" in profile["phases"] and "| phase | seconds |" in proc.stdout
   config = json.loads((tmp_path / "w" / "config.json").read_text())
   assert config["data"]["dims"] == [8] and config["data"]["num_pairs"] == 2000
   metrics = json.loads((tmp_path / "w" / "metrics.json").read_text())
