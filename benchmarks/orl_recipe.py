@@ -217,6 +217,10 @@ def run(args, seed, images_raw, identities, log):
   wi = int(np.argmax(fus_val))
   w = float(grid[wi])
   fus_test = verification.roc_auc(w * lt + (1 - w) * ft, test_pairs["label"])
+  if args.out:
+    np.savez(args.out.replace(".json", "") + f"_scores_s{seed}.npz", val=best["sv"], test=st,
+             ff_val=ff_scores["val"], ff_test=ff_scores["test"],
+             val_label=val_pairs["label"], test_label=test_pairs["label"])
   res = {
     "seed": seed, "best_step": best["step"], "val_auc": best["val"], "test_auc": test,
     "ff_opt": ff_opt, "ff_val": ff_val, "ff_test": ff_test,
