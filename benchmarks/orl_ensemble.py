@@ -1,6 +1,8 @@
 """Score-level ensembles of `benchmarks/orl_recipe.py` runs (their --out ..._scores_sS.npz).
 
-    python -m benchmarks.orl_ensemble PREFIX1 PREFIX2 ... --seeds=0,1,2
+    python -m benchmarks.orl_ensemble /tmp/orl/trip_s{seed} /tmp/orl/tripB_s{seed} --seeds=0,1,2
+
+A prefix is the --out of a run without ".json"; "{seed}" in it is replaced by each seed.
 
 Each member's learned pair scores are z-normalised with its own validation-pair mean and
 std and averaged with equal weights (nothing is fitted on test). Reported: the pure
@@ -28,7 +30,7 @@ def main():
   args = p.parse_args()
   rows = []
   for seed in [int(s) for s in args.seeds.split(",")]:
-    runs = [np.load(f"{pre}_scores_s{seed}.npz") for pre in args.prefixes]
+    runs = [np.load(pre.format(seed=seed) + f"_scores_s{seed}.npz") for pre in args.prefixes]
     r0 = runs[0]
     lv = np.mean([z(r["val"], r["val"]) for r in runs], axis=0)
     lt = np.mean([z(r["test"], r["val"]) for r in runs], axis=0)
