@@ -272,12 +272,13 @@ def main():
   source = identity_folder_source(pathlib.Path(args.data), image_size=(112, 92), modality="face")
   images = np.stack([source[i]["image"] for i in range(len(source))]).astype(np.float32)
   identities = np.asarray(source.identities)
+  if args.out:
+    pathlib.Path(args.out).parent.mkdir(parents=True, exist_ok=True)
   log(f"args {vars(args)}")
   results = [run(args, int(s), images, identities, log) for s in args.seeds.split(",")]
   keys = ("val_auc", "test_auc", "ff_test", "fusion_val", "fusion_test", "train_seconds")
   log("mean " + " ".join(f"{k} {np.mean([r[k] for r in results]):.4f}" for k in keys))
   if args.out:
-    pathlib.Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     pathlib.Path(args.out).write_text(json.dumps({"args": vars(args), "results": results}, indent=1))
 
 
