@@ -70,8 +70,9 @@ def augment_one(key, img, rot, scale, shift, flip, gamma):
   s = jnp.exp(jax.random.uniform(k[1], (), minval=-scale, maxval=scale))
   t = jax.random.uniform(k[2], (2,), minval=-shift, maxval=shift) * jnp.array([h, w])
   f = jnp.where(jax.random.bernoulli(k[3], 0.5 if flip else 0.0), -1.0, 1.0)
-  yy, xx = jnp.meshgrid(jnp.arange(h, dtype=jnp.float32), jnp.arange(w, dtype=jnp.float32),
-                        indexing="ij")
+  yy, xx = jnp.meshgrid(
+    jnp.arange(h, dtype=jnp.float32), jnp.arange(w, dtype=jnp.float32), indexing="ij"
+  )
   cy, cx = (h - 1) / 2, (w - 1) / 2
   y, x = yy - cy, (xx - cx) * f
   sy = (jnp.cos(th) * y - jnp.sin(th) * x) / s + cy + t[0]
@@ -111,12 +112,17 @@ def run(args, seed, images_raw, identities, log):
   _, records = splits.split_records(
     identities, counts={"train": 20, "val": 10, "test": 10}, seed=seed
   )
-  val_pairs, test_pairs = all_pairs(records["val"], identities), all_pairs(
-    records["test"], identities
+  val_pairs, test_pairs = (
+    all_pairs(records["val"], identities),
+    all_pairs(records["test"], identities),
   )
   # Fisherfaces with the PCA dimension chosen on validation (native 112x92, as the repo).
   ff, ff_opt, ff_val = baselines.fit_on_validation(
-    "fisherfaces", images_raw, identities, records["train"], val_pairs,
+    "fisherfaces",
+    images_raw,
+    identities,
+    records["train"],
+    val_pairs,
     [{"pca_components": k} for k in PCA_DIMS],
   )
   ff_scores = {
@@ -137,27 +143,34 @@ def run(args, seed, images_raw, identities, log):
   key = jax.random.PRNGKey(1000 + seed + args.init_seed)
   variables = net.init({"params": key}, jnp.zeros((2, *imgs.shape[1:])), train=False)
   params, stats = variables["params"], variables["batch_stats"]
-  sched = optax.warmup_cosine_decay_schedule(0.0, args.lr, min(200, args.steps // 10),
-                                             args.steps, args.lr * 0.01)
+  sched = optax.warmup_cosine_decay_schedule(
+    0.0, args.lr, min(200, args.steps // 10), args.steps, args.lr * 0.01
+  )
   tx = optax.adamw(sched, weight_decay=args.wd)
   opt = tx.init(params)
-  aug = jax.vmap(lambda k, im: augment_one(k, im, args.rot, args.scale, args.shift,
-                                           args.flip, args.gamma))
+  aug = jax.vmap(
+    lambda k, im: augment_one(k, im, args.rot, args.scale, args.shift, args.flip, args.gamma)
+  )
 
   def loss_fn(params, stats, xb, yb, key):
     ka, kd = jax.random.split(key)
     xa = standardise(aug(jax.random.split(ka, xb.shape[0]), xb))
-    (e, p), upd = net.apply({"params": params, "batch_stats": stats}, xa, train=True,
-                            mutable=["batch_stats"], rngs={"dropout": kd})
+    (e, p), upd = net.apply(
+      {"params": params, "batch_stats": stats},
+      xa,
+      train=True,
+      mutable=["batch_stats"],
+      rngs={"dropout": kd},
+    )
     loss = 0.0
     acc = jnp.zeros(())
     if args.cosface > 0:
-      l, acc = losses.normalized_softmax_loss(e, p, yb, scale=args.s, margin=args.m)
-      loss = loss + args.cosface * l
+      cos_loss, acc = losses.normalized_softmax_loss(e, p, yb, scale=args.s, margin=args.m)
+      loss = loss + args.cosface * cos_loss
     if args.triplet > 0:
-      l = losses.batch_hard_triplet_loss(l2n(e), yb, margin=args.tmargin, distance="cosine")
-      l = l[0] if isinstance(l, tuple) else l
-      loss = loss + args.triplet * l
+      trip = losses.batch_hard_triplet_loss(l2n(e), yb, margin=args.tmargin, distance="cosine")
+      trip = trip[0] if isinstance(trip, tuple) else trip
+      loss = loss + args.triplet * trip
     return loss, (upd["batch_stats"], acc)
 
   @jax.jit
@@ -194,22 +207,27 @@ def run(args, seed, images_raw, identities, log):
   for t in range(1, args.steps + 1):
     chosen = rng.choice(len(tr_ids), P, replace=False)
     idx = np.concatenate([rng.choice(by_class[c], K, replace=False) for c in chosen])
-    params, stats, opt, loss, acc = step(params, stats, opt, jax.random.PRNGKey(seed * 100003 + t),
-                                         jnp.asarray(idx))
+    params, stats, opt, loss, acc = step(
+      params, stats, opt, jax.random.PRNGKey(seed * 100003 + t), jnp.asarray(idx)
+    )
     if t % args.eval_every == 0 or t == args.steps:
       sv = scores(params, stats, "val", val_pairs)
       v = verification.roc_auc(sv, val_pairs["label"])
       history.append((t, float(loss), float(acc), v))
       if v > best["val"]:
         best = {"val": v, "step": t, "params": params, "stats": stats, "sv": sv}
-      log(f"  step {t} loss {float(loss):.3f} acc {float(acc):.2f} val {v:.4f} "
-          f"[{time.perf_counter() - start:.0f}s]")
+      log(
+        f"  step {t} loss {float(loss):.3f} acc {float(acc):.2f} val {v:.4f} "
+        f"[{time.perf_counter() - start:.0f}s]"
+      )
   train_s = time.perf_counter() - start
   st = scores(best["params"], best["stats"], "test", test_pairs)
   test = verification.roc_auc(st, test_pairs["label"])
+
   # Fusion: z-normalise each score on validation pairs; weight on learned chosen on val.
   def z(s, ref):
     return (s - ref.mean()) / ref.std()
+
   lv, lt = z(best["sv"], best["sv"]), z(st, best["sv"])
   fv, ft = z(ff_scores["val"], ff_scores["val"]), z(ff_scores["test"], ff_scores["val"])
   grid = np.round(np.linspace(0, 1, 21), 2)
@@ -218,18 +236,34 @@ def run(args, seed, images_raw, identities, log):
   w = float(grid[wi])
   fus_test = verification.roc_auc(w * lt + (1 - w) * ft, test_pairs["label"])
   if args.out:
-    np.savez(args.out.replace(".json", "") + f"_scores_s{seed}.npz", val=best["sv"], test=st,
-             ff_val=ff_scores["val"], ff_test=ff_scores["test"],
-             val_label=val_pairs["label"], test_label=test_pairs["label"])
+    np.savez(
+      args.out.replace(".json", "") + f"_scores_s{seed}.npz",
+      val=best["sv"],
+      test=st,
+      ff_val=ff_scores["val"],
+      ff_test=ff_scores["test"],
+      val_label=val_pairs["label"],
+      test_label=test_pairs["label"],
+    )
   res = {
-    "seed": seed, "best_step": best["step"], "val_auc": best["val"], "test_auc": test,
-    "ff_opt": ff_opt, "ff_val": ff_val, "ff_test": ff_test,
-    "fusion_w": w, "fusion_val": fus_val[wi], "fusion_test": fus_test,
-    "train_seconds": train_s, "history": history,
+    "seed": seed,
+    "best_step": best["step"],
+    "val_auc": best["val"],
+    "test_auc": test,
+    "ff_opt": ff_opt,
+    "ff_val": ff_val,
+    "ff_test": ff_test,
+    "fusion_w": w,
+    "fusion_val": fus_val[wi],
+    "fusion_test": fus_test,
+    "train_seconds": train_s,
+    "history": history,
   }
-  log(f"seed {seed}: learned val {best['val']:.4f} (step {best['step']}) test {test:.4f} | "
-      f"FF val {ff_val:.4f} test {ff_test:.4f} | fusion w={w} val {fus_val[wi]:.4f} "
-      f"test {fus_test:.4f} | train {train_s:.0f}s")
+  log(
+    f"seed {seed}: learned val {best['val']:.4f} (step {best['step']}) test {test:.4f} | "
+    f"FF val {ff_val:.4f} test {ff_test:.4f} | fusion w={w} val {fus_val[wi]:.4f} "
+    f"test {fus_test:.4f} | train {train_s:.0f}s"
+  )
   return res
 
 
@@ -279,7 +313,9 @@ def main():
   keys = ("val_auc", "test_auc", "ff_test", "fusion_val", "fusion_test", "train_seconds")
   log("mean " + " ".join(f"{k} {np.mean([r[k] for r in results]):.4f}" for k in keys))
   if args.out:
-    pathlib.Path(args.out).write_text(json.dumps({"args": vars(args), "results": results}, indent=1))
+    pathlib.Path(args.out).write_text(
+      json.dumps({"args": vars(args), "results": results}, indent=1)
+    )
 
 
 if __name__ == "__main__":
