@@ -142,17 +142,17 @@ REPORT = "report and figures"
 
 
 def instrument_library() -> None:
-  """Marks the library calls that every task makes (see the module docstring)."""
-  import importlib  # noqa: PLC0415
-  import pkgutil  # noqa: PLC0415
+  """Marks the library calls that every task makes (see the module docstring).
 
-  from jaxsim import report, tasks  # noqa: PLC0415
+  Call after the task's module is imported: the task modules already loaded are
+  instrumented (importing every task here would cost a run seconds of imports).
+  """
+  import sys  # noqa: PLC0415
+
+  from jaxsim import report  # noqa: PLC0415
   from jaxsim.data import loaders  # noqa: PLC0415
 
-  task_modules = [
-    importlib.import_module(m.name)
-    for m in pkgutil.walk_packages(tasks.__path__, tasks.__name__ + ".")
-  ]
+  task_modules = [m for n, m in list(sys.modules.items()) if n.startswith("jaxsim.tasks.")]
   data = [(loaders, n) for n in dir(loaders) if n.startswith("load_")]
   for module in task_modules:
     data += [(module, n) for n in ("prepare", "load_paired_data") if hasattr(module, n)]
