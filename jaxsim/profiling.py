@@ -5,7 +5,7 @@
     profiling.enable()
     with profiling.phase("train: steps"):
       ...
-    print(profiling.table(total_seconds))
+    print(profiling.table(profiling.breakdown(total_seconds)))
 
 Phases nest, and each reports its exclusive time: a phase's own wall time minus its
 inner phases and minus the XLA compilations that happened inside it. Compilation is
