@@ -163,11 +163,39 @@ def pair_logits(
   return logits, len(logits) / (time.perf_counter() - start)
 
 
-def embed_timed(model, variables, images: np.ndarray, batch_size: int) -> tuple[np.ndarray, float]:
-  """Embeddings of `images` and the images per second (after a compile on one batch)."""
+def embed_flip_averaged(
+  model: nn.Module, variables: Mapping[str, Any], images: np.ndarray, batch_size: int
+) -> np.ndarray:
+  """Test-time augmentation: the sum of the unit embeddings of `images` [N, H, W, C] and
+  of their mirror images, normalised to unit length (for faces, never for fingerprints)."""
+
+  def unit(e):
+    return e / np.maximum(np.linalg.norm(e, axis=-1, keepdims=True), 1e-12)
+
+  e = unit(embed(model, variables, images, batch_size=batch_size))
+  e = e + unit(embed(model, variables, images[:, :, ::-1], batch_size=batch_size))
+  return unit(e)
+
+
+TTA = ("none", "flip")
+
+
+def embed_timed(
+  model, variables, images: np.ndarray, batch_size: int, tta: str = "none"
+) -> tuple[np.ndarray, float]:
+  """Embeddings of `images` and the images per second (after a compile on one batch).
+
+  `tta` "flip" averages each image's embedding with its mirror image's
+  (`embed_flip_averaged`); the rate then counts each image once.
+  """
+  if tta not in TTA:
+    raise ValueError(f"tta must be one of {TTA}, got {tta!r}")
   embed(model, variables, images[:1], batch_size=batch_size)
   start = time.perf_counter()
-  emb = embed(model, variables, images, batch_size=batch_size)
+  if tta == "flip":
+    emb = embed_flip_averaged(model, variables, images, batch_size)
+  else:
+    emb = embed(model, variables, images, batch_size=batch_size)
   return emb, len(images) / max(time.perf_counter() - start, 1e-9)
 
 
@@ -216,18 +244,28 @@ def pair_head_logits(
 
 
 def score_pairs(
-  model, variables, images: np.ndarray, a: np.ndarray, b: np.ndarray, score: str, batch_size: int
+  model,
+  variables,
+  images: np.ndarray,
+  a: np.ndarray,
+  b: np.ndarray,
+  score: str,
+  batch_size: int,
+  tta: str = "none",
 ) -> tuple[np.ndarray, dict[str, float]]:
   """Scores (higher = same) of pairs (images[a[i]], images[b[i]]), and throughput figures.
 
   Every image is embedded once. `score` is "pair_head" for a pair model (its own head
   on the features, `pair_head_logits`) or a similarity of `evaluate.search`
-  ("cosine", "euclidean", ...) for an embedding model.
+  ("cosine", "euclidean", ...) for an embedding model; `tta` is `embed_timed`'s
+  (embedding models only).
   """
   from jaxsim.evaluate import search  # noqa: PLC0415 -- evaluate imports no models
 
+  if score == "pair_head" and tta != "none":
+    raise ValueError(f"tta={tta!r} is for embedding models; a pair head scores raw features")
   start = time.perf_counter()
-  feats, images_per_s = embed_timed(model, variables, images, batch_size)
+  feats, images_per_s = embed_timed(model, variables, images, batch_size, tta)
   embed_s = time.perf_counter() - start
   start = time.perf_counter()
   if score == "pair_head":

@@ -17,6 +17,14 @@ batch contracts of `jaxsim.data`. The `loss` section of a config reads:
 | `in_batch_contrastive` | PxK `image, identity` or two-tower | all pairs of the batch |
 | `batch_all`, `batch_hard`, `semi_hard` | PxK or two-tower | in-batch triplet losses |
 | `clip`, `siglip` | two-tower `image_a, image_b, identity` | two-tower losses |
+| `sum` | what its terms need | sum of `weight` x each of `terms` (a mapping name -> loss section) |
+
+A `sum` reads `terms`, e.g. CosFace plus a batch-hard cosine triplet (the real-face
+recipe of `face_verify:folders`):
+`{"name": "sum", "terms": {"cosface": {"name": "normalized_softmax", "scale": 16,
+"margin": 0.2}, "triplet": {"name": "batch_hard", "margin": 0.2, "distance": "cosine"}}}`;
+each term may carry a `weight` (default 1). Its aux metrics are the terms' losses
+(`<term>_loss`) and their aux, prefixed `<term>_`.
 
 For two-tower batches the in-batch losses run on the concatenation of both
 towers' embeddings with the identities repeated, so every (face,
@@ -48,6 +56,7 @@ OBJECTIVES = (
   "normalized_softmax",
   "clip",
   "siglip",
+  "sum",
 )
 
 
@@ -72,12 +81,43 @@ def _embeddings_and_labels(outputs, batch) -> tuple[jax.Array, jax.Array]:
   return outputs["embeddings_a"], labels
 
 
+def uses_proxies(cfg: Any) -> bool:
+  """Whether the loss section (or one of a `sum`'s terms) needs per-class proxies."""
+  if cfg.get("name") == "sum":
+    return any(uses_proxies(t) for t in dict(cfg.get("terms") or {}).values())
+  return cfg.get("name") == "normalized_softmax"
+
+
+def _sum_objective(terms: Mapping[str, Any]) -> LossFn:
+  if not terms:
+    raise ValueError("loss.name='sum' needs loss.terms: a mapping of term name -> loss section")
+  fns = {}
+  for key, term in terms.items():
+    term = dict(term)
+    if term.get("name") == "sum":
+      raise ValueError(f"loss.terms.{key}: a 'sum' term cannot hold another 'sum'")
+    fns[key] = (float(term.pop("weight", 1.0)), objective_from_config(term))
+
+  def loss_fn(outputs, batch):
+    total, aux = 0.0, {}
+    for key, (weight, fn) in fns.items():
+      loss, term_aux = fn(outputs, batch)
+      total = total + weight * loss
+      aux[f"{key}_loss"] = loss
+      aux.update({f"{key}_{k}": v for k, v in term_aux.items()})
+    return total, aux
+
+  return loss_fn
+
+
 def objective_from_config(cfg: Any) -> LossFn:
   """Builds `loss_fn(outputs, batch) -> (loss, aux)` from the `loss` config section."""
   cfg = dict(cfg)
   name = cfg.get("name")
   if name not in OBJECTIVES:
     raise ValueError(f"loss.name must be one of {OBJECTIVES}, got {name!r}")
+  if name == "sum":
+    return _sum_objective(dict(cfg.get("terms") or {}))
   margin = cfg.get("margin", 1.0)
   distance = cfg.get("distance", "euclidean")
   reduction = cfg.get("reduction", None)

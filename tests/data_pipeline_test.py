@@ -157,6 +157,18 @@ def test_faces_do_get_flipped_and_none_is_identity():
     pipeline.augment_image(image, np.random.default_rng(0), "audio")
 
 
+def test_face_gamma_flips_changes_gamma_and_leaves_face_draws_alone():
+  image = np.clip(_asymmetric_image(3), 0.05, 1.0)
+  outs = [pipeline.augment_image(image, np.random.default_rng(s), "face_gamma") for s in range(40)]
+  assert all(o.dtype == np.float32 and 0.0 <= o.min() and o.max() <= 1.0 for o in outs)
+  assert any(np.abs(o - image[:, ::-1]).mean() < np.abs(o - image).mean() for o in outs)
+  # Gamma moves the mean intensity both ways (no brightness term in this family).
+  means = np.array([o.mean() for o in outs])
+  assert means.min() < image.mean() - 0.02 < image.mean() + 0.02 < means.max()
+  again = pipeline.augment_image(image, np.random.default_rng(7), "face_gamma")
+  np.testing.assert_array_equal(again, outs[7])
+
+
 def test_fingerprint_source_works_in_worker_processes():
   from absl import flags
 

@@ -82,3 +82,18 @@ def test_shift_averaged_embedding_is_the_mean_over_shifts():
   e = inference.embed_shift_averaged(model, {}, x, 1, batch_size=4)
   # Of the 9 shifts, dx = -1, 0 keep it left (6), dx = +1 moves it right (3).
   np.testing.assert_allclose(e, [[6 / 9, 3 / 9]])
+
+
+def test_flip_averaged_embedding_is_mirror_invariant_unit_and_in_score_pairs():
+  model, variables, x = _model_and_vars()
+  e = inference.embed_flip_averaged(model, variables, x, batch_size=4)
+  mirrored = inference.embed_flip_averaged(model, variables, x[:, :, ::-1], batch_size=4)
+  np.testing.assert_allclose(e, mirrored, atol=1e-6)
+  np.testing.assert_allclose(np.linalg.norm(e, axis=1), 1.0, rtol=1e-5)
+  a, b = np.arange(5), np.arange(5, 10)
+  scores, _ = inference.score_pairs(model, variables, x, a, b, "cosine", 4, tta="flip")
+  np.testing.assert_allclose(scores, np.sum(e[a] * e[b], axis=1), atol=1e-5)
+  with pytest.raises(ValueError, match="tta"):
+    inference.score_pairs(model, variables, x, a, b, "cosine", 4, tta="rotate")
+  with pytest.raises(ValueError, match="pair head"):
+    inference.score_pairs(model, variables, x, a, b, "pair_head", 4, tta="flip")

@@ -99,6 +99,19 @@ def test_face_auth_cnn_gives_48_dims():
   assert y.shape == (2, 48)
 
 
+def test_conv4_pooled_flatten_and_input_standardisation():
+  enc = models.Conv4(features=(4, 8, 8, 8), dim=16, flatten=True, pool_last=True, standardize=True)
+  x = jax.random.uniform(jax.random.key(1), (3, 56, 46, 1))
+  variables = enc.init(jax.random.key(0), x)
+  # 56x46 pooled four times is 3x2: the Dense kernel sees 3 * 2 * 8 inputs.
+  assert variables["params"]["Dense_0"]["kernel"].shape == (3 * 2 * 8, 16)
+  unpooled = models.Conv4(features=(4, 8, 8, 8), dim=16, flatten=True)
+  assert unpooled.init(jax.random.key(0), x)["params"]["Dense_0"]["kernel"].shape[0] == 7 * 5 * 8
+  # Standardised inputs: a global gain and offset of the image changes nothing.
+  y = enc.apply(variables, x)
+  np.testing.assert_allclose(enc.apply(variables, 0.5 * x + 0.2), y, atol=1e-4)
+
+
 def test_digit_cnn_unit_embeddings():
   enc = models.DigitCNN(dim=10)
   x = jax.random.uniform(jax.random.key(0), (3, 28, 28, 1))

@@ -24,7 +24,10 @@ def test_every_objective_gives_a_finite_scalar(name):
     "proxies": B[:4],
   }
   batch = {"identity": IDS, "label": LABEL}
-  loss, aux = objectives.objective_from_config({"name": name, "margin": 0.5})(outputs, batch)
+  cfg = {"name": name, "margin": 0.5}
+  if name == "sum":
+    cfg["terms"] = {"a": {"name": "batch_hard"}, "b": {"name": "normalized_softmax"}}
+  loss, aux = objectives.objective_from_config(cfg)(outputs, batch)
   assert loss.shape == () and np.isfinite(loss)
   assert all(np.isfinite(v) for v in aux.values())
 
@@ -62,3 +65,29 @@ def test_clip_uses_learned_temperature():
 def test_unknown_objective():
   with pytest.raises(ValueError, match="loss.name"):
     objectives.objective_from_config({"name": "arcface"})
+
+
+def test_sum_is_the_weighted_sum_of_its_terms_with_their_aux():
+  outputs = {"embeddings_a": A, "proxies": B[:4]}
+  batch = {"identity": IDS}
+  cosface = {"name": "normalized_softmax", "scale": 16.0, "margin": 0.2}
+  triplet = {"name": "batch_hard", "margin": 0.2, "distance": "cosine"}
+  fn = objectives.objective_from_config(
+    {"name": "sum", "terms": {"cosface": cosface, "triplet": {**triplet, "weight": 0.5}}}
+  )
+  loss, aux = fn(outputs, batch)
+  c, c_aux = objectives.objective_from_config(cosface)(outputs, batch)
+  t, t_aux = objectives.objective_from_config(triplet)(outputs, batch)
+  np.testing.assert_allclose(loss, c + 0.5 * t, rtol=1e-6)
+  assert aux["cosface_loss"] == c and aux["triplet_loss"] == t
+  assert aux["cosface_proxy_accuracy"] == c_aux["proxy_accuracy"]
+  assert aux["triplet_active_fraction"] == t_aux["active_fraction"]
+  assert objectives.uses_proxies({"name": "sum", "terms": {"c": cosface, "t": triplet}})
+  assert not objectives.uses_proxies({"name": "sum", "terms": {"t": triplet}})
+
+
+def test_sum_without_terms_or_nested_names_the_setting():
+  with pytest.raises(ValueError, match="loss.terms"):
+    objectives.objective_from_config({"name": "sum"})
+  with pytest.raises(ValueError, match="loss.terms.inner"):
+    objectives.objective_from_config({"name": "sum", "terms": {"inner": {"name": "sum"}}})

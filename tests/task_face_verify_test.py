@@ -105,3 +105,28 @@ def test_runlocal_end_to_end(tmp_path):
     assert row["auc_ci_low"] <= row["auc"] <= row["auc_ci_high"]
     assert row["num_subjects"] == len(groups["test"])
   assert "Classical baselines on the same test pairs" in report
+
+
+def test_folders_runlocal_on_real_orl_faces(shared_data, tmp_path):
+  """The real-face recipe's path on ORL: proxies per training identity, flip TTA, the
+  members' ensemble and the baselines on the same pairs (a smoke run: 12 steps)."""
+  config = face_verify_config.get_config("folders,runlocal")
+  config.data.root = str(shared_data / "orl_faces")
+  metrics = face_verify.run(config, tmp_path)
+  d = metrics["data"]
+  assert (d["num_identities_train"], d["num_identities_val"], d["num_identities_test"]) == (
+    20,
+    10,
+    10,
+  )
+  members = list(config.eval.ensemble)
+  assert len(members) == 2 and set(members) <= set(metrics)
+  for name in [*members, "ensemble"]:
+    t = metrics[name]["test"]
+    assert 0.5 < t["auc"] <= 1.0 and t["auc_ci_low"] <= t["auc"] <= t["auc_ci_high"]
+    assert t["ci_num_identities"] == 10
+  assert metrics["ensemble"]["num_members"] == len(members)
+  assert np.isfinite(metrics["m0"]["train"]["final_cosface_loss"])
+  assert set(metrics["baselines"]) == {"raw_pixels", "eigenfaces", "fisherfaces", "lbp"}
+  report = (tmp_path / "report.md").read_text()
+  assert "ensemble of m0, m1" in report and "trained for 12 steps" in report

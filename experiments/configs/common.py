@@ -183,6 +183,24 @@ class Each(Rule):
     return None if bad is None else (bad,)
 
 
+class Size(Rule):
+  """An image size: one int (square) or (height, width), each in [lo, hi]."""
+
+  def __init__(self, lo: int, hi: int):
+    self.side = Int(lo, hi)
+
+  def ok(self, value):
+    if isinstance(value, tuple | list):
+      return len(value) == 2 and all(self.side.ok(v) for v in value)
+    return self.side.ok(value)
+
+  def describe(self):
+    return f"{self.side.describe()}, or a (height, width) pair of them"
+
+  def bad_value(self, value):
+    return self.side.bad_value(value)
+
+
 OBJECTIVES = (  # jaxsim.objectives.OBJECTIVES (a test keeps them equal)
   "pair_contrastive",
   "pair_bce",
@@ -194,6 +212,7 @@ OBJECTIVES = (  # jaxsim.objectives.OBJECTIVES (a test keeps them equal)
   "normalized_softmax",
   "clip",
   "siglip",
+  "sum",
 )
 ENCODERS = (
   "resnet18",
@@ -252,6 +271,8 @@ RULES: list[tuple[str, Rule]] = [
   ("*.normalize", Bool()),
   ("*.small_inputs", Bool()),
   ("*.flatten", Bool()),
+  ("*.pool_last", Optional(Bool())),
+  ("*.standardize", Bool()),
   ("*.head_batch_norm", Bool()),
   ("*.enabled", Bool()),
   ("*.tsne", Bool()),
@@ -263,6 +284,7 @@ RULES: list[tuple[str, Rule]] = [
   ("*.margin_grid", Each(POSITIVE)),  # () = use `margin`
   ("*.temperature", POSITIVE),
   ("loss*.scale", POSITIVE),
+  ("loss*.terms.*.weight", Real(0)),
   ("*.distance", OneOf("euclidean", "squared_euclidean", "cosine")),
   ("*.reduction", OneOf("mean", "mean_active")),
   ("loss.positive_fraction", FRACTION),
@@ -285,6 +307,7 @@ RULES: list[tuple[str, Rule]] = [
   ("*encoder*.max_ngram", Int(1)),
   ("*.log_temperature_init", Optional(Real())),
   ("*.bias_init", Optional(Real())),
+  ("*model*.proxy_init_scale", POSITIVE),
   # data
   ("data.root", Text()),
   ("data.*_root", Text()),
@@ -327,8 +350,11 @@ TASK_RULES: dict[str, list[tuple[str, Rule]]] = {
     ("eval.fusion_normalizations", Each(OneOf(*FUSION_NORMALIZATIONS), min_len=1)),
   ],
   "face_verify": [
-    ("data.source", OneOf("synthetic", "folders")),
-    ("data.image_size", Int(65, 2048)),  # Koch's valid convolutions
+    ("data.source", OneOf("synthetic", "folders", "fvc2002")),
+    ("data.image_size", Size(8, 2048)),  # Koch's models need >= 65 (checked below)
+    ("data.augmentation", OneOf("", "face", "face_gamma", "fingerprint", "none")),
+    ("eval.tta", OneOf("none", "flip")),
+    ("eval.ensemble", Each(Text())),
     ("split.train", Real(0, 1, open_lo=True)),
     ("train.*.best_metric", OneOf("", "auc")),
     ("eval.test_pairs", Int(2)),
@@ -494,8 +520,28 @@ def _check_consistency(task: str, v: dict[str, Any]) -> None:
         f"= {per} leaves no test probe of data.images_per_identity="
         f"{v['data.images_per_identity']}; must be below it"
       )
+  if task == "face_verify":
+    _check_face_verify(v)
   if task == "face_fp" and v.get("data.source") == "builtin" and v["data.num_subjects"] < 2:
     raise ConfigError(
       f"invalid config value data.num_subjects={v['data.num_subjects']}: the built-in data "
       "needs an integer >= 2 (0 = 'as many as the data allow' applies to real data only)"
     )
+
+
+def _check_face_verify(v: dict[str, Any]) -> None:
+  size = v["data.image_size"]
+  side = min(size) if isinstance(size, tuple | list) else size
+  koch = [k.split(".")[1] for k, kind in v.items() if k.endswith(".kind") and kind == "koch"]
+  if koch and side < 65:
+    raise ConfigError(
+      f"invalid config value data.image_size={size!r}: Koch's model ({koch[0]}) has valid "
+      "convolutions that need at least 65 pixels a side"
+    )
+  models = {k.split(".")[1] for k in v if k.startswith("model.")}
+  for name in v.get("eval.ensemble", ()):
+    if name not in models:
+      raise ConfigError(
+        f"invalid config value eval.ensemble: {name!r} is not a model of this config "
+        f"(models: {', '.join(sorted(models))})"
+      )

@@ -19,6 +19,7 @@ from jaxsim.data.sources import (
   SyntheticFaces,
   SyntheticLookalikePairs,
   builtin_digits,
+  fvc2002_source,
   identity_folder_source,
   mnist_idx_source,
   totally_looks_like_source,
@@ -35,14 +36,16 @@ def load_arrays(source, records=None, keys: tuple[str, ...] = ("image",)) -> dic
 
 
 def load_faces(data_cfg: Any) -> tuple[ArrayImageSource, list[str], str]:
-  """Renders or decodes every face of the configured dataset into memory.
+  """Renders or decodes every face (or fingerprint) of the configured dataset into memory.
 
-  Reads `data.source` ("synthetic" or "folders"), and for "synthetic"
+  Reads `data.source` ("synthetic", "folders" or "fvc2002"), and for "synthetic"
   `num_identities`, `images_per_identity`, `image_size`, `difficulty`, `data_seed`;
-  for "folders" `root` (layout root/<identity>/<image files>), `image_size`, `channels`.
+  for "folders" `root` (layout root/<identity>/<image files>), `image_size`, `channels`;
+  for "fvc2002" `root` (root/DBn_B/<finger>_<impression>.tif, DB1-3), `image_size`.
 
   Returns:
-    (in-memory source with modality "face", identity names, a one-line description).
+    (in-memory source with modality "face", or "fingerprint" for FVC2002, identity
+    names, a one-line description).
   """
   if data_cfg.source == "synthetic":
     faces = SyntheticFaces(
@@ -69,12 +72,26 @@ def load_faces(data_cfg: Any) -> tuple[ArrayImageSource, list[str], str]:
     )
     names = list(faces.identity_names)
     what = f"{faces!r} from {pathlib.Path(data_cfg.root)}"
+  elif data_cfg.source == "fvc2002":
+    if not data_cfg.root:
+      raise ValueError(
+        "data.source='fvc2002' needs data.root=/path/to/fvc2002_db_b, the folder holding "
+        "DB1_B/, DB2_B/ and DB3_B/ (files <finger>_<impression>.tif)"
+      )
+    faces = fvc2002_source(data_cfg.root, image_size=data_cfg.image_size)
+    names = list(faces.identity_names)
+    what = f"FVC2002 DB1-3 set B fingers, {faces!r} from {pathlib.Path(data_cfg.root)}"
   else:
-    raise ValueError(f"data.source must be 'synthetic' or 'folders', got {data_cfg.source!r}")
+    raise ValueError(
+      f"data.source must be 'synthetic', 'folders' or 'fvc2002', got {data_cfg.source!r}"
+    )
   start = time.perf_counter()
   arrays = load_arrays(faces)
-  print(f"loaded {len(faces)} faces ({what}) in {time.perf_counter() - start:.1f}s", flush=True)
-  return ArrayImageSource(arrays["image"], arrays["identity"], modality="face"), names, what
+  modality = "fingerprint" if data_cfg.source == "fvc2002" else "face"
+  seconds = time.perf_counter() - start
+  print(f"loaded {len(faces)} {modality} images ({what}) in {seconds:.1f}s", flush=True)
+  source = ArrayImageSource(arrays["image"], arrays["identity"], modality=modality)
+  return source, names, what
 
 
 def load_digits(data_cfg: Any) -> ArrayImageSource:

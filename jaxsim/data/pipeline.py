@@ -25,7 +25,10 @@ Batches (numpy; images float32 NHWC in [0, 1]):
   augmentation, for embedding a split or scoring a fixed pair list.
 
 Augmentation per modality (`augment_image`): faces get small affine jitter,
-horizontal flips and brightness/contrast; fingerprints get rotation/translation
+horizontal flips and brightness/contrast; "face_gamma" (the real-face recipe,
+`face_verify:folders`) gets larger affine jitter (10 degrees, 10% scale, 8% shift),
+flips and a random gamma (x ** exp(U(-0.3, 0.3))) for illumination instead of
+brightness/contrast; fingerprints get rotation/translation
 and contrast but never flips (a mirrored print is another finger); digits get
 small shifts and rotations, no flips and no colour change; "generic" gets
 shifts and brightness/contrast; "character" (handwritten strokes, ink 1 on paper 0)
@@ -47,15 +50,25 @@ import scipy.ndimage
 
 from jaxsim.data.sampling import IdentityIndex
 
-MODALITIES = ("face", "fingerprint", "digit", "generic", "character", "character_shift", "none")
+MODALITIES = (
+  "face",
+  "face_gamma",
+  "fingerprint",
+  "digit",
+  "generic",
+  "character",
+  "character_shift",
+  "none",
+)
 
 # modality: (max rotation rad, max shift as a fraction of the side, max log-scale,
-#            horizontal flips, brightness, contrast)
+#            horizontal flips, brightness, contrast, max |log gamma|)
 _AUGMENT = {
-  "face": (0.14, 0.06, 0.06, True, 0.1, 0.2),
-  "fingerprint": (0.17, 0.06, 0.04, False, 0.08, 0.25),
-  "digit": (0.14, 0.07, 0.06, False, 0.0, 0.0),
-  "generic": (0.0, 0.06, 0.0, False, 0.1, 0.2),
+  "face": (0.14, 0.06, 0.06, True, 0.1, 0.2, 0.0),
+  "face_gamma": (np.deg2rad(10.0), 0.08, 0.1, True, 0.0, 0.0, 0.3),
+  "fingerprint": (0.17, 0.06, 0.04, False, 0.08, 0.25, 0.0),
+  "digit": (0.14, 0.07, 0.06, False, 0.0, 0.0, 0.0),
+  "generic": (0.0, 0.06, 0.0, False, 0.1, 0.2, 0.0),
 }
 _AUG_SALT, _PAIR_SALT, _TRIPLET_SALT, _PXK_SALT = 0xA06, 0xBA1, 0x7B1, 0x9C1
 
@@ -109,7 +122,7 @@ def augment_image(image: np.ndarray, rng: np.random.Generator, modality: str) ->
     return image
   if modality in ("character", "character_shift"):
     return koch_affine(image, rng, max_shift=0.1 if modality == "character_shift" else 0.0)
-  max_rot, max_shift, max_scale, flips, brightness, contrast = _AUGMENT[modality]
+  max_rot, max_shift, max_scale, flips, brightness, contrast, gamma = _AUGMENT[modality]
   h, w = image.shape[:2]
   angle = rng.uniform(-max_rot, max_rot)
   scale = np.exp(rng.uniform(-max_scale, max_scale))
@@ -131,6 +144,8 @@ def augment_image(image: np.ndarray, rng: np.random.Generator, modality: str) ->
     mean = image.mean()
     gain = np.exp(rng.uniform(-contrast, contrast))
     image = (image - mean) * gain + mean + rng.uniform(-brightness, brightness)
+  if gamma:
+    image = np.clip(image, 1e-4, 1.0) ** np.exp(rng.uniform(-gamma, gamma))
   return np.clip(image, 0.0, 1.0).astype(np.float32)
 
 

@@ -76,7 +76,7 @@ def model_from_config(cfg: Any) -> nn.Module:
   `encoder_a` and `encoder_b` (two_tower): mappings for `encoder_from_config`;
   optional `log_temperature_init` and `bias_init` (None: no such parameter);
   siamese: optional `num_proxies` (one learnable proxy per training class; the task
-  sets it from its data).
+  sets it from its data) and `proxy_init_scale` (their init's standard deviation, 0.01).
   """
   kind = cfg["kind"]
   scalars = {
@@ -85,7 +85,10 @@ def model_from_config(cfg: Any) -> nn.Module:
   }
   if kind == "siamese":
     return SiameseModel(
-      encoder_from_config(cfg["encoder"]), num_proxies=int(cfg.get("num_proxies", 0)), **scalars
+      encoder_from_config(cfg["encoder"]),
+      num_proxies=int(cfg.get("num_proxies", 0)),
+      proxy_init_scale=float(cfg.get("proxy_init_scale", 0.01)),
+      **scalars,
     )
   if kind == "two_tower":
     return TwoTowerModel(

@@ -83,8 +83,12 @@ class Conv4(nn.Module):
     features: convolution widths (the published 64, 64, 64, 64).
     dim: embedding size of a final Dense layer; 0 keeps the pooled features.
     normalize: L2-normalise the output.
-    flatten: the last block does not pool, and its map is flattened instead of
-      averaged (at 28x28: 3x3 x width features instead of width).
+    flatten: the last map is flattened instead of averaged; by default the last block
+      then does not pool (at 28x28: 3x3 x width features instead of width).
+    pool_last: whether the last block max-pools; None (default) pools unless `flatten`.
+      The real-face recipe (`face_verify:folders`) flattens a pooled 3x2 map at 56x46.
+    standardize: standardise each input image (zero mean, unit variance over its
+      pixels) before the first convolution, which removes global illumination.
     conv_impl: "xla", "im2col" or "auto" (see `jaxsim.models.conv`).
   """
 
@@ -92,12 +96,18 @@ class Conv4(nn.Module):
   dim: int = 0
   normalize: bool = False
   flatten: bool = False
+  pool_last: bool | None = None
+  standardize: bool = False
   conv_impl: str = "auto"
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
     if x.ndim != 4:
       raise ValueError(f"Conv4 expects NHWC images [B, H, W, C], got shape {x.shape}")
+    if self.standardize:
+      mean = jnp.mean(x, axis=(1, 2, 3), keepdims=True)
+      x = (x - mean) / (jnp.std(x, axis=(1, 2, 3), keepdims=True) + 1e-6)
+    pool_last = not self.flatten if self.pool_last is None else self.pool_last
     for i, filters in enumerate(self.features):
       x = nn.Conv(
         filters,
@@ -108,7 +118,7 @@ class Conv4(nn.Module):
       )(x)
       x = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9)(x))
       last = i == len(self.features) - 1
-      if min(x.shape[1:3]) >= 2 and not (last and self.flatten):
+      if min(x.shape[1:3]) >= 2 and (pool_last or not last):
         x = nn.max_pool(x, (2, 2), (2, 2))
     x = x.reshape(x.shape[0], -1) if self.flatten else jnp.mean(x, axis=(1, 2))
     if self.dim:

@@ -44,9 +44,10 @@ import pathlib
 
 import numpy as np
 
-from jaxsim import baselines, inference, report, train
+from jaxsim import baselines, inference, objectives, report, train
 from jaxsim.data import loaders, sampling, splits
-from jaxsim.evaluate import clustered, verification
+from jaxsim.data.sources import ArrayImageSource
+from jaxsim.evaluate import clustered, fusion, verification
 
 
 def HEADLINE(metrics):  # noqa: N802 -- the tasks' summary-table hook; rows depend on the models
@@ -62,6 +63,9 @@ def HEADLINE(metrics):  # noqa: N802 -- the tasks' summary-table hook; rows depe
 def prepare(config, workdir: pathlib.Path) -> dict:
   """Faces, an identity-disjoint split and fixed val / test pair lists (written to workdir)."""
   source, names, what = loaders.load_faces(config.data)
+  modality = source.modality  # "face", or "fingerprint" for FVC2002
+  # The augmentation family of the training batches (`data.pipeline.augment_image`).
+  source.modality = config.data.get("augmentation") or modality
   sp, ev, ids = config.split, config.eval, source.identities
   groups, records = splits.split_records(
     ids, {"train": sp.train, "val": sp.val, "test": sp.test}, seed=sp.seed
@@ -85,6 +89,7 @@ def prepare(config, workdir: pathlib.Path) -> dict:
     local[s] = {"a": row[p["a"]], "b": row[p["b"]], "label": p["label"]}
   return {
     "source": source,
+    "modality": modality,
     "what": what,
     "groups": groups,
     "records": records,
@@ -104,30 +109,49 @@ def _data_metrics(data) -> dict[str, float]:
   }
 
 
-def _score(model_cfg, model, variables, data, split, batch_size):
+def _score(config, name, model, variables, data, split):
   """Scores of a split's pair list (higher = same) and throughput figures."""
-  p = data["local"][split]
-  kind = "pair_head" if model_cfg.kind == "koch" else model_cfg.score
+  p, model_cfg = data["local"][split], config.model[name]
+  koch = model_cfg.kind == "koch"
   return inference.score_pairs(
-    model, variables, data["images"][split], p["a"], p["b"], kind, batch_size
+    model,
+    variables,
+    data["images"][split],
+    p["a"],
+    p["b"],
+    "pair_head" if koch else model_cfg.score,
+    config.eval.batch_size,
+    tta="none" if koch else config.eval.get("tta", "none"),
   )
+
+
+def _train_source(data, loss_cfg, model_cfg):
+  """The training images, model config and records; proxy losses get one proxy per
+  training identity, so their labels become 0..C-1."""
+  source, train = data["source"], data["records"]["train"]
+  if not objectives.uses_proxies(loss_cfg):
+    return source, model_cfg, train
+  classes, labels = np.unique(source.identities[train], return_inverse=True)
+  relabelled = ArrayImageSource(source.images[train], labels, modality=source.modality)
+  model_cfg = {**model_cfg.to_dict(), "num_proxies": len(classes)}
+  return relabelled, model_cfg, np.arange(len(train))
 
 
 def train_model(config, name: str, data, workdir: pathlib.Path):
   """Trains model `name` on the train identities, selected by validation-pair AUC."""
-  model_cfg, tcfg, ev = config.model[name], config.train[name], config.eval
+  source, model_cfg, records = _train_source(data, config.loss[name], config.model[name])
 
   def val_auc(model, variables):
-    s, _ = _score(model_cfg, model, variables, data, "val", ev.batch_size)
+    s, _ = _score(config, name, model, variables, data, "val")
     return {"auc": verification.roc_auc(s, data["pairs"]["val"]["label"])}
 
   return train.fit_on_records(
     name,
     model_cfg,
     config.loss[name],
-    tcfg,
-    data["source"],
-    data["records"]["train"],
+    config.train[name],
+    source,
+    records,
     workdir,
     eval_fn=val_auc,
   )
@@ -147,20 +171,14 @@ def _pair_network_check(config, data, model, variables, test_scores) -> dict[str
   }
 
 
-def evaluate_model(config, name: str, data, model, variables) -> tuple[dict, tuple]:
-  """Validation threshold applied to test, identity-level intervals, throughput; and the ROC."""
-  model_cfg, ev, ids, fars = (
-    config.model[name],
-    config.eval,
-    data["source"].identities,
-    tuple(config.eval.fars),
-  )
-  scores, throughput = {}, {}
-  for split in ("val", "test"):
-    scores[split], throughput[split] = _score(
-      model_cfg, model, variables, data, split, ev.batch_size
-    )
-  labels = {s: data["pairs"][s]["label"] for s in scores}
+def evaluate_scores(config, data, scores: dict[str, np.ndarray]) -> tuple[dict, tuple]:
+  """Validation threshold applied to test, identity-level intervals; and the test ROC.
+
+  `scores` holds the "val" and "test" pair lists' scores (higher = same), from a model,
+  an ensemble or any other matcher.
+  """
+  ev, ids, fars = config.eval, data["source"].identities, tuple(config.eval.fars)
+  labels = {s: data["pairs"][s]["label"] for s in ("val", "test")}
   result = verification.verification_report(
     scores["val"],
     labels["val"],
@@ -183,12 +201,33 @@ def evaluate_model(config, name: str, data, model, variables) -> tuple[dict, tup
     )
   )
   val_only = verification.verification_metrics(scores["val"], labels["val"], fars)
-  info = dict(throughput["test"])
-  if model_cfg.kind == "koch" and ev.pair_logits_pairs > 0:
-    info.update(_pair_network_check(config, data, model, variables, scores["test"]))
   fpr, tpr, _ = verification.roc_curve(scores["test"], labels["test"])
-  out = {"test": result, "val": {k: val_only[k] for k in ("auc", "eer")}, "inference": info}
-  return out, (fpr, tpr)
+  return {"test": result, "val": {k: val_only[k] for k in ("auc", "eer")}}, (fpr, tpr)
+
+
+def evaluate_model(config, name: str, data, model, variables) -> tuple[dict, tuple, dict]:
+  """`evaluate_scores` of the model's scores, with its throughput; and the scores."""
+  scores, throughput = {}, {}
+  for split in ("val", "test"):
+    scores[split], throughput[split] = _score(config, name, model, variables, data, split)
+  out, roc = evaluate_scores(config, data, scores)
+  info = dict(throughput["test"])
+  if config.model[name].kind == "koch" and config.eval.pair_logits_pairs > 0:
+    info.update(_pair_network_check(config, data, model, variables, scores["test"]))
+  out["inference"] = info
+  return out, roc, scores
+
+
+def evaluate_ensemble(config, data, member_scores: dict[str, dict]) -> tuple[dict, tuple]:
+  """The members' scores, each z-normalised on validation pairs, averaged (sum rule);
+  evaluated as one matcher by `evaluate_scores`."""
+  names = list(config.eval.ensemble)
+  stacked = {s: np.stack([member_scores[n][s] for n in names], axis=1) for s in ("val", "test")}
+  rule = fusion.fit_fusion(stacked["val"], data["pairs"]["val"]["label"], "sum", "z_score")
+  fused = {s: fusion.apply_fusion(rule, stacked[s]) for s in stacked}
+  out, roc = evaluate_scores(config, data, fused)
+  out["num_members"] = float(len(names))
+  return out, roc
 
 
 def model_sentence(name: str, m: dict, fars) -> str:
@@ -207,7 +246,12 @@ def model_sentence(name: str, m: dict, fars) -> str:
     f"F1 {r['f1']:.4f}, confusion [[tn, fp], [fn, tp]] = {cm}; {int(info['num_pairs'])} test "
     f"pairs scored at {info['pairs_per_second']:,.0f} pairs/s; 95% CI over "
     f"{int(r['ci_num_identities'])} test identities (bootstrap over identities, "
-    f"{int(r['ci_num_resamples'])} resamples)"
+    f"{int(r['ci_num_resamples'])} resamples); trained for {int(m['train']['steps'])} steps"
+    + (
+      f", checkpoint of step {int(m['train']['select_best_step'])} chosen on validation"
+      if "select_best_step" in m["train"]
+      else ""
+    )
   )
   if "pair_logits_pairs_per_second" in info:
     line += (
@@ -230,21 +274,36 @@ def data_sentence(config, data, d: dict) -> str:
   )
 
 
+def ensemble_sentence(config, m: dict) -> str:
+  r = m["test"]
+  ci = functools.partial(report.with_ci, r)
+  return (
+    f"ensemble of {', '.join(config.eval.ensemble)} (each member's scores z-normalised "
+    f"on validation pairs, then averaged): test AUC {ci('auc')}, EER {ci('eer')}, at the "
+    f"validation threshold accuracy {ci('accuracy')}; validation AUC {m['val']['auc']:.4f}."
+  )
+
+
 def run(config, workdir: pathlib.Path) -> dict:
-  """Prepare -> train and evaluate each model (and the baselines) -> describe."""
+  """Prepare -> train and evaluate each model, their ensemble and the baselines -> describe."""
   workdir = pathlib.Path(workdir)
   data = prepare(config, workdir)
   metrics: dict = {"data": _data_metrics(data)}
-  sentences, rocs = [data_sentence(config, data, metrics["data"])], {}
+  sentences, rocs, scores = [data_sentence(config, data, metrics["data"])], {}, {}
   for name in config.model:
     model, variables, train_info = train_model(config, name, data, workdir)
-    metrics[name], rocs[name] = evaluate_model(config, name, data, model, variables)
+    metrics[name], rocs[name], scores[name] = evaluate_model(config, name, data, model, variables)
     metrics[name]["train"] = train_info
     sentences.append(model_sentence(name, metrics[name], config.eval.fars))
+  if config.eval.get("ensemble"):
+    metrics["ensemble"], rocs["ensemble"] = evaluate_ensemble(config, data, scores)
+    sentences.append(ensemble_sentence(config, metrics["ensemble"]))
   if config.eval.baselines:
     source = data["source"]
     metrics["baselines"] = baselines.baseline_report(
-      baselines.FACE_BASELINES,
+      baselines.FINGERPRINT_BASELINES
+      if data["modality"] == "fingerprint"
+      else baselines.FACE_BASELINES,
       source.images,
       source.identities,
       data["records"]["train"],
@@ -261,7 +320,6 @@ def run(config, workdir: pathlib.Path) -> dict:
     ),
   }
   report.write_metrics_json(metrics, workdir)
-  report.write_report_md(
-    metrics, workdir, "Face verification: Koch BCE vs contrastive", figures, sentences
-  )
+  title = "Face verification: " + ", ".join(config.model)
+  report.write_report_md(metrics, workdir, title, figures, sentences)
   return metrics
