@@ -190,3 +190,27 @@ def test_semantic_gap_report_on_independent_towers():
   assert out["permutation_test"]["p_value"] > 0.05
   assert out["memorisation"]["auc_gap"] == pytest.approx(0.0)
   assert out["isotropy_genuine"]["n"] == 40 and out["isotropy_impostor"]["n"] == 39
+
+
+def test_auc_difference_is_paired_and_its_interval_sees_a_real_gap():
+  rng = np.random.default_rng(3)
+  n, num_ids = 3000, 30
+  a, b = rng.integers(0, num_ids, n), rng.integers(0, num_ids, n)
+  b[: n // 3] = a[: n // 3]
+  labels = (a == b).astype(int)
+  effect = rng.normal(0, 0.5, num_ids)  # shared by both matchers: a paired design
+  base = labels + effect[a] + effect[b]
+  better, worse = base + rng.normal(0, 0.3, n), base + rng.normal(0, 1.0, n)
+  stat = clustered.auc_difference_statistic(better, worse, labels)
+  ones = stat(np.ones(n))
+  assert ones["auc_a"] == pytest.approx(verification.roc_auc(better, labels))
+  assert ones["auc_b"] == pytest.approx(verification.roc_auc(worse, labels))
+  assert ones["auc_difference"] == pytest.approx(ones["auc_a"] - ones["auc_b"])
+  out = clustered.subject_bootstrap(stat, a, b, num_resamples=200, seed=0)
+  assert out["auc_difference_ci_low"] > 0  # a real gap is seen with 30 identities
+  same = clustered.subject_bootstrap(
+    clustered.auc_difference_statistic(better, better, labels), a, b, num_resamples=50
+  )
+  assert same["auc_difference_ci_low"] == same["auc_difference_ci_high"] == 0.0
+  with pytest.raises(ValueError, match="same length"):
+    clustered.auc_difference_statistic(better, worse[:-1], labels)

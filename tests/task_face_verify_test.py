@@ -128,5 +128,14 @@ def test_folders_runlocal_on_real_orl_faces(shared_data, tmp_path):
   assert metrics["ensemble"]["num_members"] == len(members)
   assert np.isfinite(metrics["m0"]["train"]["final_cosface_loss"])
   assert set(metrics["baselines"]) == {"raw_pixels", "eigenfaces", "fisherfaces", "lbp"}
+  # Paired comparison with the baseline chosen on validation, over test identities.
+  vs = metrics["vs_baseline"]
+  best = max(metrics["baselines"], key=lambda k: metrics["baselines"][k]["val_auc"])
+  assert vs["baseline"] == best and set(vs["rows"]) == {*members, "ensemble"}
+  for name, row in vs["rows"].items():
+    assert row["auc_a"] == pytest.approx(metrics[name]["test"]["auc"])
+    assert row["auc_b"] == pytest.approx(metrics["baselines"][best]["auc"])
+    assert row["auc_difference_ci_low"] <= row["auc_difference"] <= row["auc_difference_ci_high"]
   report = (tmp_path / "report.md").read_text()
   assert "ensemble of m0, m1" in report and "trained for 12 steps" in report
+  assert f"Test AUC minus that of {best}" in report

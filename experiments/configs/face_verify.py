@@ -202,6 +202,7 @@ def _folders(c, recipe: bool) -> None:
     c.model[name] = {
       "kind": "siamese",
       "score": "cosine",
+      "proxy_init_scale": 0.01,  # the CosFace proxies' init (jaxsim.models.SiameseModel)
       "encoder": {
         "name": "conv4",
         "features": (16, 32, 64, 64),

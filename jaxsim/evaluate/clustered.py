@@ -14,7 +14,8 @@ the time, the subject bootstrap 94%). Everything here resamples or permutes subj
   times, where c is how often each subject was drawn. The statistic sees these counts as
   integer pair weights, so weighted statistics need no resampled copies of the data.
 - Weighted statistics for that bootstrap: `verification_statistic` (AUC, EER, TAR at
-  FAR, accuracy at a fixed threshold) and `overlap_statistic` (AUC, d', Bhattacharyya,
+  FAR, accuracy at a fixed threshold), `auc_difference_statistic` (two matchers on the
+  same pairs, paired) and `overlap_statistic` (AUC, d', Bhattacharyya,
   overlap coefficient, KS), both sorting the scores once; `repeat_statistic` adapts any
   unweighted statistic of per-pair arrays (at the cost of copies).
 - `identity_permutation_test`: an exact-level test of "genuine and impostor scores have
@@ -213,6 +214,30 @@ def verification_statistic(
       out["far"] = float(imp @ accept / imp.sum())
       out["frr"] = float(gen @ ~accept / gen.sum())
     return out
+
+  return statistic
+
+
+def auc_difference_statistic(
+  scores_a: np.typing.ArrayLike, scores_b: np.typing.ArrayLike, labels: np.typing.ArrayLike
+) -> Statistic:
+  """AUC of matcher A minus AUC of matcher B on the same weighted pairs (paired).
+
+  Both matchers score the same pair list, so one subject draw of `subject_bootstrap`
+  weights both: the interval of ``auc_difference`` is a paired comparison with the
+  subjects as units. Returns ``auc_a``, ``auc_b`` and ``auc_difference``.
+  """
+  sorted_a, sorted_b = _SortedScores(scores_a, labels), _SortedScores(scores_b, labels)
+
+  def auc(ss, weights) -> float:
+    fp, tp = ss.counts(weights)
+    if tp[-1] <= 0 or fp[-1] <= 0:
+      return math.nan
+    return float(np.trapezoid(tp / tp[-1], fp / fp[-1]))
+
+  def statistic(weights):
+    a, b = auc(sorted_a, weights), auc(sorted_b, weights)
+    return {"auc_a": a, "auc_b": b, "auc_difference": a - b}
 
   return statistic
 

@@ -51,7 +51,7 @@ from jaxsim.evaluate import clustered, fusion, verification
 
 
 def HEADLINE(metrics):  # noqa: N802 -- the tasks' summary-table hook; rows depend on the models
-  models = [k for k in metrics if k not in ("data", "baselines")]
+  models = [k for k in metrics if k not in ("data", "baselines", "vs_baseline")]
   rows = {"{name} test AUC": "{name}.test.auc", "{name} test EER": "{name}.test.eer"}
   baseline_rows = {"baseline {name} test AUC": "baselines.{name}.auc"}
   return {
@@ -218,16 +218,52 @@ def evaluate_model(config, name: str, data, model, variables) -> tuple[dict, tup
   return out, roc, scores
 
 
-def evaluate_ensemble(config, data, member_scores: dict[str, dict]) -> tuple[dict, tuple]:
+def evaluate_ensemble(config, data, member_scores: dict[str, dict]) -> tuple[dict, tuple, dict]:
   """The members' scores, each z-normalised on validation pairs, averaged (sum rule);
-  evaluated as one matcher by `evaluate_scores`."""
+  evaluated as one matcher by `evaluate_scores`. Also returns the fused scores."""
   names = list(config.eval.ensemble)
   stacked = {s: np.stack([member_scores[n][s] for n in names], axis=1) for s in ("val", "test")}
   rule = fusion.fit_fusion(stacked["val"], data["pairs"]["val"]["label"], "sum", "z_score")
   fused = {s: fusion.apply_fusion(rule, stacked[s]) for s in stacked}
   out, roc = evaluate_scores(config, data, fused)
   out["num_members"] = float(len(names))
-  return out, roc
+  return out, roc, fused
+
+
+def compare_to_baseline(config, data, scores: dict[str, dict], baseline_rows: dict) -> dict:
+  """Each learned matcher's test AUC minus that of the baseline best on validation, with a
+  paired bootstrap over test identities (`clustered.auc_difference_statistic`)."""
+  best = max(baseline_rows, key=lambda k: baseline_rows[k]["val_auc"])
+  source, pairs = data["source"], data["pairs"]
+  fitted, _, _ = baselines.fit_on_validation(
+    best, source.images, source.identities, data["records"]["train"], pairs["val"]
+  )
+  reference = baselines.pair_scores(fitted, source.images, pairs["test"])
+  ids, test = source.identities, pairs["test"]
+  out = {}
+  for name, s in scores.items():
+    stat = clustered.auc_difference_statistic(s["test"], reference, test["label"])
+    out[name] = clustered.subject_bootstrap(
+      stat,
+      ids[test["a"]],
+      ids[test["b"]],
+      num_resamples=config.eval.bootstrap_resamples,
+      seed=config.seed,
+    )
+  return {"baseline": best, "rows": out}
+
+
+def comparison_sentence(c: dict) -> str:
+  parts = []
+  for name, r in c["rows"].items():
+    lo, hi = r["auc_difference_ci_low"], r["auc_difference_ci_high"]
+    verdict = "excludes 0" if lo > 0 or hi < 0 else "includes 0"
+    parts.append(f"{name} {r['auc_difference']:+.4f} [{lo:+.4f}, {hi:+.4f}] ({verdict})")
+  n = int(next(iter(c["rows"].values()))["num_subjects"])
+  return (
+    f"Test AUC minus that of {c['baseline']} (the baseline best on validation), on the same "
+    f"pairs, 95% paired bootstrap interval over {n} test identities: " + "; ".join(parts) + "."
+  )
 
 
 def model_sentence(name: str, m: dict, fars) -> str:
@@ -296,7 +332,8 @@ def run(config, workdir: pathlib.Path) -> dict:
     metrics[name]["train"] = train_info
     sentences.append(model_sentence(name, metrics[name], config.eval.fars))
   if config.eval.get("ensemble"):
-    metrics["ensemble"], rocs["ensemble"] = evaluate_ensemble(config, data, scores)
+    metrics["ensemble"], rocs["ensemble"], fused = evaluate_ensemble(config, data, scores)
+    scores["ensemble"] = {"test": fused["test"]}
     sentences.append(ensemble_sentence(config, metrics["ensemble"]))
   if config.eval.baselines:
     source = data["source"]
@@ -313,6 +350,9 @@ def run(config, workdir: pathlib.Path) -> dict:
       config.seed,
     )
     sentences.append(baselines.baseline_sentence({"": metrics["baselines"]}))
+    comparison = compare_to_baseline(config, data, scores, metrics["baselines"])
+    metrics["vs_baseline"] = comparison
+    sentences.append(comparison_sentence(comparison))
   figures = {
     "ROC on test pairs (log FAR)": report.plot_roc(rocs, workdir / "roc.png"),
     "DET on test pairs": report.plot_det(
