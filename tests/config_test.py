@@ -21,10 +21,16 @@ def _module(name):
   return importlib.import_module(f"experiments.configs.{name}")
 
 
+def _exclusive(name, a, b):
+  return any({a, b} <= set(g) for g in getattr(_module(name), "EXCLUSIVE", ()))
+
+
 def _variant_args(name):
-  """Every declared variant alone, and every ordered pair of them ("" = the default)."""
+  """Every declared variant alone, and every ordered pair of them that may be combined
+  ("" = the default)."""
   variants = _module(name).VARIANTS
-  return ["", *variants, *(f"{a},{b}" for a, b in itertools.permutations(variants, 2))]
+  pairs = [(a, b) for a, b in itertools.permutations(variants, 2) if not _exclusive(name, a, b)]
+  return ["", *variants, *(f"{a},{b}" for a, b in pairs)]
 
 
 CONFIG_ARGS = [(name, arg) for name in CONFIGS for arg in _variant_args(name)]
@@ -60,9 +66,16 @@ def test_every_variant_and_pair_builds_and_validates(name, arg):
     assert common.rule_for(config.task, key) is not None, f"{name}:{arg} {key} has no rule"
 
 
+def test_exclusive_variants_are_rejected_together():
+  with pytest.raises(ValueError, match="folders and fvc2002 exclude each other"):
+    _module("face_verify").get_config("folders,runlocal,fvc2002")
+
+
 @pytest.mark.parametrize("name", CONFIGS)
 def test_variant_order_does_not_matter(name):
   for a, b in itertools.combinations(_module(name).VARIANTS, 2):
+    if _exclusive(name, a, b):
+      continue
     ab = _module(name).get_config(f"{a},{b}").to_dict()
     ba = _module(name).get_config(f"{b},{a}").to_dict()
     assert ab == ba, (a, b)

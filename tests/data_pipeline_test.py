@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from jaxsim.data import pipeline
+from jaxsim.data import pipeline, preprocess
 from jaxsim.data.sources import digits_text, face_fingerprint, faces, fingerprints
 
 FACES = faces.SyntheticFaces(12, 4, image_size=16, seed=0)
@@ -138,7 +138,7 @@ def _asymmetric_image(channels):
   return image
 
 
-@pytest.mark.parametrize("modality", ["fingerprint", "digit"])
+@pytest.mark.parametrize("modality", ["fingerprint", "fingerprint_gamma", "digit"])
 def test_no_horizontal_flips_for_digits_and_fingerprints(modality):
   image = _asymmetric_image(1)
   mirror = image[:, ::-1]
@@ -180,3 +180,22 @@ def test_fingerprint_source_works_in_worker_processes():
   multi = list(pipeline.make_iterator(ds, num_workers=2))
   assert len(single) == len(multi) == 2
   assert all(_equal(a, b) for a, b in zip(single, multi, strict=True))
+
+
+def test_local_contrast_removes_gain_and_offset_and_keeps_the_range():
+  rng = np.random.default_rng(0)
+  images = rng.random((3, 40, 32, 1)).astype(np.float32)
+  out = preprocess.preprocess(images, "local_contrast")
+  assert out.shape == images.shape and out.dtype == np.float32
+  assert 0.0 <= out.min() and out.max() <= 1.0
+  # A sensor's gain and offset do not survive the local normalisation.
+  np.testing.assert_allclose(
+    preprocess.preprocess(0.3 * images + 0.2, "local_contrast"), out, atol=0.03
+  )
+  flat = preprocess.local_contrast(np.full((1, 16, 16, 1), 0.7, np.float32))
+  np.testing.assert_allclose(flat, 0.5, atol=1e-6)  # no contrast: mid-grey
+  assert preprocess.preprocess(images, "none") is images
+  with pytest.raises(ValueError, match="data.preprocess"):
+    preprocess.preprocess(images, "clahe")
+  with pytest.raises(ValueError, match=r"\[N, H, W, C\]"):
+    preprocess.local_contrast(images[0])

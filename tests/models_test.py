@@ -112,6 +112,18 @@ def test_conv4_pooled_flatten_and_input_standardisation():
   np.testing.assert_allclose(enc.apply(variables, 0.5 * x + 0.2), y, atol=1e-4)
 
 
+def test_conv4_strided_stem_halves_the_input_without_pooling():
+  enc = models.Conv4(features=(4, 8, 8), stem=5, dim=0)
+  x = jnp.ones((2, 32, 32, 1))
+  variables = enc.init(jax.random.key(0), x)
+  assert variables["params"]["Conv_0"]["kernel"].shape == (5, 5, 1, 4)
+  _, state = enc.apply(variables, x, capture_intermediates=True, mutable=["intermediates"])
+  # stem 32 -> 16 (stride 2, no pool), then two conv-pool blocks: 16 -> 8 -> 4.
+  assert state["intermediates"]["Conv_0"]["__call__"][0].shape == (2, 16, 16, 4)
+  assert state["intermediates"]["Conv_2"]["__call__"][0].shape == (2, 8, 8, 8)
+  assert enc.apply(variables, x).shape == (2, 8)
+
+
 def test_digit_cnn_unit_embeddings():
   enc = models.DigitCNN(dim=10)
   x = jax.random.uniform(jax.random.key(0), (3, 28, 28, 1))

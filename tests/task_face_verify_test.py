@@ -139,3 +139,27 @@ def test_folders_runlocal_on_real_orl_faces(shared_data, tmp_path):
   report = (tmp_path / "report.md").read_text()
   assert "ensemble of m0, m1" in report and "trained for 12 steps" in report
   assert f"Test AUC minus that of {best}" in report
+
+
+def test_fvc2002_runlocal_on_real_fingers(shared_data, tmp_path):
+  """The fingerprint recipe's path on FVC2002 DB1-3: 18 / 6 / 6 fingers, local contrast
+  for the learned models only, FingerCode among the baselines (a smoke run: 12 steps)."""
+  config = face_verify_config.get_config("fvc2002,runlocal")
+  config.data.root = str(shared_data / "fvc2002_db_b")
+  metrics = face_verify.run(config, tmp_path)
+  d = metrics["data"]
+  assert (d["num_identities_train"], d["num_identities_val"], d["num_identities_test"]) == (
+    18,
+    6,
+    6,
+  )
+  assert metrics["ensemble"]["num_members"] == 2
+  assert "fingercode" in metrics["baselines"]
+  assert metrics["vs_baseline"]["baseline"] in metrics["baselines"]
+  assert 0.5 < metrics["ensemble"]["test"]["auc"] <= 1.0
+
+
+def test_fvc2002_without_a_root_says_how_to_pass_one(tmp_path):
+  config = face_verify_config.get_config("fvc2002,runlocal")
+  with pytest.raises(ValueError, match="data.root=/path/to/fvc2002_db_b"):
+    face_verify.run(config, tmp_path)

@@ -28,8 +28,14 @@ class ConfigError(ValueError):
   """A config value outside its allowed range; the message is one line."""
 
 
-def parse_args(arg: str | None, variants: Sequence[str], name: str) -> set[str]:
-  """The variant names in `arg` ("seed,runlocal"); unknown names raise ValueError."""
+def parse_args(
+  arg: str | None,
+  variants: Sequence[str],
+  name: str,
+  exclusive: Sequence[tuple[str, ...]] = (),
+) -> set[str]:
+  """The variant names in `arg` ("seed,runlocal"); unknown names, or two of one group of
+  `exclusive` (e.g. two datasets), raise ValueError."""
   args = set(filter(None, (arg or "").split(",")))
   unknown = args - set(variants)
   if unknown:
@@ -37,6 +43,12 @@ def parse_args(arg: str | None, variants: Sequence[str], name: str) -> set[str]:
       f"unknown {name} config variant(s) {sorted(unknown)}; "
       f"available: {', '.join(variants) or 'none'}"
     )
+  for group in exclusive:
+    both = sorted(args & set(group))
+    if len(both) > 1:
+      raise ValueError(
+        f"{name} config variants {' and '.join(both)} exclude each other; choose one"
+      )
   return args
 
 
@@ -303,6 +315,7 @@ RULES: list[tuple[str, Rule]] = [
   ("*encoder*.dim", Int(1)),
   ("*encoder*.hidden", Int(1)),
   ("*encoder*.dense", Int(1)),
+  ("*encoder*.stem", Int(0, 11)),
   ("*encoder*.vocab_size", Int(3)),
   ("*encoder*.max_ngram", Int(1)),
   ("*.log_temperature_init", Optional(Real())),
@@ -352,7 +365,11 @@ TASK_RULES: dict[str, list[tuple[str, Rule]]] = {
   "face_verify": [
     ("data.source", OneOf("synthetic", "folders", "fvc2002")),
     ("data.image_size", Size(8, 2048)),  # Koch's models need >= 65 (checked below)
-    ("data.augmentation", OneOf("", "face", "face_gamma", "fingerprint", "none")),
+    (
+      "data.augmentation",
+      OneOf("", "face", "face_gamma", "fingerprint", "fingerprint_gamma", "none"),
+    ),
+    ("data.preprocess", OneOf("none", "local_contrast")),
     ("eval.tta", OneOf("none", "flip")),
     ("eval.ensemble", Each(Text())),
     ("split.train", Real(0, 1, open_lo=True)),

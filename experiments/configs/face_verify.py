@@ -30,11 +30,12 @@ import ml_collections
 
 from experiments.configs import common
 
-VARIANTS = ("runlocal", "seed", "folders")
+VARIANTS = ("runlocal", "seed", "folders", "fvc2002")
+EXCLUSIVE = (("folders", "fvc2002"),)  # one real dataset at a time
 
 
 def get_config(arg=None):
-  args = common.parse_args(arg, VARIANTS, "face_verify")
+  args = common.parse_args(arg, VARIANTS, "face_verify", EXCLUSIVE)
   c = ml_collections.ConfigDict()
   c.task = "face_verify"
   c.seed = 0
@@ -52,6 +53,9 @@ def get_config(arg=None):
   # The training batches' augmentation family (jaxsim.data.pipeline): "" = the data's
   # modality (face; fingerprint for fvc2002), face_gamma, fingerprint or none.
   c.data.augmentation = ""
+  # Fixed preprocessing of the learned models' images (jaxsim.data.preprocess): none |
+  # local_contrast. The classical baselines always see the raw images.
+  c.data.preprocess = "none"
 
   c.split = ml_collections.ConfigDict()
   c.split.train, c.split.val, c.split.test = 0.7, 0.15, 0.15
@@ -148,6 +152,8 @@ def get_config(arg=None):
 
   if "folders" in args:
     _folders(c, recipe="seed" not in args)
+  if "fvc2002" in args:
+    _fvc2002(c, recipe="seed" not in args)
 
   if "runlocal" in args:
     c.data.num_identities = 48
@@ -174,7 +180,7 @@ def get_config(arg=None):
     # Small encoders: compile time dominates a run this short.
     if "koch" in c.model:
       c.model.koch.encoder = {"name": "koch", "features": (8, 16, 16, 32), "dense": 128}
-    if c.eval.ensemble:  # two members are enough to run the ensemble
+    if len(c.eval.ensemble) > 2:  # two members are enough to run the ensemble
       for group in (c.model, c.loss, c.train):
         del group[c.eval.ensemble[-1]]
       c.eval.ensemble = c.eval.ensemble[:-1]
@@ -193,7 +199,53 @@ def _folders(c, recipe: bool) -> None:
   c.data.augmentation = "face_gamma"
   c.eval.tta = "flip"
   c.eval.pair_logits_pairs = 1
-  members = ("m0", "m1", "m2")
+  encoder = {
+    "name": "conv4",
+    "features": (16, 32, 64, 64),
+    "dim": 128,
+    "normalize": True,
+    "flatten": True,
+    "pool_last": True,
+    "standardize": True,
+  }
+  loss = {
+    "name": "sum",
+    "terms": {
+      "cosface": {"name": "normalized_softmax", "scale": 16.0, "margin": 0.2},
+      "triplet": {"name": "batch_hard", "margin": 0.2, "distance": "cosine"},
+    },
+  }
+  _members(c, 3, encoder, loss, p=16, k=4)
+
+
+def _fvc2002(c, recipe: bool) -> None:
+  """FVC2002 DB1-3 set B fingers; with `recipe`, the ensemble that won on FVC validation."""
+  c.data.source = "fvc2002"
+  c.data.channels = 1
+  c.split.train, c.split.val, c.split.test = 0.6, 0.2, 0.2  # 18 / 6 / 6 fingers
+  if not recipe:
+    return
+  c.data.image_size = 128
+  c.data.preprocess = "local_contrast"
+  c.data.augmentation = "fingerprint_gamma"
+  c.eval.pair_logits_pairs = 1
+  encoder = {
+    "name": "conv4",
+    "features": (16, 32, 64, 64),
+    "stem": 5,
+    "dim": 128,
+    "normalize": True,
+    "standardize": True,
+  }
+  loss = {"name": "normalized_softmax", "scale": 16.0, "margin": 0.2}
+  _members(c, 2, encoder, loss, p=8, k=4)
+
+
+def _members(c, n: int, encoder: dict, loss: dict, p: int, k: int) -> None:
+  """Replaces the models by n members of one recipe (init seeds 0..n-1) and ensembles them:
+  AdamW 2e-3 (weight decay 5e-4, warmup 30, cosine to 1%), 300 steps of p x k batches,
+  the best validation AUC of every 25 steps."""
+  members = tuple(f"m{i}" for i in range(n))
   c.eval.ensemble = members
   for group in (c.model, c.loss, c.train):
     for name in list(group):
@@ -203,28 +255,14 @@ def _folders(c, recipe: bool) -> None:
       "kind": "siamese",
       "score": "cosine",
       "proxy_init_scale": 0.01,  # the CosFace proxies' init (jaxsim.models.SiameseModel)
-      "encoder": {
-        "name": "conv4",
-        "features": (16, 32, 64, 64),
-        "dim": 128,
-        "normalize": True,
-        "flatten": True,
-        "pool_last": True,
-        "standardize": True,
-      },
+      "encoder": dict(encoder),
     }
-    c.loss[name] = {
-      "name": "sum",
-      "terms": {
-        "cosface": {"name": "normalized_softmax", "scale": 16.0, "margin": 0.2},
-        "triplet": {"name": "batch_hard", "margin": 0.2, "distance": "cosine"},
-      },
-    }
+    c.loss[name] = dict(loss)
     c.train[name] = common.train_defaults()
     c.train[name].update(
       seed=i,
       steps=300,
-      batch_size=64,
+      batch_size=p * k,
       optimizer="adamw",
       learning_rate=2e-3,
       weight_decay=5e-4,
@@ -237,8 +275,8 @@ def _folders(c, recipe: bool) -> None:
     )
     c.train[name].sampler = {
       "kind": "pxk",
-      "p": 16,
-      "k": 4,
+      "p": p,
+      "k": k,
       "positive_fraction": 0.0,
       "augment": True,
     }

@@ -29,7 +29,9 @@ horizontal flips and brightness/contrast; "face_gamma" (the real-face recipe,
 `face_verify:folders`) gets larger affine jitter (10 degrees, 10% scale, 8% shift),
 flips and a random gamma (x ** exp(U(-0.3, 0.3))) for illumination instead of
 brightness/contrast; fingerprints get rotation/translation
-and contrast but never flips (a mirrored print is another finger); digits get
+and contrast but never flips (a mirrored print is another finger), "fingerprint_gamma"
+(the FVC2002 recipe, `face_verify:fvc2002`) larger ones (20 degrees, 10% scale and
+shift) and the random gamma; digits get
 small shifts and rotations, no flips and no colour change; "generic" gets
 shifts and brightness/contrast; "character" (handwritten strokes, ink 1 on paper 0)
 gets Koch et al.'s (2015) affine distortions (`koch_affine`): rotation, shear, scale and
@@ -54,6 +56,7 @@ MODALITIES = (
   "face",
   "face_gamma",
   "fingerprint",
+  "fingerprint_gamma",
   "digit",
   "generic",
   "character",
@@ -67,6 +70,7 @@ _AUGMENT = {
   "face": (0.14, 0.06, 0.06, True, 0.1, 0.2, 0.0),
   "face_gamma": (np.deg2rad(10.0), 0.08, 0.1, True, 0.0, 0.0, 0.3),
   "fingerprint": (0.17, 0.06, 0.04, False, 0.08, 0.25, 0.0),
+  "fingerprint_gamma": (np.deg2rad(20.0), 0.1, 0.1, False, 0.0, 0.0, 0.3),
   "digit": (0.14, 0.07, 0.06, False, 0.0, 0.0, 0.0),
   "generic": (0.0, 0.06, 0.0, False, 0.1, 0.2, 0.0),
 }

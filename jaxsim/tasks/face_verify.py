@@ -45,7 +45,7 @@ import pathlib
 import numpy as np
 
 from jaxsim import baselines, inference, objectives, report, train
-from jaxsim.data import loaders, sampling, splits
+from jaxsim.data import loaders, preprocess, sampling, splits
 from jaxsim.data.sources import ArrayImageSource
 from jaxsim.evaluate import clustered, fusion, verification
 
@@ -62,10 +62,15 @@ def HEADLINE(metrics):  # noqa: N802 -- the tasks' summary-table hook; rows depe
 
 def prepare(config, workdir: pathlib.Path) -> dict:
   """Faces, an identity-disjoint split and fixed val / test pair lists (written to workdir)."""
-  source, names, what = loaders.load_faces(config.data)
-  modality = source.modality  # "face", or "fingerprint" for FVC2002
-  # The augmentation family of the training batches (`data.pipeline.augment_image`).
-  source.modality = config.data.get("augmentation") or modality
+  raw, names, what = loaders.load_faces(config.data)
+  modality = raw.modality  # "face", or "fingerprint" for FVC2002
+  # What the learned models see: the fixed preprocessing, and the augmentation family of
+  # their training batches (`data.pipeline.augment_image`). Baselines see `raw`.
+  source = ArrayImageSource(
+    preprocess.preprocess(raw.images, config.data.get("preprocess", "none")),
+    raw.identities,
+    modality=config.data.get("augmentation") or modality,
+  )
   sp, ev, ids = config.split, config.eval, source.identities
   groups, records = splits.split_records(
     ids, {"train": sp.train, "val": sp.val, "test": sp.test}, seed=sp.seed
@@ -89,6 +94,7 @@ def prepare(config, workdir: pathlib.Path) -> dict:
     local[s] = {"a": row[p["a"]], "b": row[p["b"]], "label": p["label"]}
   return {
     "source": source,
+    "raw": raw,
     "modality": modality,
     "what": what,
     "groups": groups,
@@ -234,7 +240,7 @@ def compare_to_baseline(config, data, scores: dict[str, dict], baseline_rows: di
   """Each learned matcher's test AUC minus that of the baseline best on validation, with a
   paired bootstrap over test identities (`clustered.auc_difference_statistic`)."""
   best = max(baseline_rows, key=lambda k: baseline_rows[k]["val_auc"])
-  source, pairs = data["source"], data["pairs"]
+  source, pairs = data["raw"], data["pairs"]
   fitted, _, _ = baselines.fit_on_validation(
     best, source.images, source.identities, data["records"]["train"], pairs["val"]
   )
@@ -336,7 +342,7 @@ def run(config, workdir: pathlib.Path) -> dict:
     scores["ensemble"] = {"test": fused["test"]}
     sentences.append(ensemble_sentence(config, metrics["ensemble"]))
   if config.eval.baselines:
-    source = data["source"]
+    source = data["raw"]
     metrics["baselines"] = baselines.baseline_report(
       baselines.FINGERPRINT_BASELINES
       if data["modality"] == "fingerprint"
