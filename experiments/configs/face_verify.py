@@ -19,6 +19,17 @@ augmentation, 300 AdamW steps; each member's checkpoint is chosen by validation 
 members' ensemble (scores z-normalised on validation pairs, averaged). With `seed`, the
 seed projects' recipes run on the folder data instead.
 
+FVC2002 fingers (DB1-3 set B, root/DBn_B/<finger>_<impression>.tif), with the recipe chosen
+on FVC2002 validation fingers (`benchmarks/FVC_RECIPE_RESULTS.md`):
+
+    python -m experiments.run --config=face_verify:fvc2002 --config.data.root=/path/to/fvc2002_db_b
+
+`fvc2002` splits the 30 fingers 18/6/6, reads them at 128x128 and gives the learned models
+(not the baselines) a local contrast normalisation; three Conv-4-style CNNs with a 5x5
+stride-2 stem (16, then 32-64-64, global average, Dense 128, unit length) train with CosFace
+(s 16, m 0.2) for 300 AdamW steps of 8 x 4 PxK batches with rotation / scale / shift /
+gamma augmentation and no flips; selection and ensemble as for `folders`, no TTA.
+
 Scale up on an accelerator with larger data and more steps, e.g.
 `--config.data.num_identities=2000 --config.train.contrastive.steps=20000`.
 Groups: `data`, `split`, `model.<name>`, `loss.<name>`, `train.<name>` (from
@@ -238,7 +249,7 @@ def _fvc2002(c, recipe: bool) -> None:
     "standardize": True,
   }
   loss = {"name": "normalized_softmax", "scale": 16.0, "margin": 0.2}
-  _members(c, 2, encoder, loss, p=8, k=4)
+  _members(c, 3, encoder, loss, p=8, k=4)
 
 
 def _members(c, n: int, encoder: dict, loss: dict, p: int, k: int) -> None:
