@@ -264,12 +264,12 @@ def train_member(args, seed, member, imgs, identities, records, val_pairs, test_
 
   tta_cache = {}
 
-  def split_scores(params, stats, split, pairs):
+  def split_scores(params, stats, split, pairs, angles=tuple(args.tta_rot)):
     rec = records[split]
-    if split not in tta_cache:
+    if (split, angles) not in tta_cache:
       x = jnp.asarray(imgs[rec])
-      tta_cache[split] = [x if a == 0 else rotate_batch(x, a) for a in args.tta_rot]
-    e = np.asarray(l2n(sum(embed(params, stats, x) for x in tta_cache[split])))
+      tta_cache[split, angles] = [x if a == 0 else rotate_batch(x, a) for a in angles]
+    e = np.asarray(l2n(sum(embed(params, stats, x) for x in tta_cache[split, angles])))
     row = np.full(len(identities), -1)
     row[rec] = np.arange(rec.size)
     return np.sum(e[row[pairs["a"]]] * e[row[pairs["b"]]], axis=1)
@@ -300,7 +300,15 @@ def train_member(args, seed, member, imgs, identities, records, val_pairs, test_
     f"  member {member} (init {init_seed}): val {best['val']:.4f} (step {best['step']}) "
     f"test {test:.4f} | train {train_s:.0f}s (pretrain {pre_s:.0f}s)"
   )
+  alt = {}
+  if args.tta_alt:  # the same checkpoint scored with another TTA (a separate row)
+    angles = tuple(args.tta_alt)
+    alt = {
+      "val_alt": split_scores(best["params"], best["stats"], "val", val_pairs, angles),
+      "test_alt": split_scores(best["params"], best["stats"], "test", test_pairs, angles),
+    }
   return {
+    **alt,
     "val": best["sv"], "test": st, "val_auc": best["val"], "test_auc": test,
     "best_step": best["step"], "train_seconds": train_s, "history": history,
   }
@@ -345,9 +353,18 @@ def run(args, seed, images_raw, identities, log):
   res.update(
     val_auc=verification.roc_auc(lv, yv),
     test_auc=verification.roc_auc(lt, yt),
-    members=[{k: v for k, v in m.items() if k not in ("val", "test")} for m in members],
+    members=[
+      {k: v for k, v in m.items() if k not in ("val", "test", "val_alt", "test_alt")}
+      for m in members
+    ],
     train_seconds=float(sum(m["train_seconds"] for m in members)),
   )
+  if args.tta_alt:
+    av = np.mean([z(m["val_alt"], m["val_alt"]) for m in members], axis=0)
+    at = np.mean([z(m["test_alt"], m["val_alt"]) for m in members], axis=0)
+    res["tta_alt"] = {"val": verification.roc_auc(av, yv), "test": verification.roc_auc(at, yt)}
+    log(f"seed {seed}: TTA {args.tta_alt} val {res['tta_alt']['val']:.4f} test "
+        f"{res['tta_alt']['test']:.4f}")
   for name in ("fingercode", "fisherfaces"):
     w, fv, ft = fuse(lv, lt, cl[f"{name}_val"], cl[f"{name}_test"], yv, yt)
     res[f"fusion_{name}"] = {"w": w, "val": fv, "test": ft}
@@ -399,6 +416,7 @@ def main():
   p.add_argument("--elastic", type=float, default=0.0, help="elastic std, fraction of side")
   p.add_argument("--gamma", type=float, default=0.3)
   p.add_argument("--tta_rot", type=float, nargs="+", default=[0.0])
+  p.add_argument("--tta_alt", type=float, nargs="*", default=[], help="also score these angles")
   p.add_argument("--eval_every", type=int, default=25)
   p.add_argument("--init_seed", type=int, default=0)
   p.add_argument("--pre_steps", type=int, default=0)
