@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import pathlib
+import pickle
 import time
 
 import flax.linen as nn
@@ -120,7 +121,9 @@ def rotate_batch(x, deg):
   """Rotates [N, H, W, 1] by deg degrees about the centre (bilinear, edge-clamped)."""
   h, w = x.shape[1:3]
   th = np.deg2rad(deg)
-  yy, xx = np.meshgrid(np.arange(h, dtype=np.float32), np.arange(w, dtype=np.float32), indexing="ij")
+  yy, xx = np.meshgrid(
+    np.arange(h, dtype=np.float32), np.arange(w, dtype=np.float32), indexing="ij"
+  )
   y, xc = yy - (h - 1) / 2, xx - (w - 1) / 2
   sy = np.clip(np.cos(th) * y - np.sin(th) * xc + (h - 1) / 2, 0, h - 1)
   sx = np.clip(np.sin(th) * y + np.cos(th) * xc + (w - 1) / 2, 0, w - 1)
@@ -234,24 +237,39 @@ def train_member(args, seed, member, imgs, identities, records, val_pairs, test_
   start = time.perf_counter()
   pre_s = 0.0
   if args.pre_steps > 0:
-    xs, ys = synthetic_images(args)
-    pnet = FpNet(tuple(args.widths), args.dim, args.pre_fingers, args.head, args.dropout, args.stem)
-    pv = pnet.init({"params": key}, jnp.zeros((2, *imgs.shape[1:])), train=False)
-    pparams = {**pv["params"], **{k: v for k, v in params.items() if k != "proxies"}}
-    pparams["proxies"] = pv["params"]["proxies"]
-    ptx = optax.adamw(sched(args.pre_steps, args.lr), weight_decay=args.wd)
-    pstep = make_step(pnet, ptx, jnp.asarray(xs), jnp.asarray(ys), args.cosface, args.triplet)
-    popt = ptx.init(pparams)
-    draw = sampler(rng, ys, args.batch // args.k, args.k)
-    for t in range(1, args.pre_steps + 1):
-      pparams, stats, popt, loss, acc = pstep(
-        pparams, stats, popt, jax.random.PRNGKey(seed * 99991 + t + 10**6 * init_seed),
-        jnp.asarray(draw()),
+    # Pretraining sees synthetic prints only (no split data), so it depends on the member's
+    # init seed alone and is cached and shared by the split seeds (its time is logged).
+    tag = "_".join(
+      str(v) for v in (args.pre_steps, args.pre_fingers, args.pre_difficulty, args.size,
+                       args.prep, *args.widths, args.stem, args.dim, args.head, args.lr,
+                       args.batch, args.k, args.cosface, args.triplet, init_seed)
+    )
+    path = pathlib.Path(args.cache) / f"pre_{tag}.pkl"
+    if path.exists():
+      pparams, stats, pre_s = pickle.loads(path.read_bytes())
+      log(f"    pretrained weights from {path} ({pre_s:.0f}s when made)")
+    else:
+      xs, ys = synthetic_images(args)
+      pnet = FpNet(
+        tuple(args.widths), args.dim, args.pre_fingers, args.head, args.dropout, args.stem
       )
-      if t % 100 == 0 or t == args.pre_steps:
-        log(f"    pre step {t} loss {float(loss):.3f} acc {float(acc):.2f}")
+      pkey = jax.random.PRNGKey(1000 + init_seed)
+      pv = pnet.init({"params": pkey}, jnp.zeros((2, *imgs.shape[1:])), train=False)
+      pparams = pv["params"]
+      ptx = optax.adamw(sched(args.pre_steps, args.lr), weight_decay=args.wd)
+      pstep = make_step(pnet, ptx, jnp.asarray(xs), jnp.asarray(ys), args.cosface, args.triplet)
+      popt = ptx.init(pparams)
+      draw = sampler(np.random.default_rng(7 * init_seed), ys, args.batch // args.k, args.k)
+      for t in range(1, args.pre_steps + 1):
+        pparams, stats, popt, loss, acc = pstep(
+          pparams, stats, popt, jax.random.PRNGKey(t + 10**6 * init_seed), jnp.asarray(draw())
+        )
+        if t % 100 == 0 or t == args.pre_steps:
+          log(f"    pre step {t} loss {float(loss):.3f} acc {float(acc):.2f}")
+      pre_s = time.perf_counter() - start
+      path.write_bytes(pickle.dumps(jax.device_get((pparams, stats, pre_s))))
     params = {**pparams, "proxies": params["proxies"]}
-    pre_s = time.perf_counter() - start
+    start = time.perf_counter()  # train_s below is the fine-tuning on the split
 
   tx = optax.adamw(sched(args.steps, args.ft_lr or args.lr), weight_decay=args.wd)
   opt = tx.init(params)
@@ -298,7 +316,7 @@ def train_member(args, seed, member, imgs, identities, records, val_pairs, test_
   test = verification.roc_auc(st, test_pairs["label"])
   log(
     f"  member {member} (init {init_seed}): val {best['val']:.4f} (step {best['step']}) "
-    f"test {test:.4f} | train {train_s:.0f}s (pretrain {pre_s:.0f}s)"
+    f"test {test:.4f} | train {train_s:.0f}s (+ pretrain {pre_s:.0f}s, shared by seeds)"
   )
   alt = {}
   if args.tta_alt:  # the same checkpoint scored with another TTA (a separate row)
@@ -310,7 +328,8 @@ def train_member(args, seed, member, imgs, identities, records, val_pairs, test_
   return {
     **alt,
     "val": best["sv"], "test": st, "val_auc": best["val"], "test_auc": test,
-    "best_step": best["step"], "train_seconds": train_s, "history": history,
+    "best_step": best["step"], "train_seconds": train_s, "pretrain_seconds": pre_s,
+    "history": history,
   }
 
 
