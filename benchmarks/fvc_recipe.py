@@ -1,7 +1,11 @@
 """FVC2002 fingerprint verification: a learned recipe against the classical baselines.
 
     PYTHONPATH=. python -m benchmarks.fvc_recipe --data=/work/shared/data/fvc2002_db_b \
-      --seeds=0,1,2 --members=3 --out=/tmp/fvc/best.json   # plus the lever flags
+      --seeds=0,1,2 --size=128 --stem=5 --batch=32 --prep=local --members=2 \
+      --tta_alt -10 0 10 --out=/tmp/fvc/H.json
+
+(the recipe chosen on validation, `benchmarks/FVC_RECIPE_RESULTS.md`; the defaults are the
+screening base, and the other levers there are flags of this script).
 
 Protocol (as `benchmarks/baselines_real.py`): FVC2002 set B, DB1-3 (DB4 is synthetic;
 `fvc2002_source` loads DB1_B..DB3_B by default), 30 fingers x 8 impressions at 192 x 192,
