@@ -1,8 +1,8 @@
 """FVC2002 fingerprint verification: a learned recipe against the classical baselines.
 
     PYTHONPATH=. python -m benchmarks.fvc_recipe --data=/work/shared/data/fvc2002_db_b \
-      --seeds=0,1,2 --size=128 --stem=5 --batch=32 --prep=local --members=2 \
-      --tta_alt -10 0 10 --out=/tmp/fvc/H.json
+      --seeds=0,1,2 --size=128 --stem=5 --batch=32 --prep=local --members=3 \
+      --tta_alt -10 0 10 --out=/tmp/fvc/H3.json
 
 (the recipe chosen on validation, `benchmarks/FVC_RECIPE_RESULTS.md`; the defaults are the
 screening base, and the other levers there are flags of this script).
