@@ -244,9 +244,24 @@ def train_member(args, seed, member, imgs, identities, records, val_pairs, test_
     # Pretraining sees synthetic prints only (no split data), so it depends on the member's
     # init seed alone and is cached and shared by the split seeds (its time is logged).
     tag = "_".join(
-      str(v) for v in (args.pre_steps, args.pre_fingers, args.pre_difficulty, args.size,
-                       args.prep, *args.widths, args.stem, args.dim, args.head, args.lr,
-                       args.batch, args.k, args.cosface, args.triplet, init_seed)
+      str(v)
+      for v in (
+        args.pre_steps,
+        args.pre_fingers,
+        args.pre_difficulty,
+        args.size,
+        args.prep,
+        *args.widths,
+        args.stem,
+        args.dim,
+        args.head,
+        args.lr,
+        args.batch,
+        args.k,
+        args.cosface,
+        args.triplet,
+        init_seed,
+      )
     )
     path = pathlib.Path(args.cache) / f"pre_{tag}.pkl"
     if path.exists():
@@ -301,7 +316,10 @@ def train_member(args, seed, member, imgs, identities, records, val_pairs, test_
   history = []
   for t in range(1, args.steps + 1):
     params, stats, opt, loss, acc = step(
-      params, stats, opt, jax.random.PRNGKey(seed * 100003 + t + 10**6 * init_seed),
+      params,
+      stats,
+      opt,
+      jax.random.PRNGKey(seed * 100003 + t + 10**6 * init_seed),
       jnp.asarray(draw()),
     )
     if t % args.eval_every == 0 or t == args.steps:
@@ -331,8 +349,13 @@ def train_member(args, seed, member, imgs, identities, records, val_pairs, test_
     }
   return {
     **alt,
-    "val": best["sv"], "test": st, "val_auc": best["val"], "test_auc": test,
-    "best_step": best["step"], "train_seconds": train_s, "pretrain_seconds": pre_s,
+    "val": best["sv"],
+    "test": st,
+    "val_auc": best["val"],
+    "test_auc": test,
+    "best_step": best["step"],
+    "train_seconds": train_s,
+    "pretrain_seconds": pre_s,
     "history": history,
   }
 
@@ -361,7 +384,8 @@ def run(args, seed, images_raw, identities, log):
     res[f"{name}_val"] = verification.roc_auc(cl[f"{name}_val"], yv)
     res[f"{name}_test"] = verification.roc_auc(cl[f"{name}_test"], yt)
   log(
-    f"seed {seed}: " + " | ".join(
+    f"seed {seed}: "
+    + " | ".join(
       f"{n} val {res[n + '_val']:.4f} test {res[n + '_test']:.4f}"
       for n in ("fingercode", "lbp", "fisherfaces")
     )
@@ -386,15 +410,20 @@ def run(args, seed, images_raw, identities, log):
     av = np.mean([z(m["val_alt"], m["val_alt"]) for m in members], axis=0)
     at = np.mean([z(m["test_alt"], m["val_alt"]) for m in members], axis=0)
     res["tta_alt"] = {"val": verification.roc_auc(av, yv), "test": verification.roc_auc(at, yt)}
-    log(f"seed {seed}: TTA {args.tta_alt} val {res['tta_alt']['val']:.4f} test "
-        f"{res['tta_alt']['test']:.4f}")
+    log(
+      f"seed {seed}: TTA {args.tta_alt} val {res['tta_alt']['val']:.4f} test "
+      f"{res['tta_alt']['test']:.4f}"
+    )
   for name in ("fingercode", "fisherfaces"):
     w, fv, ft = fuse(lv, lt, cl[f"{name}_val"], cl[f"{name}_test"], yv, yt)
     res[f"fusion_{name}"] = {"w": w, "val": fv, "test": ft}
   if args.out:
     np.savez(
       args.out.replace(".json", "") + f"_scores_s{seed}.npz",
-      val=lv, test=lt, val_label=yv, test_label=yt,
+      val=lv,
+      test=lt,
+      val_label=yv,
+      test_label=yt,
       **{f"m{i}_{k}": m[k] for i, m in enumerate(members) for k in ("val", "test")},
     )
   log(
