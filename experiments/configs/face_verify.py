@@ -169,7 +169,8 @@ def get_config(arg=None):
   if "runlocal" in args:
     c.data.num_identities = 48
     c.data.images_per_identity = 6
-    c.split.train, c.split.val, c.split.test = 0.5, 0.25, 0.25
+    if c.data.source == "synthetic":  # real data keep their variant's split
+      c.split.train, c.split.val, c.split.test = 0.5, 0.25, 0.25
     c.eval.test_pairs = 3000
     c.eval.val_pairs = 3000
     c.eval.bootstrap_resamples = 20
