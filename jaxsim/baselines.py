@@ -632,6 +632,47 @@ def baseline_report(
   return out
 
 
+def compare_with_best(
+  baseline_rows: Mapping[str, Mapping],
+  images: np.ndarray,
+  identities: np.ndarray,
+  train_records: np.ndarray,
+  val_pairs: Mapping[str, np.ndarray],
+  test_pairs: Mapping[str, np.ndarray],
+  test_scores: Mapping[str, np.ndarray],
+  num_resamples: int = 1000,
+  seed: int = 0,
+) -> dict:
+  """Each learned matcher's test AUC minus that of the baseline best on validation.
+
+  `baseline_rows` are `baseline_report`'s (the winner is the highest ``val_auc``; it is
+  refitted the same way to score the test pairs); `test_scores` maps a matcher's name to
+  its scores of the same `test_pairs`. Intervals come from a paired bootstrap over test
+  identities (`clustered.auc_difference_statistic`): one identity draw weights both.
+
+  Returns:
+    ``{"baseline": name, "rows": {matcher: {auc_a, auc_b, auc_difference, ..._ci_low,
+    ..._ci_high, num_subjects, num_resamples}}}``.
+  """
+  from jaxsim.evaluate import clustered  # noqa: PLC0415
+
+  best = max(baseline_rows, key=lambda k: baseline_rows[k]["val_auc"])
+  ids = np.asarray(identities)
+  fitted, _, _ = fit_on_validation(best, images, ids, train_records, val_pairs)
+  reference = pair_scores(fitted, images, test_pairs)
+  rows = {
+    name: clustered.subject_bootstrap(
+      clustered.auc_difference_statistic(scores, reference, test_pairs["label"]),
+      ids[test_pairs["a"]],
+      ids[test_pairs["b"]],
+      num_resamples=num_resamples,
+      seed=seed,
+    )
+    for name, scores in test_scores.items()
+  }
+  return {"baseline": best, "rows": rows}
+
+
 def baseline_sentence(
   reports: Mapping[str, Mapping[str, Mapping]], what: str = "test pairs"
 ) -> str:

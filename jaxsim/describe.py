@@ -8,10 +8,12 @@ sentences first in report.md.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
 from jaxsim import report
+from jaxsim.evaluate import verification
 
 
 def semantic_gap_sentences(out: Mapping[str, Any]) -> list[str]:
@@ -108,3 +110,62 @@ def one_shot_sentence(name: str, m: Mapping[str, Any]) -> str:
     g = m["one_shot_runs_given"]
     line += f" On the {int(g['num_runs'])} runs in {g['root']}: {report.with_ci(g, 'accuracy', 3)}."
   return line
+
+
+def verification_sentence(name: str, m: Mapping[str, Any], fars) -> str:
+  """One verification model's test figures in words (`face_verify`'s metrics of a model:
+  `test` with identity-level intervals, `inference`, `train`)."""
+  r, info = m["test"], m["inference"]
+  ci = functools.partial(report.with_ci, r)
+  cm = [[int(r["tn"]), int(r["fp"])], [int(r["fn"]), int(r["tp"])]]
+  tar = "".join(
+    f", TAR@FAR={f:g} {ci(k)}"
+    for f in fars
+    if (k := f"tar_at_far_{verification.far_key(f)}") + "_ci_low" in r
+  )
+  line = (
+    f"{name}: test AUC {ci('auc')}, EER {ci('eer')}{tar}, at the validation threshold "
+    f"accuracy {ci('accuracy')}, precision {r['precision']:.4f}, recall {r['recall']:.4f}, "
+    f"F1 {r['f1']:.4f}, confusion [[tn, fp], [fn, tp]] = {cm}; {int(info['num_pairs'])} test "
+    f"pairs scored at {info['pairs_per_second']:,.0f} pairs/s; 95% CI over "
+    f"{int(r['ci_num_identities'])} test identities (bootstrap over identities, "
+    f"{int(r['ci_num_resamples'])} resamples); trained for {int(m['train']['steps'])} steps"
+    + (
+      f", checkpoint of step {int(m['train']['select_best_step'])} chosen on validation"
+      if "select_best_step" in m["train"]
+      else ""
+    )
+  )
+  if "pair_logits_pairs_per_second" in info:
+    line += (
+      f" (features once, then the L1 head; the full pair network on "
+      f"{int(info['pair_logits_pairs'])} pairs runs at "
+      f"{info['pair_logits_pairs_per_second']:,.0f} pairs/s, logits equal to "
+      f"{info['pair_logits_max_abs_diff']:.1e})"
+    )
+  return line + "."
+
+
+def ensemble_sentence(members, m: Mapping[str, Any]) -> str:
+  """An ensemble's test figures in words (`evaluate_scores` metrics of the fused scores)."""
+  r = m["test"]
+  ci = functools.partial(report.with_ci, r)
+  return (
+    f"ensemble of {', '.join(members)} (each member's scores z-normalised "
+    f"on validation pairs, then averaged): test AUC {ci('auc')}, EER {ci('eer')}, at the "
+    f"validation threshold accuracy {ci('accuracy')}; validation AUC {m['val']['auc']:.4f}."
+  )
+
+
+def baseline_comparison_sentence(c: Mapping[str, Any]) -> str:
+  """`baselines.compare_with_best`'s paired differences in words, with what each can show."""
+  parts = []
+  for name, r in c["rows"].items():
+    lo, hi = r["auc_difference_ci_low"], r["auc_difference_ci_high"]
+    verdict = "excludes 0" if lo > 0 or hi < 0 else "includes 0"
+    parts.append(f"{name} {r['auc_difference']:+.4f} [{lo:+.4f}, {hi:+.4f}] ({verdict})")
+  n = int(next(iter(c["rows"].values()))["num_subjects"])
+  return (
+    f"Test AUC minus that of {c['baseline']} (the baseline best on validation), on the same "
+    f"pairs, 95% paired bootstrap interval over {n} test identities: " + "; ".join(parts) + "."
+  )

@@ -28,6 +28,7 @@ combining classifiers", IEEE TPAMI 20(3)):
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -217,6 +218,28 @@ def apply_fusion(model: dict[str, Any], scores: np.typing.ArrayLike) -> np.ndarr
   if rule == "logistic_regression":
     return model["classifier"].decision_function(z)
   raise ValueError(f"unknown rule {rule!r}")
+
+
+def z_score_ensemble(
+  member_scores: Mapping[str, Mapping[str, np.typing.ArrayLike]],
+  val_labels: np.typing.ArrayLike,
+) -> dict[str, np.ndarray]:
+  """An ensemble of matchers: each member's scores z-normalised on its validation scores,
+  then averaged (the sum rule fitted on validation).
+
+  Args:
+    member_scores: ``{member: {split: [N_split] scores}}`` with a "val" split; every
+      member has the same splits.
+    val_labels: [N_val] labels of the validation pairs.
+
+  Returns:
+    ``{split: fused [N_split] scores}`` for every split of the members.
+  """
+  names = list(member_scores)
+  splits = list(member_scores[names[0]])
+  stacked = {s: np.stack([member_scores[n][s] for n in names], axis=1) for s in splits}
+  model = fit_fusion(stacked["val"], val_labels, "sum", "z_score")
+  return {s: apply_fusion(model, stacked[s]) for s in splits}
 
 
 def fusion_comparison(

@@ -39,12 +39,11 @@ see README.
 
 from __future__ import annotations
 
-import functools
 import pathlib
 
 import numpy as np
 
-from jaxsim import baselines, inference, objectives, report, train
+from jaxsim import baselines, describe, inference, objectives, report, train
 from jaxsim.data import loaders, preprocess, sampling, splits
 from jaxsim.data.sources import ArrayImageSource
 from jaxsim.evaluate import clustered, fusion, verification
@@ -227,82 +226,11 @@ def evaluate_model(config, name: str, data, model, variables) -> tuple[dict, tup
 def evaluate_ensemble(config, data, member_scores: dict[str, dict]) -> tuple[dict, tuple, dict]:
   """The members' scores, each z-normalised on validation pairs, averaged (sum rule);
   evaluated as one matcher by `evaluate_scores`. Also returns the fused scores."""
-  names = list(config.eval.ensemble)
-  stacked = {s: np.stack([member_scores[n][s] for n in names], axis=1) for s in ("val", "test")}
-  rule = fusion.fit_fusion(stacked["val"], data["pairs"]["val"]["label"], "sum", "z_score")
-  fused = {s: fusion.apply_fusion(rule, stacked[s]) for s in stacked}
+  members = {n: member_scores[n] for n in config.eval.ensemble}
+  fused = fusion.z_score_ensemble(members, data["pairs"]["val"]["label"])
   out, roc = evaluate_scores(config, data, fused)
-  out["num_members"] = float(len(names))
+  out["num_members"] = float(len(members))
   return out, roc, fused
-
-
-def compare_to_baseline(config, data, scores: dict[str, dict], baseline_rows: dict) -> dict:
-  """Each learned matcher's test AUC minus that of the baseline best on validation, with a
-  paired bootstrap over test identities (`clustered.auc_difference_statistic`)."""
-  best = max(baseline_rows, key=lambda k: baseline_rows[k]["val_auc"])
-  source, pairs = data["raw"], data["pairs"]
-  fitted, _, _ = baselines.fit_on_validation(
-    best, source.images, source.identities, data["records"]["train"], pairs["val"]
-  )
-  reference = baselines.pair_scores(fitted, source.images, pairs["test"])
-  ids, test = source.identities, pairs["test"]
-  out = {}
-  for name, s in scores.items():
-    stat = clustered.auc_difference_statistic(s["test"], reference, test["label"])
-    out[name] = clustered.subject_bootstrap(
-      stat,
-      ids[test["a"]],
-      ids[test["b"]],
-      num_resamples=config.eval.bootstrap_resamples,
-      seed=config.seed,
-    )
-  return {"baseline": best, "rows": out}
-
-
-def comparison_sentence(c: dict) -> str:
-  parts = []
-  for name, r in c["rows"].items():
-    lo, hi = r["auc_difference_ci_low"], r["auc_difference_ci_high"]
-    verdict = "excludes 0" if lo > 0 or hi < 0 else "includes 0"
-    parts.append(f"{name} {r['auc_difference']:+.4f} [{lo:+.4f}, {hi:+.4f}] ({verdict})")
-  n = int(next(iter(c["rows"].values()))["num_subjects"])
-  return (
-    f"Test AUC minus that of {c['baseline']} (the baseline best on validation), on the same "
-    f"pairs, 95% paired bootstrap interval over {n} test identities: " + "; ".join(parts) + "."
-  )
-
-
-def model_sentence(name: str, m: dict, fars) -> str:
-  """One model's test figures in words, with the identity-level intervals."""
-  r, info = m["test"], m["inference"]
-  ci = functools.partial(report.with_ci, r)
-  cm = [[int(r["tn"]), int(r["fp"])], [int(r["fn"]), int(r["tp"])]]
-  tar = "".join(
-    f", TAR@FAR={f:g} {ci(k)}"
-    for f in fars
-    if (k := f"tar_at_far_{verification.far_key(f)}") + "_ci_low" in r
-  )
-  line = (
-    f"{name}: test AUC {ci('auc')}, EER {ci('eer')}{tar}, at the validation threshold "
-    f"accuracy {ci('accuracy')}, precision {r['precision']:.4f}, recall {r['recall']:.4f}, "
-    f"F1 {r['f1']:.4f}, confusion [[tn, fp], [fn, tp]] = {cm}; {int(info['num_pairs'])} test "
-    f"pairs scored at {info['pairs_per_second']:,.0f} pairs/s; 95% CI over "
-    f"{int(r['ci_num_identities'])} test identities (bootstrap over identities, "
-    f"{int(r['ci_num_resamples'])} resamples); trained for {int(m['train']['steps'])} steps"
-    + (
-      f", checkpoint of step {int(m['train']['select_best_step'])} chosen on validation"
-      if "select_best_step" in m["train"]
-      else ""
-    )
-  )
-  if "pair_logits_pairs_per_second" in info:
-    line += (
-      f" (features once, then the L1 head; the full pair network on "
-      f"{int(info['pair_logits_pairs'])} pairs runs at "
-      f"{info['pair_logits_pairs_per_second']:,.0f} pairs/s, logits equal to "
-      f"{info['pair_logits_max_abs_diff']:.1e})"
-    )
-  return line + "."
 
 
 def data_sentence(config, data, d: dict) -> str:
@@ -316,16 +244,6 @@ def data_sentence(config, data, d: dict) -> str:
   )
 
 
-def ensemble_sentence(config, m: dict) -> str:
-  r = m["test"]
-  ci = functools.partial(report.with_ci, r)
-  return (
-    f"ensemble of {', '.join(config.eval.ensemble)} (each member's scores z-normalised "
-    f"on validation pairs, then averaged): test AUC {ci('auc')}, EER {ci('eer')}, at the "
-    f"validation threshold accuracy {ci('accuracy')}; validation AUC {m['val']['auc']:.4f}."
-  )
-
-
 def run(config, workdir: pathlib.Path) -> dict:
   """Prepare -> train and evaluate each model, their ensemble and the baselines -> describe."""
   workdir = pathlib.Path(workdir)
@@ -336,11 +254,11 @@ def run(config, workdir: pathlib.Path) -> dict:
     model, variables, train_info = train_model(config, name, data, workdir)
     metrics[name], rocs[name], scores[name] = evaluate_model(config, name, data, model, variables)
     metrics[name]["train"] = train_info
-    sentences.append(model_sentence(name, metrics[name], config.eval.fars))
+    sentences.append(describe.verification_sentence(name, metrics[name], config.eval.fars))
   if config.eval.get("ensemble"):
     metrics["ensemble"], rocs["ensemble"], fused = evaluate_ensemble(config, data, scores)
     scores["ensemble"] = {"test": fused["test"]}
-    sentences.append(ensemble_sentence(config, metrics["ensemble"]))
+    sentences.append(describe.ensemble_sentence(config.eval.ensemble, metrics["ensemble"]))
   if config.eval.baselines:
     source = data["raw"]
     metrics["baselines"] = baselines.baseline_report(
@@ -356,9 +274,18 @@ def run(config, workdir: pathlib.Path) -> dict:
       config.seed,
     )
     sentences.append(baselines.baseline_sentence({"": metrics["baselines"]}))
-    comparison = compare_to_baseline(config, data, scores, metrics["baselines"])
-    metrics["vs_baseline"] = comparison
-    sentences.append(comparison_sentence(comparison))
+    metrics["vs_baseline"] = baselines.compare_with_best(
+      metrics["baselines"],
+      source.images,
+      source.identities,
+      data["records"]["train"],
+      data["pairs"]["val"],
+      data["pairs"]["test"],
+      {name: s["test"] for name, s in scores.items()},
+      config.eval.bootstrap_resamples,
+      config.seed,
+    )
+    sentences.append(describe.baseline_comparison_sentence(metrics["vs_baseline"]))
   figures = {
     "ROC on test pairs (log FAR)": report.plot_roc(rocs, workdir / "roc.png"),
     "DET on test pairs": report.plot_det(
