@@ -66,3 +66,15 @@ def test_weighted_sum_prefers_the_better_matcher_and_fusion_helps():
 def test_bad_rule_raises():
   with pytest.raises(ValueError, match="rule"):
     fusion.fit_fusion(np.zeros((4, 2)), [0, 1, 0, 1], "median")
+
+
+def test_z_score_ensemble_averages_members_normalised_on_validation():
+  rng = np.random.default_rng(0)
+  labels = rng.integers(0, 2, 200)
+  a = {"val": rng.normal(size=200) + labels, "test": rng.normal(size=50)}
+  b = {"val": 10 * a["val"] + 3, "test": 10 * a["test"] + 3}  # same matcher, other scale
+  fused = fusion.z_score_ensemble({"a": a, "b": b}, labels)
+  z = (a["test"] - a["val"].mean()) / a["val"].std()
+  np.testing.assert_allclose(fused["test"], z, atol=1e-9)  # scale and offset removed
+  assert set(fused) == {"val", "test"}
+  np.testing.assert_allclose(fused["val"].mean(), 0.0, atol=1e-9)
