@@ -19,7 +19,7 @@ class ArrayImageSource:
         f"ArrayImageSource needs images [N, H, W, C] and labels [N], got {images.shape} "
         f"and {labels.shape}"
       )
-    self.images = images.astype(np.float32)
+    self.images = images.astype(np.float32, copy=False)  # no second copy of float32 data
     self.identities = labels.astype(np.int64)
     self.modality = modality
 
