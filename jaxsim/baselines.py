@@ -604,8 +604,12 @@ def baseline_report(
   test_pairs: Mapping[str, np.ndarray],
   num_resamples: int = 1000,
   seed: int = 0,
+  test_scores: dict[str, np.ndarray] | None = None,
 ) -> dict[str, dict]:
   """Each baseline fitted on training identities (options chosen on validation), on test.
+
+  A dict passed as `test_scores` receives each baseline's scores of `test_pairs` (for
+  `compare_with_best`, without fitting the baselines again).
 
   Returns:
     ``{name: {"val_auc", "options", "auc", "auc_ci_low", ..., "eer", ...}}``: test AUC and
@@ -618,6 +622,8 @@ def baseline_report(
   for name in names:
     model, options, val_auc = fit_on_validation(name, images, ids, train_records, val_pairs)
     scores = pair_scores(model, images, test_pairs)
+    if test_scores is not None:
+      test_scores[name] = scores
     out[name] = {
       "val_auc": val_auc,
       "options": options,
@@ -634,10 +640,8 @@ def baseline_report(
 
 def compare_with_best(
   baseline_rows: Mapping[str, Mapping],
-  images: np.ndarray,
+  baseline_test_scores: Mapping[str, np.ndarray],
   identities: np.ndarray,
-  train_records: np.ndarray,
-  val_pairs: Mapping[str, np.ndarray],
   test_pairs: Mapping[str, np.ndarray],
   test_scores: Mapping[str, np.ndarray],
   num_resamples: int = 1000,
@@ -645,10 +649,10 @@ def compare_with_best(
 ) -> dict:
   """Each learned matcher's test AUC minus that of the baseline best on validation.
 
-  `baseline_rows` are `baseline_report`'s (the winner is the highest ``val_auc``; it is
-  refitted the same way to score the test pairs); `test_scores` maps a matcher's name to
-  its scores of the same `test_pairs`. Intervals come from a paired bootstrap over test
-  identities (`clustered.auc_difference_statistic`): one identity draw weights both.
+  `baseline_rows` and `baseline_test_scores` come from `baseline_report` (the winner is
+  the highest ``val_auc``); `test_scores` maps a matcher's name to its scores of the same
+  `test_pairs`. Intervals come from a paired bootstrap over test identities
+  (`clustered.auc_difference_statistic`): one identity draw weights both matchers.
 
   Returns:
     ``{"baseline": name, "rows": {matcher: {auc_a, auc_b, auc_difference, ..._ci_low,
@@ -657,9 +661,7 @@ def compare_with_best(
   from jaxsim.evaluate import clustered  # noqa: PLC0415
 
   best = max(baseline_rows, key=lambda k: baseline_rows[k]["val_auc"])
-  ids = np.asarray(identities)
-  fitted, _, _ = fit_on_validation(best, images, ids, train_records, val_pairs)
-  reference = pair_scores(fitted, images, test_pairs)
+  reference, ids = baseline_test_scores[best], np.asarray(identities)
   rows = {
     name: clustered.subject_bootstrap(
       clustered.auc_difference_statistic(scores, reference, test_pairs["label"]),

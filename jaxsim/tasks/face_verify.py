@@ -260,7 +260,7 @@ def run(config, workdir: pathlib.Path) -> dict:
     scores["ensemble"] = {"test": fused["test"]}
     sentences.append(describe.ensemble_sentence(config.eval.ensemble, metrics["ensemble"]))
   if config.eval.baselines:
-    source = data["raw"]
+    source, baseline_scores = data["raw"], {}
     metrics["baselines"] = baselines.baseline_report(
       baselines.FINGERPRINT_BASELINES
       if data["modality"] == "fingerprint"
@@ -272,14 +272,13 @@ def run(config, workdir: pathlib.Path) -> dict:
       data["pairs"]["test"],
       config.eval.bootstrap_resamples,
       config.seed,
+      test_scores=baseline_scores,
     )
     sentences.append(baselines.baseline_sentence({"": metrics["baselines"]}))
     metrics["vs_baseline"] = baselines.compare_with_best(
       metrics["baselines"],
-      source.images,
+      baseline_scores,
       source.identities,
-      data["records"]["train"],
-      data["pairs"]["val"],
       data["pairs"]["test"],
       {name: s["test"] for name, s in scores.items()},
       config.eval.bootstrap_resamples,
