@@ -199,3 +199,21 @@ def test_local_contrast_removes_gain_and_offset_and_keeps_the_range():
     preprocess.preprocess(images, "clahe")
   with pytest.raises(ValueError, match=r"\[N, H, W, C\]"):
     preprocess.local_contrast(images[0])
+
+
+def test_rotation_classes_turn_each_class_into_new_ones():
+  image = np.zeros((1, 3, 3, 1), np.float32)
+  image[0, 0, 2, 0] = 1.0  # ink in the top-right corner
+  images, labels, rows = pipeline.rotation_classes(np.repeat(image, 2, 0), np.array([0, 1]), 4)
+  assert images.shape == (8, 3, 3, 1)
+  np.testing.assert_array_equal(labels, [0, 4, 1, 5, 2, 6, 3, 7])
+  np.testing.assert_array_equal(rows, [0, 1] * 4)
+  corners = [tuple(np.argwhere(images[i, ..., 0])[0]) for i in (0, 2, 4, 6)]
+  assert corners == [(0, 2), (0, 0), (2, 0), (2, 2)]  # counter-clockwise quarter turns
+  same, same_labels, _ = pipeline.rotation_classes(images[:2], labels[:2], 1)
+  np.testing.assert_array_equal(same, images[:2])
+  np.testing.assert_array_equal(same_labels, labels[:2])
+  with pytest.raises(ValueError, match="1, 2 or 4"):
+    pipeline.rotation_classes(images, labels, 3)
+  with pytest.raises(ValueError, match="square"):
+    pipeline.rotation_classes(np.zeros((1, 2, 3, 1)), np.array([0]), 4)

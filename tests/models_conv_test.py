@@ -1,5 +1,6 @@
-"""im2col convolution: equal to XLA's in values and gradients; `auto` uses it where intended."""
+"""im2col convolution and 2x2 max pooling: equal to XLA's / flax's in values and gradients."""
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -47,6 +48,49 @@ def test_im2col_matches_xla_values_and_gradients(side, kernel, stride, padding):
       strict=True,
     ):
       np.testing.assert_allclose(g, g_ref, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+  "shape,window,strides,padding",
+  [
+    ((2, 8, 8, 3), (2, 2), (2, 2), "VALID"),
+    ((2, 7, 9, 3), (2, 2), (2, 2), "VALID"),
+    ((1, 21, 21, 2), (2, 2), (2, 2), "VALID"),
+    ((3, 2, 3, 1), (2, 2), (2, 2), "VALID"),
+    ((2, 9, 9, 3), (3, 3), (2, 2), ((1, 1), (1, 1))),  # a ResNet stem's pooling
+    ((2, 8, 10, 2), (3, 3), (2, 2), ((1, 1), (1, 1))),
+    ((2, 7, 7, 2), (3, 2), (1, 2), "SAME"),
+    ((1, 6, 6, 2), (2, 2), (1, 1), "VALID"),
+  ],
+)
+def test_max_pool_matches_flax_values_and_gradients(shape, window, strides, padding):
+  x = jnp.asarray(np.random.default_rng(sum(shape)).normal(size=shape), jnp.float32)
+  ref = lambda x: nn.max_pool(x, window, strides, padding)  # noqa: E731
+  w = jnp.asarray(np.random.default_rng(1).normal(size=ref(x).shape), jnp.float32)
+  np.testing.assert_array_equal(conv.max_pool(x, window, strides, padding), ref(x))
+  np.testing.assert_allclose(
+    jax.jit(jax.grad(lambda x: jnp.sum(conv.max_pool(x, window, strides, padding) * w)))(x),
+    jax.grad(lambda x: jnp.sum(ref(x) * w))(x),
+    atol=1e-6,
+  )
+  if window == strides == (2, 2):
+    np.testing.assert_array_equal(conv.max_pool_2x2(x), ref(x))
+
+
+def test_max_pool_2x2_ties_share_the_gradient_and_errors():
+  x = jnp.asarray([[1.0, 1.0], [0.0, 1.0]]).reshape(1, 2, 2, 1)
+  g = jax.grad(lambda x: conv.max_pool_2x2(x).sum())(x)
+  np.testing.assert_allclose(g[0, ..., 0], [[1 / 3, 1 / 3], [0.0, 1 / 3]], rtol=1e-6)
+  # After a ReLU the tied zeros get no gradient, as with flax's pooling.
+  z = jnp.asarray([[-1.0, -2.0], [-3.0, -0.5]]).reshape(1, 2, 2, 1)
+  relu_pool = lambda f: jax.grad(lambda z: f(jax.nn.relu(z)).sum())(z)  # noqa: E731
+  np.testing.assert_array_equal(
+    relu_pool(conv.max_pool_2x2), relu_pool(lambda x: nn.max_pool(x, (2, 2), (2, 2)))
+  )
+  with pytest.raises(ValueError, match="NHWC"):
+    conv.max_pool_2x2(jnp.zeros((4, 4, 1)))
+  with pytest.raises(ValueError, match="does not fit"):
+    conv.max_pool_2x2(jnp.zeros((1, 1, 4, 1)))
 
 
 def test_auto_uses_im2col_only_where_an_output_side_is_smaller_than_the_kernel():

@@ -19,6 +19,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxsim.models import conv as conv_lib
+
 
 class KochEncoder(nn.Module):
   """Koch et al. convolutional tower: [B, H, W, C] -> [B, 4096] sigmoid features.
@@ -43,7 +45,7 @@ class KochEncoder(nn.Module):
     for i, (filters, kernel) in enumerate(zip(self.features, kernels, strict=True)):
       x = nn.relu(nn.Conv(filters, kernel, padding="VALID")(x))
       if i < 3:
-        x = nn.max_pool(x, (2, 2), (2, 2))
+        x = conv_lib.max_pool_2x2(x)
     x = x.reshape(x.shape[0], -1)
     return nn.sigmoid(nn.Dense(self.dense)(x))
 

@@ -121,7 +121,7 @@ class ResNet(nn.Module):
     x = nn.BatchNorm(use_running_average=not train, momentum=0.9, dtype=self.dtype)(x)
     x = nn.relu(x)
     if not self.small_inputs:
-      x = nn.max_pool(x, (3, 3), (2, 2), padding=((1, 1), (1, 1)))
+      x = conv_lib.max_pool(x, (3, 3), (2, 2), padding=((1, 1), (1, 1)))
     for i, num_blocks in enumerate(STAGE_SIZES[self.depth]):
       for j in range(num_blocks):
         strides = 2 if i > 0 and j == 0 else 1

@@ -39,7 +39,7 @@ class FaceAuthCNN(nn.Module):
     for i, filters in enumerate(self.features):
       x = nn.relu(nn.Conv(filters, (3, 3), padding="SAME")(x))
       if i < len(self.features) - 1:
-        x = nn.max_pool(x, (2, 2), (2, 2))
+        x = conv_lib.max_pool_2x2(x)
     x = nn.Dense(self.dim)(jnp.mean(x, axis=(1, 2)))
     return l2_normalize(x) if self.normalize else x
 
@@ -66,7 +66,7 @@ class DigitCNN(nn.Module):
     for filters in self.features:
       x = nn.Conv(filters, (3, 3), padding="SAME", use_bias=False)(x)
       x = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9)(x))
-      x = nn.max_pool(x, (2, 2), (2, 2))
+      x = conv_lib.max_pool_2x2(x)
     x = nn.relu(nn.Dense(self.hidden)(x.reshape(x.shape[0], -1)))
     x = nn.Dense(self.dim)(x)
     return l2_normalize(x) if self.normalize else x
@@ -129,7 +129,7 @@ class Conv4(nn.Module):
       x = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9)(x))
       last = i == len(features) - 1
       if min(x.shape[1:3]) >= 2 and (pool_last or not last):
-        x = nn.max_pool(x, (2, 2), (2, 2))
+        x = conv_lib.max_pool_2x2(x)
     x = x.reshape(x.shape[0], -1) if self.flatten else jnp.mean(x, axis=(1, 2))
     if self.dim:
       x = nn.Dense(self.dim)(x)

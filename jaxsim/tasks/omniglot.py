@@ -33,7 +33,7 @@ import jax
 import numpy as np
 
 from jaxsim import describe, inference, report, train
-from jaxsim.data import splits
+from jaxsim.data import pipeline, splits
 from jaxsim.data.sources import ArrayImageSource, omniglot
 from jaxsim.evaluate import oneshot
 
@@ -202,25 +202,28 @@ def train_model(config, name: str, data, workdir: pathlib.Path):
       "val_accuracy": oneshot.episode_accuracy(feats, data["val_episodes"], scorer)["accuracy"]
     }
 
-  # The training images with their characters numbered 0..C-1 (the proxies of a proxy
-  # loss, one per training character; the count comes from the data).
+  # Training characters numbered 0..C-1 (one proxy each, for a proxy loss); with
+  # `data.rotation_classes`, each character's quarter turns are classes of their own.
   records = data["split"]["records"]["train"]
-  characters, labels = np.unique(src.identities[records], return_inverse=True)
+  _, labels = np.unique(src.identities[records], return_inverse=True)
+  images, labels, rows = pipeline.rotation_classes(
+    src.images[records], labels, int(config.data.get("rotation_classes", 1))
+  )
   train_source = ArrayImageSource(
-    src.images[records], labels, modality=config.data.get("augmentation", "character")
+    images, labels, modality=config.data.get("augmentation", "character")
   )
   if config.loss[name].name == "normalized_softmax":
-    model_cfg = {**model_cfg.to_dict(), "num_proxies": len(characters)}
+    model_cfg = {**model_cfg.to_dict(), "num_proxies": int(labels.max()) + 1}
   return train.fit_on_records(
     name,
     model_cfg,
     config.loss[name],
     tcfg,
     train_source,
-    np.arange(len(records)),
+    np.arange(len(labels)),
     workdir,
     eval_fn=val_accuracy,
-    groups=src.alphabets[records],
+    groups=src.alphabets[records][rows],
   )
 
 
