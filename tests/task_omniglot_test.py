@@ -3,7 +3,6 @@ background set (`:runlocal`, when ../shared/data is present)."""
 
 import io
 import json
-import os
 import zipfile
 
 import numpy as np
@@ -119,11 +118,6 @@ def test_missing_data_path_says_how_to_pass_one(tmp_path):
     omniglot.run(config, tmp_path / "w")
 
 
-@pytest.mark.skipif(
-  not os.environ.get("JAXSIM_LONG_TESTS"),
-  reason="reads all 19,280 background images and trains both models (about 2 min alone, "
-  "10 min beside the other end-to-end tests); set JAXSIM_LONG_TESTS=1 to run it",
-)
 def test_runlocal_on_the_real_background_set(shared_data, tmp_path):
   config = omniglot_config.get_config("runlocal")
   config.data.root = str(shared_data / "omniglot" / "images_background.zip")

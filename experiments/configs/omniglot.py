@@ -75,8 +75,10 @@ def get_config(arg=None):
   # Training distortions: "character" is Koch et al.'s affine set; "character_shift"
   # adds translations of up to 10% of the side (see jaxsim.data.pipeline).
   c.data.augmentation = "character_shift"
-  # Quarter turns of each training character as classes of their own (1: none).
-  c.data.rotation_classes = 1
+  # Quarter turns of each training character as classes of their own (1: none): 602
+  # training characters become 2,408 classes (validation 0.873 against 0.856 at 2,500
+  # steps, see the README).
+  c.data.rotation_classes = 4
 
   # Koch et al.: training alphabets and drawers; validation and test alphabets are
   # drawn from those with at least 20 characters (20-way within-alphabet runs).
@@ -124,7 +126,7 @@ def get_config(arg=None):
   c.loss.proxy = {"name": "normalized_softmax", "scale": 16.0, "margin": 0.1}
   c.train.proxy = common.train_defaults()
   c.train.proxy.update(
-    steps=1000,
+    steps=2000,
     batch_size=128,
     optimizer="adamw",
     learning_rate=3e-3,
@@ -163,6 +165,7 @@ def get_config(arg=None):
     for name in [n for n in c.model if n != "koch"]:
       del c.model[name], c.loss[name], c.train[name]
     c.data.augmentation = "character"  # Koch's distortions only
+    c.data.rotation_classes = 1
     c.eval.tta_shift = 0
 
   for name in c.model:
