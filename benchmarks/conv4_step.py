@@ -27,23 +27,12 @@ import argparse
 import contextlib
 import os
 import statistics
-import time
 
 import numpy as np
 
+from benchmarks.train_step import time_steps
+
 NUM_CLASSES = 602
-
-
-def _time(step_fn, steps, repeats):
-  step_fn()
-  step_fn()
-  times = []
-  for _ in range(repeats):
-    t0 = time.perf_counter()
-    for _ in range(steps):
-      step_fn()
-    times.append((time.perf_counter() - t0) / steps)
-  return times
 
 
 def _data(batch, size):
@@ -108,7 +97,7 @@ def bench_jax(batch, size, steps, repeats, plain: bool):
     jax.block_until_ready(loss)
 
   with _flax_pooling() if plain else contextlib.nullcontext():
-    return _time(run, steps, repeats)
+    return time_steps(run, steps, repeats)
 
 
 def bench_torch(batch, size, steps, repeats, channels_last: bool):
@@ -142,7 +131,7 @@ def bench_torch(batch, size, steps, repeats, channels_last: bool):
     loss.backward()
     opt.step()
 
-  return _time(run, steps, repeats)
+  return time_steps(run, steps, repeats)
 
 
 def main() -> None:

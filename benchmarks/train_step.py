@@ -37,7 +37,7 @@ def _batch(rng, batch, size):
   }
 
 
-def _time(step_fn, steps, repeats):
+def time_steps(step_fn, steps, repeats):
   step_fn()  # compile / allocate
   step_fn()
   times = []
@@ -79,7 +79,7 @@ def bench_jax(batch, size, steps, repeats, dtype, conv_impl="auto"):
     holder["state"], metrics = step(holder["state"], device_batch)
     jax.block_until_ready(metrics["loss"])
 
-  return _time(run, steps, repeats)
+  return time_steps(run, steps, repeats)
 
 
 def bench_torch(batch, size, steps, repeats, dtype):
@@ -140,7 +140,7 @@ def bench_torch(batch, size, steps, repeats, dtype):
     loss.backward()
     opt.step()
 
-  return _time(run, steps, repeats)
+  return time_steps(run, steps, repeats)
 
 
 def main() -> None:
