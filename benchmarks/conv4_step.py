@@ -11,7 +11,7 @@ runs the same network one after the other in this process; each figure is the
 median of `--repeats` timings of `--steps` steps after two warm-up steps.
 
 Sides:
-- `jaxsim`: the model as `--config=omniglot` builds it (`conv_impl="im2col"`, and
+- `jaxsim`: the model as `--config=omniglot` builds it (`conv_impl="im2col_train"`, and
   `jaxsim.models.conv.max_pool`, whose gradient avoids XLA's `select_and_scatter`);
 - `flax`: the same Flax model with XLA's convolution and `flax.linen.max_pool` (the
   plain Flax Conv-4, what the task ran before);
@@ -64,7 +64,7 @@ def bench_jax(batch, size, steps, repeats, plain: bool):
 
   from jaxsim import losses, models  # noqa: PLC0415
 
-  encoder = models.Conv4(flatten=True, conv_impl="xla" if plain else "im2col")
+  encoder = models.Conv4(flatten=True, conv_impl="xla" if plain else "im2col_train")
   images, labels = (jnp.asarray(a) for a in _data(batch, size))
   variables = encoder.init(jax.random.key(0), images, train=True)
   dim = encoder.apply(variables, images).shape[1]

@@ -124,6 +124,27 @@ def test_conv4_strided_stem_halves_the_input_without_pooling():
   assert enc.apply(variables, x).shape == (2, 8)
 
 
+def test_conv4_im2col_train_uses_im2col_only_when_training_and_same_values():
+  x = jax.random.uniform(jax.random.key(1), (2, 12, 12, 1))
+  nets = {
+    impl: models.Conv4(features=(4, 8), flatten=True, conv_impl=impl)
+    for impl in ("xla", "im2col", "im2col_train")
+  }
+  variables = nets["xla"].init(jax.random.key(0), x)
+  convs = lambda impl, train: str(  # noqa: E731
+    jax.make_jaxpr(lambda v: nets[impl].apply(v, x, train=train, mutable=["batch_stats"]))(
+      variables
+    )
+  ).count("conv_general_dilated")
+  assert convs("im2col_train", False) == 2 and convs("im2col_train", True) == 0
+  for train in (False, True):
+    out = nets["im2col_train"].apply(variables, x, train=train, mutable=["batch_stats"])[0]
+    ref = nets["xla"].apply(variables, x, train=train, mutable=["batch_stats"])[0]
+    np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-5)
+  with pytest.raises(ValueError, match="conv_impl"):
+    models.Conv4(conv_impl="winograd").init(jax.random.key(0), x)
+
+
 def test_digit_cnn_unit_embeddings():
   enc = models.DigitCNN(dim=10)
   x = jax.random.uniform(jax.random.key(0), (3, 28, 28, 1))

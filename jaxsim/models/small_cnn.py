@@ -92,7 +92,10 @@ class Conv4(nn.Module):
     stem: > 0 makes the first block a strided stem: a stem x stem convolution of stride 2
       with features[0] channels, batch norm and ReLU, no pooling (a quarter of the
       first block's cost on large inputs; the FVC2002 recipe uses 5 at 128x128).
-    conv_impl: "xla", "im2col" or "auto" (see `jaxsim.models.conv`).
+    conv_impl: "xla", "im2col" or "auto" (see `jaxsim.models.conv`), or "im2col_train":
+      im2col when training, XLA's convolution otherwise. im2col's gradients beat XLA's
+      on Conv-4 at 28x28, but its forward pass alone is twice as slow (the Omniglot
+      default; `python -m benchmarks.conv4_step`). The parameters are the same.
   """
 
   features: tuple[int, ...] = (64, 64, 64, 64)
@@ -112,7 +115,13 @@ class Conv4(nn.Module):
       mean = jnp.mean(x, axis=(1, 2, 3), keepdims=True)
       x = (x - mean) / (jnp.std(x, axis=(1, 2, 3), keepdims=True) + 1e-6)
     pool_last = not self.flatten if self.pool_last is None else self.pool_last
-    features = self.features
+    features, impl = self.features, self.conv_impl
+    if impl == "im2col_train":
+      impl = "im2col" if train else "xla"
+    if impl not in conv_lib.CONVS:
+      raise ValueError(
+        f"Conv4 conv_impl must be im2col_train or one of {sorted(conv_lib.CONVS)}, got {impl!r}"
+      )
     if self.stem:
       k = (self.stem, self.stem)
       x = nn.Conv(features[0], k, strides=(2, 2), padding="SAME", use_bias=False)(x)
@@ -124,7 +133,7 @@ class Conv4(nn.Module):
         (3, 3),
         padding="SAME",
         use_bias=False,
-        conv_general_dilated=conv_lib.CONVS[self.conv_impl],
+        conv_general_dilated=conv_lib.CONVS[impl],
       )(x)
       x = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9)(x))
       last = i == len(features) - 1
