@@ -316,6 +316,7 @@ RULES: list[tuple[str, Rule]] = [
   ("*encoder*.hidden", Int(1)),
   ("*encoder*.dense", Int(1)),
   ("*encoder*.stem", Int(0, 11)),
+  ("*encoder*.conv_impl", OneOf("xla", "im2col", "auto", "im2col_train")),
   ("*encoder*.vocab_size", Int(3)),
   ("*encoder*.max_ngram", Int(1)),
   ("*.log_temperature_init", Optional(Real())),
@@ -445,6 +446,7 @@ TASK_RULES: dict[str, list[tuple[str, Rule]]] = {
     ("eval.center_features", Bool()),
     ("eval.tta_shift", Int(0, 8)),
     ("data.augmentation", OneOf("character", "character_shift")),
+    ("data.rotation_classes", OneOf(1, 2, 4)),
   ],
   "sqrt2_null": [
     ("data.dims", Each(Int(2), min_len=1)),
