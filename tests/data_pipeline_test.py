@@ -213,6 +213,11 @@ def test_rotation_classes_turn_each_class_into_new_ones():
   same, same_labels, _ = pipeline.rotation_classes(images[:2], labels[:2], 1)
   np.testing.assert_array_equal(same, images[:2])
   np.testing.assert_array_equal(same_labels, labels[:2])
+  mirrored, mirrored_labels, rows = pipeline.rotation_classes(image, np.array([3]), 2, True)
+  np.testing.assert_array_equal(mirrored_labels, [12, 13, 14, 15])
+  np.testing.assert_array_equal(rows, [0, 0, 0, 0])
+  corners = [tuple(np.argwhere(mirrored[i, ..., 0])[0]) for i in range(4)]
+  assert corners == [(0, 2), (2, 0), (0, 0), (2, 2)]  # 0, 180 degrees, then their mirrors
   with pytest.raises(ValueError, match="1, 2 or 4"):
     pipeline.rotation_classes(images, labels, 3)
   with pytest.raises(ValueError, match="square"):

@@ -447,6 +447,7 @@ TASK_RULES: dict[str, list[tuple[str, Rule]]] = {
     ("eval.tta_shift", Int(0, 8)),
     ("data.augmentation", OneOf("character", "character_shift")),
     ("data.rotation_classes", OneOf(1, 2, 4)),
+    ("data.mirror_classes", Bool()),
   ],
   "sqrt2_null": [
     ("data.dims", Each(Int(2), min_len=1)),

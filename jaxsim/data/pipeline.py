@@ -119,25 +119,29 @@ def koch_affine(
 
 
 def rotation_classes(
-  images: np.ndarray, labels: np.ndarray, num: int
+  images: np.ndarray, labels: np.ndarray, num: int, mirror: bool = False
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-  """Each class rotated by multiples of 90 degrees, every rotation a class of its own.
+  """Each class rotated by multiples of 90 degrees (and mirrored), each variant a class.
 
   The standard class augmentation of Omniglot training (Santoro et al. 2016; Snell et
-  al. 2017): a character turned by 90 degrees is another character. Returns
-  `(images, labels, index)` with `num` blocks of all `images` [N, H, W, C] (block r
-  turned r quarter turns counter-clockwise; square images only unless num is 1 or 2),
-  labels `labels * num + r` and `index` [N * num], the source row of each output row.
+  al. 2017): a character turned by 90 degrees is another character. `num` in {1, 2, 4}
+  turns (block r turned r * 4 / num quarter turns counter-clockwise; 4 needs square
+  images); `mirror` adds the left-right mirror image of every block after them.
+  Returns `(images, labels, index)`: the M = num (x 2) blocks of all `images`
+  [N, H, W, C], labels `labels * M + block` and `index` [N * M], the source row of each
+  output row.
   """
   images, labels = np.asarray(images), np.asarray(labels)
   if num not in (1, 2, 4):
     raise ValueError(f"rotation classes must be 1, 2 or 4 quarter-turn steps, got {num}")
   if num == 4 and images.shape[1] != images.shape[2]:
     raise ValueError(f"quarter turns need square images, got {images.shape[1:3]}")
-  turns = range(0, 4, 4 // num)
-  out = np.concatenate([np.rot90(images, t, axes=(1, 2)) for t in turns])
-  new_labels = np.concatenate([labels * num + r for r in range(num)])
-  return out, new_labels, np.tile(np.arange(len(images)), num)
+  blocks = [np.rot90(images, t, axes=(1, 2)) for t in range(0, 4, 4 // num)]
+  if mirror:
+    blocks += [b[:, :, ::-1] for b in blocks]
+  m = len(blocks)
+  new_labels = np.concatenate([labels * m + r for r in range(m)])
+  return np.concatenate(blocks), new_labels, np.tile(np.arange(len(images)), m)
 
 
 def augment_image(image: np.ndarray, rng: np.random.Generator, modality: str) -> np.ndarray:

@@ -203,15 +203,14 @@ def train_model(config, name: str, data, workdir: pathlib.Path):
     }
 
   # Training characters numbered 0..C-1 (one proxy each, for a proxy loss); with
-  # `data.rotation_classes`, each character's quarter turns are classes of their own.
+  # `data.rotation_classes` / `mirror_classes`, turned / mirrored ones are new classes.
   records = data["split"]["records"]["train"]
   _, labels = np.unique(src.identities[records], return_inverse=True)
+  d = config.data
   images, labels, rows = pipeline.rotation_classes(
-    src.images[records], labels, int(config.data.get("rotation_classes", 1))
+    src.images[records], labels, int(d.get("rotation_classes", 1)), d.get("mirror_classes", False)
   )
-  train_source = ArrayImageSource(
-    images, labels, modality=config.data.get("augmentation", "character")
-  )
+  train_source = ArrayImageSource(images, labels, modality=d.get("augmentation", "character"))
   if config.loss[name].name == "normalized_softmax":
     model_cfg = {**model_cfg.to_dict(), "num_proxies": int(labels.max()) + 1}
   return train.fit_on_records(
