@@ -79,7 +79,8 @@ def get_config(arg=None):
   # training characters become 2,408 classes (validation 0.873 against 0.856 at 2,500
   # steps, see the README).
   c.data.rotation_classes = 4
-  c.data.mirror_classes = False  # mirror images of those as further classes
+  # Mirror images of those as further classes: validation 0.850 against 0.874 at 2,000.
+  c.data.mirror_classes = False
 
   # Koch et al.: training alphabets and drawers; validation and test alphabets are
   # drawn from those with at least 20 characters (20-way within-alphabet runs).
