@@ -201,10 +201,11 @@ def max_pool(x: jax.Array, window=(2, 2), strides=None, padding="VALID") -> jax.
   gradient that XLA:CPU runs fast.
 
   XLA:CPU differentiates `reduce_window` max into `select_and_scatter`, which took
-  108 ms for the 2x2 pooling of a [128, 28, 28, 64] map on the 2-core EPYC (forward
+  108-118 ms for the 2x2 pooling of a [128, 28, 28, 64] map on the 2-core EPYC (forward
   1.7 ms). Here the gradient compares each window offset's strided slice with the
-  maximum and pads the matches back into place: 8 ms for that map, and the 3x3/2
-  pooling of a ResNet stem likewise (`python -m benchmarks.conv_layers`). Where a
+  maximum and pads the matches back into place: 12 ms for that map (forward included);
+  the 3x3/2 pooling of a ResNet stem, [64, 32, 32, 64]: 33 against 115 ms, and at
+  [64, 64, 64, 64]: 201 against 417 ms (measured 2026-11-29, idle). Where a
   window holds tied maxima they share its gradient (`nn.max_pool` gives it all to one
   of them; both are subgradients of the max): after a ReLU the ties are zeros, whose
   gradient the ReLU discards either way, so the networks' gradients are the same.
