@@ -49,6 +49,19 @@ def _is_nhwc(dimension_numbers, ndim: int) -> bool:
   return dn == lax.conv_dimension_numbers((1, 1, 1, 1), (1, 1, 1, 1), _NHWC)
 
 
+def _window_slices(xp, window, strides, out_hw) -> list[jax.Array]:
+  """The strided slice of `xp` [B, H, W, C] that each window offset (i, j) reads."""
+  (kh, kw), (sh, sw), (ho, wo) = window, strides, out_hw
+  b, _, _, c = xp.shape
+  return [
+    lax.slice(
+      xp, (0, i, j, 0), (b, i + (ho - 1) * sh + 1, j + (wo - 1) * sw + 1, c), (1, sh, sw, 1)
+    )
+    for i in range(kh)
+    for j in range(kw)
+  ]
+
+
 def im2col_conv(
   lhs: jax.Array,
   rhs: jax.Array,
@@ -90,19 +103,8 @@ def im2col_conv(
   x = jnp.pad(lhs, [(0, 0), pads[0], pads[1], (0, 0)])
   n, hp, wp, _ = x.shape
   ho, wo = (hp - kh) // sh + 1, (wp - kw) // sw + 1
-  if kh == kw == 1:
-    patches = x[:, : (ho - 1) * sh + 1 : sh, : (wo - 1) * sw + 1 : sw, :]
-  else:
-    patches = jnp.concatenate(
-      [
-        lax.slice(
-          x, (0, i, j, 0), (n, i + (ho - 1) * sh + 1, j + (wo - 1) * sw + 1, cin), (1, sh, sw, 1)
-        )
-        for i in range(kh)
-        for j in range(kw)
-      ],
-      axis=-1,
-    )
+  slices = _window_slices(x, (kh, kw), (sh, sw), (ho, wo))
+  patches = slices[0] if len(slices) == 1 else jnp.concatenate(slices, axis=-1)
   out = lax.dot_general(
     patches.reshape(n * ho * wo, kh * kw * cin),
     rhs.reshape(kh * kw * cin, cout),
@@ -141,19 +143,6 @@ def auto_conv(
 
 
 CONVS = {"xla": lax.conv_general_dilated, "im2col": im2col_conv, "auto": auto_conv}
-
-
-def _window_slices(xp, window, strides, out_hw) -> list[jax.Array]:
-  """The strided slice of `xp` [B, H, W, C] that each window offset (i, j) reads."""
-  (kh, kw), (sh, sw), (ho, wo) = window, strides, out_hw
-  b, _, _, c = xp.shape
-  return [
-    lax.slice(
-      xp, (0, i, j, 0), (b, i + (ho - 1) * sh + 1, j + (wo - 1) * sw + 1, c), (1, sh, sw, 1)
-    )
-    for i in range(kh)
-    for j in range(kw)
-  ]
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2, 3))
