@@ -18,7 +18,7 @@ import jax.numpy as jnp
 # d sqrt(u)/du = 1 / (2 sqrt(u)) is infinite at u = 0 and NaN after the chain rule.
 _SQRT_GUARD = 1e-12
 # Smallest norm used when normalising for cosine similarity (avoids 0 / 0).
-_NORM_EPS = 1e-12
+NORM_EPS = 1e-12
 
 
 def _check_matched(x: jax.Array, y: jax.Array, name: str) -> None:
@@ -98,7 +98,7 @@ def l2_normalize(x: jax.typing.ArrayLike, axis: int = -1) -> jax.Array:
   """Scales `x` to unit L2 norm along `axis`; zero vectors stay zero."""
   x = jnp.asarray(x)
   norm = safe_sqrt(jnp.sum(jnp.square(x), axis=axis, keepdims=True))
-  return x / jnp.maximum(norm, _NORM_EPS)
+  return x / jnp.maximum(norm, NORM_EPS)
 
 
 def pairwise_squared_euclidean_distances(

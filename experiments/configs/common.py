@@ -159,6 +159,21 @@ class Text(Rule):
     return "a string"
 
 
+class SearchBackend(Rule):
+  """``"exact"`` or ``"faiss:<index factory string>"`` (`jaxsim.evaluate.ann`)."""
+
+  def ok(self, value):
+    if not isinstance(value, str):
+      return False
+    return value == "exact" or (value.startswith("faiss:") and bool(value[6:].strip()))
+
+  def describe(self):
+    return "'exact' or 'faiss:<index factory string>', e.g. 'faiss:HNSW32'"
+
+  def bad_value(self, value):
+    return "faiss:"
+
+
 class Optional(Rule):
   def __init__(self, rule: Rule):
     self.rule = rule
@@ -317,6 +332,10 @@ RULES: list[tuple[str, Rule]] = [
   ("*encoder*.dense", Int(1)),
   ("*encoder*.stem", Int(0, 11)),
   ("*encoder*.conv_impl", OneOf("xla", "im2col", "auto", "im2col_train")),
+  # nearest-neighbour search of retrieval and identification (jaxsim.evaluate.search.top_k)
+  ("*eval.search_backend", SearchBackend()),
+  ("*eval.search_params", Text()),
+  ("*eval.search_k", Int(1)),
   ("*encoder*.vocab_size", Int(3)),
   ("*encoder*.max_ngram", Int(1)),
   ("*.log_temperature_init", Optional(Real())),

@@ -92,6 +92,12 @@ def get_config(arg=None):
   c.eval.batch_size = 256
   # Classical baselines (raw pixels, Eigenfaces, Fisherfaces, LBP) on the same probes.
   c.eval.baselines = True
+  # Nearest-neighbour search: "exact", or a faiss index for large galleries (the `ann`
+  # extra), e.g. search_backend="faiss:HNSW32", search_params="efSearch=128"; an index
+  # scores each query's search_k candidates (jaxsim.evaluate.search.candidate_scores).
+  c.eval.search_backend = "exact"
+  c.eval.search_params = ""
+  c.eval.search_k = 100
 
   if "seed" in args:
     # Seed 5(b): ResNet-18 with a Linear 256 - BN - L2 head, cosine scores, centroids,

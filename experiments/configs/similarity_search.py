@@ -101,6 +101,12 @@ def get_config(arg=None):
   # Classical image baselines (raw pixels, Eigenfaces, Fisherfaces, LBP) on the same test
   # queries and gallery, fitted on the training pairs.
   c.eval.baselines = True
+  # Nearest-neighbour search: "exact", or a faiss index for large galleries (the `ann`
+  # extra), e.g. search_backend="faiss:HNSW32", search_params="efSearch=128"; an index
+  # scores each query's search_k candidates (jaxsim.evaluate.search.candidate_scores).
+  c.eval.search_backend = "exact"
+  c.eval.search_params = ""
+  c.eval.search_k = 100
 
   if "seed" in args:
     # Source project 5: ResNet18 - Linear 256 - BN - L2; triplet margin 0.2, contrastive

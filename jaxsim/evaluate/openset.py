@@ -73,14 +73,21 @@ def identity_scores(
   templates: np.typing.ArrayLike,
   template_identities: np.typing.ArrayLike,
   metric: str = "cosine",
+  backend: str = "exact",
+  search_params: str = "",
+  k: int = 100,
 ) -> tuple[np.ndarray, np.ndarray]:
   """Score of every probe against every enrolled identity (max over its templates).
+
+  ``backend``, ``search_params``: the search (`search.candidate_scores`). With an
+  approximate index only each probe's k best templates are scored and the rest are -inf,
+  so ranks and candidate lists are exact up to the index's recall within the first k.
 
   Returns:
     (scores [P, I], identities [I] sorted ascending).
   """
   tid = np.asarray(template_identities).reshape(-1)
-  s = search.tiled_pairwise_scores(probe_embeddings, templates, metric)
+  s = search.candidate_scores(probe_embeddings, templates, metric, backend, search_params, k)
   order = np.argsort(tid, kind="stable")
   tid_sorted = tid[order]
   uniq, starts = np.unique(tid_sorted, return_index=True)

@@ -148,8 +148,13 @@ def retrieval_metrics(
   ks: Sequence[int] = (1, 5, 10),
   metric: str = "cosine",
   map_at_k_denominator: str = "min_r_k",
+  backend: str = "exact",
+  search_params: str = "",
 ) -> dict[str, float]:
-  """Retrieval metrics of queries against a gallery by exact (tiled) nearest-neighbour search.
+  """Retrieval metrics of queries against a gallery by nearest-neighbour search.
+
+  The search is exact (tiled) by default; ``backend="faiss:..."`` scores the neighbours an
+  approximate index returns (`search.top_k`), so the metrics are those of that index.
 
   When the queries are (some of) the gallery items, give each item an id and pass
   ``query_ids`` and ``gallery_ids``: a query's own entry is then removed from its
@@ -165,6 +170,7 @@ def retrieval_metrics(
     ks: cut-offs.
     metric: a `search.METRICS` score.
     map_at_k_denominator: see `retrieval_metrics_from_relevance`.
+    backend, search_params: see `search.top_k`.
 
   Returns:
     The flat dict of `retrieval_metrics_from_relevance`.
@@ -178,7 +184,9 @@ def retrieval_metrics(
       f"labels must match embeddings: queries {q.shape} vs {query_labels.shape}, "
       f"gallery {g.shape} vs {gallery_labels.shape}"
     )
-  rel, r = ranked_relevance(q, g, query_labels, gallery_labels, query_ids, gallery_ids, ks, metric)
+  rel, r = ranked_relevance(
+    q, g, query_labels, gallery_labels, query_ids, gallery_ids, ks, metric, backend, search_params
+  )
   return retrieval_metrics_from_relevance(rel, r, ks, map_at_k_denominator)
 
 
@@ -191,11 +199,14 @@ def ranked_relevance(
   gallery_ids: np.typing.ArrayLike | None = None,
   ks: Sequence[int] = (1, 5, 10),
   metric: str = "cosine",
+  backend: str = "exact",
+  search_params: str = "",
 ) -> tuple[np.ndarray, np.ndarray]:
   """The ranked relevance matrix and R_q that `retrieval_metrics` scores.
 
-  Search once, then score any subset or resample of the queries (a bootstrap over
-  query units) with `retrieval_metrics_from_relevance` on rows of the result.
+  ``backend`` and ``search_params`` choose the search (`search.top_k`). Search once, then
+  score any subset or resample of the queries (a bootstrap over query units) with
+  `retrieval_metrics_from_relevance` on rows of the result.
 
   Returns:
     (relevant [Q, K] bool, num_relevant [Q]) with K = max(max(ks), max R_q).
@@ -206,7 +217,9 @@ def ranked_relevance(
   r = count_relevant(query_labels, gallery_labels, query_ids, gallery_ids)
   num_k = int(max(max(ks), r.max(initial=0)))
   search_k = min(num_k, g.shape[0])
-  _, idx = search.top_k_search(q, g, search_k, metric, query_ids, gallery_ids)
+  _, idx = search.top_k(
+    q, g, search_k, metric, query_ids, gallery_ids, backend=backend, params=search_params
+  )
   rel = np.zeros((q.shape[0], num_k), bool)
   rel[:, :search_k] = (idx >= 0) & (gallery_labels[np.maximum(idx, 0)] == query_labels[:, None])
   return rel, r
@@ -229,14 +242,25 @@ def retrieval_report(
   interval_keys: Sequence[str] = ("recall_at_1", "map_at_r"),
   num_resamples: int = 1000,
   seed: int = 0,
+  backend: str = "exact",
+  search_params: str = "",
 ) -> dict[str, float]:
   """Retrieval metrics `keys`, with 95% intervals of `interval_keys` over query `units`.
 
-  The search runs once; each bootstrap replicate rescores the drawn queries' ranked
-  relevance rows (the queries of one unit are drawn together; the gallery is fixed).
-  ``ci_num_units`` is the number of units.
+  The search runs once (``backend`` and ``search_params`` as in `search.top_k`); each
+  bootstrap replicate rescores the drawn queries' ranked relevance rows (the queries of
+  one unit are drawn together; the gallery is fixed). ``ci_num_units`` is the number of
+  units.
   """
-  rel, r = ranked_relevance(queries, gallery, query_labels, gallery_labels, ks=ks)
+  rel, r = ranked_relevance(
+    queries,
+    gallery,
+    query_labels,
+    gallery_labels,
+    ks=ks,
+    backend=backend,
+    search_params=search_params,
+  )
   m = retrieval_metrics_from_relevance(rel, r, ks)
   out = {k: m[k] for k in keys if k in m}
 
@@ -269,28 +293,49 @@ def nearest_prototype_metrics(embeddings, labels, prototypes) -> dict[str, float
   }
 
 
-def partner_metrics(left, right, labels) -> dict[str, float]:
-  """R@1/5/10, MAP@R, MRR (whole gallery) and MRR@10 of left queries against right partners."""
+def partner_metrics(
+  left, right, labels, backend: str = "exact", search_params: str = "", k: int = 100
+) -> dict[str, float]:
+  """R@1/5/10, MAP@R, MRR (whole gallery) and MRR@10 of left queries against right partners.
+
+  With an approximate backend the index returns k neighbours per query; "mrr" then counts
+  a partner beyond them as ranked last (`partner_ranks`).
+  """
   n = len(labels)
-  ks = sorted({1, 5, 10, n})
-  m = retrieval_metrics(left, right, labels, labels, ks=ks)
+  exact = backend == "exact"
+  ks = sorted({1, 5, 10, n} if exact else {1, 5, 10})
+  m = retrieval_metrics(
+    left, right, labels, labels, ks=ks, backend=backend, search_params=search_params
+  )
   out = {k: m[k] for k in ("recall_at_1", "recall_at_5", "recall_at_10", "map_at_r", "mrr_at_10")}
-  out["mrr"] = m[f"mrr_at_{n}"]
+  if exact:
+    out["mrr"] = m[f"mrr_at_{n}"]
+  else:
+    out["mrr"] = float(np.mean(1.0 / partner_ranks(left, right, labels, backend, search_params, k)))
   out["gallery_size"] = float(n)
   return out
 
 
-def partner_ranks(left: np.ndarray, right: np.ndarray, labels: np.ndarray) -> np.ndarray:
+def partner_ranks(
+  left: np.ndarray,
+  right: np.ndarray,
+  labels: np.ndarray,
+  backend: str = "exact",
+  search_params: str = "",
+  k: int = 100,
+) -> np.ndarray:
   """[Q] rank of each left query's partner among the right gallery (1 = first).
 
   One relevant item per query (its pair's right image). Ties count against the query:
   rank = 1 + the number of gallery items scoring at least as high, other than the partner.
+  With an approximate backend (`search.candidate_scores`) a partner that is not among
+  the index's k candidates ranks last.
   """
   labels = np.asarray(labels).reshape(-1)
   relevant = labels[:, None] == labels[None, :]
   if not np.all(relevant.sum(1) == 1):
     raise ValueError("each query needs exactly one relevant gallery item (its partner)")
-  s = search.tiled_pairwise_scores(left, right, "cosine")
+  s = search.candidate_scores(left, right, "cosine", backend, search_params, k)
   partner = s[relevant]
   return 1 + np.sum((s >= partner[:, None]) & ~relevant, axis=1)
 

@@ -13,6 +13,10 @@ one ``[query_chunk, gallery_tile]`` score tile, so evaluating 166,800 pairs or s
 2,000 queries in a 100,000 x 256 gallery runs in bounded memory. Results come back as
 NumPy arrays on the host.
 
+`top_k` is the entry point for searching: ``backend="exact"`` runs `top_k_search`, and
+``backend="faiss:<index factory string>"`` an approximate index (`jaxsim.evaluate.ann`,
+an optional dependency) for galleries too large for exact search.
+
 Ties in top-k: among equal scores the gallery item with the lower index ranks first
 (the rule of `jax.lax.top_k`, kept exactly through the tiled merge), so results are
 deterministic and equal to a stable sort of the full score matrix.
@@ -35,7 +39,8 @@ METRICS = ("dot", "cosine", "euclidean", "squared_euclidean")
 _BLOCK = 64
 
 
-def _check_metric(metric: str) -> None:
+def check_metric(metric: str) -> None:
+  """Raise ValueError unless `metric` is one of `METRICS`."""
   if metric not in METRICS:
     raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
 
@@ -61,7 +66,7 @@ def pairwise_scores(x: jax.typing.ArrayLike, y: jax.typing.ArrayLike, metric: st
   Returns:
     [N, M] float32 scores.
   """
-  _check_metric(metric)
+  check_metric(metric)
   x = jnp.asarray(x, jnp.float32)
   y = jnp.asarray(y, jnp.float32)
   if metric == "cosine":
@@ -116,7 +121,7 @@ def matched_scores(
   Returns:
     [N] float32 scores (higher = more similar) as a NumPy array.
   """
-  _check_metric(metric)
+  check_metric(metric)
   x = np.asarray(x, np.float32)
   y = np.asarray(y, np.float32)
   _check_2d("x", x)
@@ -148,7 +153,7 @@ def tiled_pairwise_scores(
   Returns:
     [N, M] float32 NumPy array equal to `pairwise_scores(x, y, metric)`.
   """
-  _check_metric(metric)
+  check_metric(metric)
   x = np.asarray(x, np.float32)
   y = np.asarray(y, np.float32)
   _check_2d("x", x)
@@ -258,7 +263,7 @@ def top_k_search(
     (scores [Q, k] float32, indices [Q, k] int32 into the gallery), best first; ties go
     to the lower gallery index.
   """
-  _check_metric(metric)
+  check_metric(metric)
   q = np.asarray(queries, np.float32)
   g = np.asarray(gallery, np.float32)
   _check_2d("queries", q)
@@ -315,3 +320,65 @@ def top_k_search(
     scores[start:stop] = np.asarray(s)[: stop - start]
     indices[start:stop] = np.asarray(i)[: stop - start]
   return scores, indices
+
+
+def top_k(
+  queries: jax.typing.ArrayLike,
+  gallery: jax.typing.ArrayLike,
+  k: int,
+  metric: str = "cosine",
+  query_ids: jax.typing.ArrayLike | None = None,
+  gallery_ids: jax.typing.ArrayLike | None = None,
+  backend: str = "exact",
+  params: str = "",
+) -> tuple[np.ndarray, np.ndarray]:
+  """Top-k gallery items per query, exact or from an approximate index.
+
+  Args:
+    queries, gallery, k, metric, query_ids, gallery_ids: as in `top_k_search`.
+    backend: ``"exact"`` (`top_k_search`) or ``"faiss:<index factory string>"``, e.g.
+      ``"faiss:HNSW32"`` or ``"faiss:IVF1024,Flat"`` (`jaxsim.evaluate.ann.FaissIndex`;
+      the index is built on `gallery` for this call).
+    params: faiss search parameters for an approximate backend, e.g. ``"efSearch=128"``
+      or ``"nprobe=32"``; must be empty for ``"exact"``.
+
+  Returns:
+    (scores [Q, k] float32, indices [Q, k] int32), best first, as `top_k_search`.
+  """
+  from jaxsim.evaluate import ann  # noqa: PLC0415 -- ann imports this module
+
+  ann.check_backend(backend)
+  if backend == "exact":
+    if params:
+      raise ValueError(f"search params {params!r} apply to a faiss backend, not 'exact'")
+    return top_k_search(queries, gallery, k, metric, query_ids, gallery_ids)
+  index = ann.FaissIndex(gallery, metric, backend, params)
+  return index.search(queries, k, query_ids, gallery_ids)
+
+
+def candidate_scores(
+  queries: jax.typing.ArrayLike,
+  gallery: jax.typing.ArrayLike,
+  metric: str = "cosine",
+  backend: str = "exact",
+  params: str = "",
+  k: int = 100,
+) -> np.ndarray:
+  """The [Q, N] score matrix that evaluations built on dense scores take.
+
+  ``backend="exact"``: every score (`tiled_pairwise_scores`; `k` is unused). An
+  approximate backend: each query's k candidates from the index (`top_k`) keep their
+  scores and every other entry is -inf, so an item the index did not return ranks last.
+  Ranks up to k, and metrics that only look that far, are then those of the index.
+  """
+  if backend == "exact":
+    if params:
+      raise ValueError(f"search params {params!r} apply to a faiss backend, not 'exact'")
+    return tiled_pairwise_scores(queries, gallery, metric)
+  num_g = np.shape(gallery)[0]
+  s, i = top_k(queries, gallery, min(k, num_g), metric, backend=backend, params=params)
+  out = np.full((s.shape[0], num_g), -np.inf, np.float32)
+  rows = np.broadcast_to(np.arange(s.shape[0])[:, None], i.shape)
+  found = i >= 0
+  out[rows[found], i[found]] = s[found]
+  return out

@@ -118,7 +118,10 @@ def score_probes(config, data, model, variables) -> dict:
   )
   templates, cols = openset.identity_templates(emb(gallery), ids[gallery], mode="centroid")
   scores = {
-    s: openset.identity_scores(emb(probes[s]), templates, cols, ev.score)[0] for s in probes
+    s: openset.identity_scores(
+      emb(probes[s]), templates, cols, ev.score, ev.search_backend, ev.search_params, ev.search_k
+    )[0]
+    for s in probes
   }
   pid = {s: ids[probes[s]] for s in probes}
   return {"scores": scores, "cols": cols, "pid": pid, "emb": emb, "inference": timing}
