@@ -5,13 +5,24 @@ Run from the repository root (faiss-cpu comes with the `bench` extra):
   python -m benchmarks.retrieval
   python -m benchmarks.retrieval --num_gallery=100000 --dim=256 --num_queries=2000 --repeats=5
   taskset -c 1 python -m benchmarks.retrieval --single_thread   # work per core
+  python -m benchmarks.retrieval --ann     # approximate indexes at 1M x 128 (below)
 
 Prints queries per second for jaxsim's exact tiled search
-(`jaxsim.evaluate.search.top_k_search`) and for faiss (best and
+(`jaxsim.evaluate.search.ExactIndex`, and `top_k_search`, which also prepares the
+gallery on each call) and for faiss (best and
 median of `--repeats` timed runs, interleaved, after one warm-up call that also
 compiles), the ratio jaxsim / faiss, and how many returned neighbour indices agree with
 faiss. The data are random unit vectors (seeded),
 so scores are inner products = cosine similarities.
+
+``--ann``: large galleries (`jaxsim.evaluate.search.top_k` with a faiss backend). A
+synthetic gallery of ``--ann_num_gallery`` x ``--ann_dim`` (default 1M x 128) unit
+vectors drawn around ``--ann_clusters`` centres (identities with several images each, as
+embeddings of a trained model are; ``--ann_clusters=0`` draws uniformly on the sphere, the
+hardest case for any index), and ``--ann_num_queries`` fresh queries from the same
+centres. For exact search (jaxsim) and each faiss index it prints the build time,
+queries/s (best of ``--repeats``) and recall@k: the fraction of the exact top-k that the
+index returns.
 """
 
 from __future__ import annotations
@@ -33,6 +44,17 @@ def main() -> None:
   parser.add_argument("--query_chunk", type=int, default=512)
   parser.add_argument("--gallery_tile", type=int, default=4096)
   parser.add_argument("--seed", type=int, default=0)
+  parser.add_argument("--ann", action="store_true", help="approximate indexes, large gallery")
+  parser.add_argument("--ann_num_gallery", type=int, default=1_000_000)
+  parser.add_argument("--ann_dim", type=int, default=128)
+  parser.add_argument("--ann_num_queries", type=int, default=1_000)
+  parser.add_argument("--ann_clusters", type=int, default=100_000)
+  parser.add_argument(
+    "--ann_backends",
+    default="faiss:HNSW32|efSearch=64;faiss:HNSW32|efSearch=256;faiss:IVF1024,Flat|nprobe=8;"
+    "faiss:IVF1024,Flat|nprobe=32",
+    help="';'-separated backend|params; one index is built per distinct backend",
+  )
   parser.add_argument(
     "--single_thread",
     action="store_true",
@@ -48,6 +70,10 @@ def main() -> None:
 
   from jaxsim.evaluate import search
 
+  if args.ann:
+    ann_benchmark(args)
+    return
+
   rng = np.random.default_rng(args.seed)
   gallery = rng.standard_normal((args.num_gallery, args.dim), dtype=np.float32)
   gallery /= np.linalg.norm(gallery, axis=1, keepdims=True)
@@ -62,8 +88,16 @@ def main() -> None:
 
   gallery_dev, queries_dev = jax.device_put(gallery), jax.device_put(queries)
   naive = jax.jit(lambda q, g: jax.lax.top_k(q @ g.T, args.k))
+  # As faiss's index.add, the gallery is prepared (padded, tiled, on the device) once,
+  # outside the timing; top_k_search prepares it on every call.
+  index_start = time.perf_counter()
+  exact_index = search.ExactIndex(gallery, "dot", gallery_tile=args.gallery_tile)
+  print(f"ExactIndex built in {time.perf_counter() - index_start:.3f} s")
   methods = {
-    "jaxsim top_k_search": lambda: search.top_k_search(
+    "jaxsim ExactIndex.search": lambda: exact_index.search(
+      queries, args.k, query_chunk=args.query_chunk
+    ),
+    "jaxsim top_k_search (per call)": lambda: search.top_k_search(
       queries,
       gallery,
       args.k,
@@ -108,11 +142,82 @@ def main() -> None:
   if faiss_name is None:
     return
   t_faiss = min(times[faiss_name])
-  for name in list(methods)[:2]:
+  for name in list(methods)[:3]:
     same = np.mean(results[name][1] == results[faiss_name][1])
     print(
       f"ratio {name} / faiss: {t_faiss / min(times[name]):.2f}x "
       f"(neighbour indices identical to faiss: {same:.4%})"
+    )
+
+
+def _ann_data(args) -> tuple[np.ndarray, np.ndarray]:
+  rng = np.random.default_rng(args.seed)
+  n, d, c = args.ann_num_gallery, args.ann_dim, args.ann_clusters
+
+  def unit(x):
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+  if c == 0:
+    g = unit(rng.standard_normal((n, d), dtype=np.float32))
+    return g, unit(rng.standard_normal((args.ann_num_queries, d), dtype=np.float32))
+  centres = unit(rng.standard_normal((c, d), dtype=np.float32))
+  # Spread: a point's noise norm about equals its centre's (within-cluster cosine ~0.5).
+  g = np.empty((n, d), np.float32)
+  for start in range(0, n, 100_000):
+    stop = min(start + 100_000, n)
+    noise = rng.standard_normal((stop - start, d), dtype=np.float32) / np.sqrt(d)
+    g[start:stop] = unit(centres[rng.integers(0, c, stop - start)] + noise)
+  noise = rng.standard_normal((args.ann_num_queries, d), dtype=np.float32) / np.sqrt(d)
+  q = unit(centres[rng.integers(0, c, args.ann_num_queries)] + noise)
+  return g, q
+
+
+def _best_time(fn, repeats):
+  out = fn()  # warm-up (and compile)
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    fn()
+    times.append(time.perf_counter() - start)
+  return out, min(times)
+
+
+def ann_benchmark(args) -> None:
+  """Exact search against faiss indexes on a large synthetic gallery: build, q/s, recall."""
+  import faiss
+
+  from jaxsim.evaluate import ann, search
+
+  start = time.perf_counter()
+  g, q = _ann_data(args)
+  kind = f"{args.ann_clusters} clusters" if args.ann_clusters else "uniform on the sphere"
+  print(
+    f"gallery {g.shape} ({kind}), {q.shape[0]} queries, top-{args.k}, inner product; "
+    f"{os.cpu_count()} CPUs, faiss {faiss.__version__} on {faiss.omp_get_max_threads()} "
+    f"threads; data drawn in {time.perf_counter() - start:.1f} s"
+  )
+  (_, exact), t_exact = _best_time(lambda: search.top_k_search(q, g, args.k, "dot"), args.repeats)
+  print(
+    f"{'exact (jaxsim ExactIndex)':44s} build      -   {q.shape[0] / t_exact:8.0f} q/s  "
+    f"recall@{args.k} 1.0000"
+  )
+  indexes = {}
+  for spec in filter(None, args.ann_backends.split(";")):
+    backend, _, params = spec.partition("|")
+    if backend not in indexes:
+      start = time.perf_counter()
+      indexes[backend] = ann.FaissIndex(g, "dot", backend)
+      build = time.perf_counter() - start
+    else:
+      build = float("nan")
+    index = indexes[backend]
+    if params:
+      faiss.ParameterSpace().set_index_parameters(index.index, params)
+    (_, idx), t = _best_time(lambda index=index: index.search(q, args.k), args.repeats)
+    recall = np.mean([len(set(a) & set(b)) / args.k for a, b in zip(idx, exact, strict=True)])
+    print(
+      f"{backend + ' ' + params:44s} build {build:6.1f} s {q.shape[0] / t:8.0f} q/s  "
+      f"recall@{args.k} {recall:.4f}  ({t_exact / t:.1f}x exact)"
     )
 
 

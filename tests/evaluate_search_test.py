@@ -41,6 +41,33 @@ def test_ties_go_to_lower_gallery_index_across_tiles():
   np.testing.assert_array_equal(i[0], [0, 5, 10, 15, 20, 25])
 
 
+@pytest.mark.parametrize("k", [1, 5, 16, 17, 40])
+def test_both_selection_paths_equal_a_stable_sort(k):
+  # k <= 16 selects gallery-major by max extraction over blocks and sub-blocks; k > 16
+  # uses lax.top_k over block maxima. Duplicated rows make ties inside and across tiles.
+  rng = np.random.default_rng(7)
+  base = rng.standard_normal((700, 6)).astype(np.float32)
+  g = np.concatenate([base, base[::-1], base[:300]])
+  q = rng.standard_normal((9, 6)).astype(np.float32)
+  ids = np.arange(g.shape[0])
+  for metric in ("dot", "squared_euclidean"):
+    full = np.asarray(search.pairwise_scores(q, g, metric))
+    ref_s, ref_i = _stable_top_k(full, k)
+    s, i = search.top_k_search(q, g, k, metric, query_chunk=4, gallery_tile=1024)
+    np.testing.assert_array_equal(i, ref_i)
+    np.testing.assert_allclose(s, ref_s, rtol=1e-5, atol=1e-5)
+  # Excluding all but a few items per query leaves -inf slots, each reported as -1 once.
+  q_ids = np.full(9, 3)  # every query excludes all but the 4 items with other ids
+  g_ids = np.where(np.arange(g.shape[0]) % 500 == 0, 100 + np.arange(g.shape[0]), 3)
+  s, i = search.top_k_search(q, g, k, "dot", q_ids, g_ids, gallery_tile=1024)
+  full = np.array(search.pairwise_scores(q, g, "dot"))
+  full[:, g_ids == 3] = -np.inf
+  ref_s, ref_i = _stable_top_k(full, k)
+  ref_i = np.where(np.isfinite(ref_s), ref_i, -1)
+  np.testing.assert_array_equal(i, ref_i)
+  assert all(len(set(r[r >= 0])) == np.sum(r >= 0) for r in i)
+
+
 def test_exclusion_is_by_id_not_position():
   g = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]], np.float32)  # item 1 duplicates item 0
   ids = np.array([10, 11, 12])
