@@ -49,7 +49,6 @@ def test_both_selection_paths_equal_a_stable_sort(k):
   base = rng.standard_normal((700, 6)).astype(np.float32)
   g = np.concatenate([base, base[::-1], base[:300]])
   q = rng.standard_normal((9, 6)).astype(np.float32)
-  ids = np.arange(g.shape[0])
   for metric in ("dot", "squared_euclidean"):
     full = np.asarray(search.pairwise_scores(q, g, metric))
     ref_s, ref_i = _stable_top_k(full, k)
