@@ -157,27 +157,41 @@ def _max_pool_fwd(x, window, strides, pads):
   return y, (x, y)
 
 
+def _first_hits(hits):
+  """Each window's first maximum in row-major window order (XLA's `select_and_scatter`
+  with `ge`, the rule of `nn.max_pool`'s gradient): later tied maxima are dropped."""
+  taken, first = None, []
+  for hit in hits:
+    first.append(hit if taken is None else hit & ~taken)
+    taken = hit if taken is None else taken | hit
+  return first
+
+
 def _max_pool_bwd(window, strides, pads, res, g):
   x, y = res
   ho, wo = y.shape[1:3]
+  zero = jnp.zeros((), g.dtype)
   if tuple(window) == tuple(strides) == (2, 2) and pads == ((0, 0), (0, 0)):
     # Non-overlapping 2x2 windows: one reshape, no scatter.
     b, h, w, c = x.shape
-    hit = x[:, : 2 * ho, : 2 * wo].reshape(b, ho, 2, wo, 2, c) == y[:, :, None, :, None, :]
-    share = g / hit.sum(axis=(2, 4)).astype(g.dtype)
-    dx = jnp.where(hit, share[:, :, None, :, None, :], 0).reshape(b, 2 * ho, 2 * wo, c)
+    blocks = x[:, : 2 * ho, : 2 * wo].reshape(b, ho, 2, wo, 2, c)
+    ym = y[:, :, None, :, None, :]
+    hits = _first_hits(
+      [blocks[:, :, i : i + 1, :, j : j + 1] == ym for i in (0, 1) for j in (0, 1)]
+    )
+    rows = [jnp.concatenate(hits[2 * i : 2 * i + 2], axis=4) for i in (0, 1)]
+    hit = jnp.concatenate(rows, axis=2)
+    dx = jnp.where(hit, g[:, :, None, :, None, :], zero).reshape(b, 2 * ho, 2 * wo, c)
     return (jnp.pad(dx, ((0, 0), (0, h - 2 * ho), (0, w - 2 * wo), (0, 0))).astype(x.dtype),)
   xp = jnp.pad(x, ((0, 0), *pads, (0, 0)), constant_values=-jnp.inf)
-  hits = [s == y for s in _window_slices(xp, window, strides, (ho, wo))]
-  share = g / sum(h.astype(g.dtype) for h in hits)
+  hits = _first_hits([s == y for s in _window_slices(xp, window, strides, (ho, wo))])
   dxp = jnp.zeros(xp.shape, g.dtype)
-  zero = jnp.zeros((), g.dtype)
   for k, hit in enumerate(hits):
     i, j = divmod(k, window[1])
     # Back to the positions the slice read: edge padding plus interior (stride - 1).
     rows = (i, xp.shape[1] - i - (ho - 1) * strides[0] - 1, strides[0] - 1)
     cols = (j, xp.shape[2] - j - (wo - 1) * strides[1] - 1, strides[1] - 1)
-    dxp = dxp + lax.pad(jnp.where(hit, share, zero), zero, ((0, 0, 0), rows, cols, (0, 0, 0)))
+    dxp = dxp + lax.pad(jnp.where(hit, g, zero), zero, ((0, 0, 0), rows, cols, (0, 0, 0)))
   top, left = pads[0][0], pads[1][0]
   return (dxp[:, top : top + x.shape[1], left : left + x.shape[2]].astype(x.dtype),)
 
@@ -194,10 +208,12 @@ def max_pool(x: jax.Array, window=(2, 2), strides=None, padding="VALID") -> jax.
   1.7 ms). Here the gradient compares each window offset's strided slice with the
   maximum and pads the matches back into place: 12 ms for that map (forward included);
   the 3x3/2 pooling of a ResNet stem, [64, 32, 32, 64]: 33 against 115 ms, and at
-  [64, 64, 64, 64]: 201 against 417 ms (measured 2026-11-29, idle). Where a
-  window holds tied maxima they share its gradient (`nn.max_pool` gives it all to one
-  of them; both are subgradients of the max): after a ReLU the ties are zeros, whose
-  gradient the ReLU discards either way, so the networks' gradients are the same.
+  [64, 64, 64, 64]: 201 against 417 ms (measured 2026-11-29, idle, with an earlier
+  tie rule). Where a window holds tied maxima, its gradient goes to the first of them
+  in row-major window order, as XLA's `select_and_scatter` gives it for `nn.max_pool`:
+  the gradients equal flax's, ties included. (Sharing the gradient among ties, also a
+  subgradient, changed training on images with flat regions: positive ties after a
+  ReLU are common there.)
 
   Args:
     x: [B, H, W, C].
