@@ -477,6 +477,16 @@ def top_k_search(
   return index.search(q, k, query_ids, query_chunk)
 
 
+def _is_exact(backend: str, params: str) -> bool:
+  """Checks a backend and its params; True for ``"exact"``."""
+  from jaxsim.evaluate import ann  # noqa: PLC0415 -- ann imports this module
+
+  ann.check_backend(backend)
+  if backend == "exact" and params:
+    raise ValueError(f"search params {params!r} apply to a faiss backend, not 'exact'")
+  return backend == "exact"
+
+
 def top_k(
   queries: jax.typing.ArrayLike,
   gallery: jax.typing.ArrayLike,
@@ -502,10 +512,7 @@ def top_k(
   """
   from jaxsim.evaluate import ann  # noqa: PLC0415 -- ann imports this module
 
-  ann.check_backend(backend)
-  if backend == "exact":
-    if params:
-      raise ValueError(f"search params {params!r} apply to a faiss backend, not 'exact'")
+  if _is_exact(backend, params):
     return top_k_search(queries, gallery, k, metric, query_ids, gallery_ids)
   index = ann.FaissIndex(gallery, metric, backend, params)
   return index.search(queries, k, query_ids, gallery_ids)
@@ -526,9 +533,7 @@ def candidate_scores(
   scores and every other entry is -inf, so an item the index did not return ranks last.
   Ranks up to k, and metrics that only look that far, are then those of the index.
   """
-  if backend == "exact":
-    if params:
-      raise ValueError(f"search params {params!r} apply to a faiss backend, not 'exact'")
+  if _is_exact(backend, params):
     return tiled_pairwise_scores(queries, gallery, metric)
   num_g = np.shape(gallery)[0]
   s, i = top_k(queries, gallery, min(k, num_g), metric, backend=backend, params=params)
