@@ -4,6 +4,7 @@ Skips (with the reason) where the `ann` extra is not installed; CI installs it.
 """
 
 import builtins
+import importlib.util
 
 import numpy as np
 import pytest
@@ -47,9 +48,13 @@ def test_exact_backend_rejects_faiss_params():
     search.top_k(q, g, 2, backend="exact", params="efSearch=16")
 
 
-faiss = pytest.importorskip("faiss", reason="the ann extra (faiss-cpu) is not installed")
+needs_faiss = pytest.mark.skipif(
+  importlib.util.find_spec("faiss") is None,
+  reason="the ann extra (faiss-cpu) is not installed: pip install -e '.[ann]'",
+)
 
 
+@needs_faiss
 @pytest.mark.parametrize("metric", search.METRICS)
 @pytest.mark.parametrize("backend", ["faiss:Flat", "faiss:HNSW16", "faiss:IVF8,Flat"])
 def test_faiss_backends_equal_exact_search_when_searching_everything(metric, backend):
@@ -62,6 +67,7 @@ def test_faiss_backends_equal_exact_search_when_searching_everything(metric, bac
   np.testing.assert_allclose(s, ref_s, rtol=1e-4, atol=1e-4)
 
 
+@needs_faiss
 def test_faiss_exclusion_is_by_id_and_keeps_k():
   g = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.7, 0.7]], np.float32)
   ids = np.array([10, 10, 12, 13])  # two gallery items share id 10
@@ -72,6 +78,7 @@ def test_faiss_exclusion_is_by_id_and_keeps_k():
   assert np.all(i >= 0) and np.all(np.isfinite(s))
 
 
+@needs_faiss
 def test_faiss_k_larger_than_gallery_pads():
   q, g = _data(2, 3, 4, 5)
   s, i = search.top_k(q, g, 6, "euclidean", backend="faiss:Flat")
@@ -80,6 +87,7 @@ def test_faiss_k_larger_than_gallery_pads():
   np.testing.assert_allclose(s[:, :4], ref_s, rtol=1e-4, atol=1e-4)
 
 
+@needs_faiss
 def test_faiss_bad_input_names_the_setting():
   q, g = _data(3, 3, 50, 4)
   with pytest.raises(ValueError, match="could not|cannot build"):
@@ -92,6 +100,7 @@ def test_faiss_bad_input_names_the_setting():
     ann.FaissIndex(g, "cosine", "faiss:Flat").search(q[:, :3], 2)
 
 
+@needs_faiss
 def test_candidate_scores_keep_the_index_top_k_and_minus_inf_elsewhere():
   q, g = _data(4, 6, 30, 4)
   full = search.candidate_scores(q, g, "cosine")
@@ -103,6 +112,7 @@ def test_candidate_scores_keep_the_index_top_k_and_minus_inf_elsewhere():
   assert np.sum(np.isfinite(cand)) == 6 * 3
 
 
+@needs_faiss
 def test_retrieval_and_open_set_accept_the_faiss_backend():
   from jaxsim.evaluate import openset, retrieval
 
