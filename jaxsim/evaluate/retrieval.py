@@ -294,24 +294,34 @@ def nearest_prototype_metrics(embeddings, labels, prototypes) -> dict[str, float
 
 
 def partner_metrics(
-  left, right, labels, backend: str = "exact", search_params: str = "", k: int = 100
+  left,
+  right,
+  labels,
+  backend: str = "exact",
+  search_params: str = "",
+  k: int = 100,
+  ranks: np.ndarray | None = None,
 ) -> dict[str, float]:
   """R@1/5/10, MAP@R, MRR (whole gallery) and MRR@10 of left queries against right partners.
 
-  With an approximate backend the index returns k neighbours per query; "mrr" then counts
-  a partner beyond them as ranked last (`partner_ranks`).
+  With an approximate backend every figure comes from the partners' ranks among the
+  index's k candidates (`partner_ranks`; pass ``ranks`` if already computed, so the index
+  is built once): a partner the index did not return counts as ranked last.
   """
   n = len(labels)
-  exact = backend == "exact"
-  ks = sorted({1, 5, 10, n} if exact else {1, 5, 10})
-  m = retrieval_metrics(
-    left, right, labels, labels, ks=ks, backend=backend, search_params=search_params
-  )
+  if backend != "exact":
+    r = partner_ranks(left, right, labels, backend, search_params, k) if ranks is None else ranks
+    r = np.asarray(r, np.float64)
+    return {
+      **{f"recall_at_{c}": float(np.mean(r <= c)) for c in (1, 5, 10)},
+      "map_at_r": float(np.mean(r == 1)),  # one relevant item: AP@R is 1 at rank 1, else 0
+      "mrr_at_10": float(np.mean(np.where(r <= 10, 1.0 / r, 0.0))),
+      "mrr": float(np.mean(1.0 / r)),
+      "gallery_size": float(n),
+    }
+  m = retrieval_metrics(left, right, labels, labels, ks=sorted({1, 5, 10, n}))
   out = {k: m[k] for k in ("recall_at_1", "recall_at_5", "recall_at_10", "map_at_r", "mrr_at_10")}
-  if exact:
-    out["mrr"] = m[f"mrr_at_{n}"]
-  else:
-    out["mrr"] = float(np.mean(1.0 / partner_ranks(left, right, labels, backend, search_params, k)))
+  out["mrr"] = m[f"mrr_at_{n}"]
   out["gallery_size"] = float(n)
   return out
 

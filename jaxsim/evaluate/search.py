@@ -458,23 +458,15 @@ def top_k_search(
     (scores [Q, k] float32, indices [Q, k] int32 into the gallery), best first; ties go
     to the lower gallery index.
   """
-  check_metric(metric)
-  q, g = np.asarray(queries), np.asarray(gallery)
-  _check_2d("queries", q)
-  _check_2d("gallery", g)
-  if q.shape[1] != g.shape[1]:
-    raise ValueError(f"queries and gallery must share the dimension: {q.shape} vs {g.shape}")
+  # The cheap checks before the gallery goes to the device; the index checks the rest.
+  if np.ndim(queries) == np.ndim(gallery) == 2 and np.shape(queries)[1] != np.shape(gallery)[1]:
+    raise ValueError(
+      f"queries and gallery must share the dimension: {np.shape(queries)} vs {np.shape(gallery)}"
+    )
   if (query_ids is None) != (gallery_ids is None):
     raise ValueError("pass both query_ids and gallery_ids, or neither")
-  if query_ids is not None:
-    num_q, num_g = q.shape[0], g.shape[0]
-    if np.shape(query_ids) != (num_q,) or np.shape(gallery_ids) != (num_g,):
-      raise ValueError(
-        f"query_ids must be [{num_q}] and gallery_ids [{num_g}], got "
-        f"{np.shape(query_ids)} and {np.shape(gallery_ids)}"
-      )
-  index = ExactIndex(g, metric, gallery_ids, gallery_tile)
-  return index.search(q, k, query_ids, query_chunk)
+  index = ExactIndex(gallery, metric, gallery_ids, gallery_tile)
+  return index.search(queries, k, query_ids, query_chunk)
 
 
 def _is_exact(backend: str, params: str) -> bool:

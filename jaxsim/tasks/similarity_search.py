@@ -145,8 +145,8 @@ def evaluate(config, model, variables, pairs, records, seed):
   ev = config.eval
   left, right, labels = _embed_sides(model, variables, pairs, records["test"], ev.batch_size)
   search_args = (ev.search_backend, ev.search_params, ev.search_k)
-  metrics = retrieval.partner_metrics(left, right, labels, *search_args)
   ranks = retrieval.partner_ranks(left, right, labels, *search_args)
+  metrics = retrieval.partner_metrics(left, right, labels, *search_args, ranks=ranks)
   boot = retrieval.partner_rank_intervals(ranks, labels, ev.bootstrap_resamples, seed)
   metrics.update({k: v for k, v in boot.items() if "_ci_" in k})
   metrics["ci_num_identities"] = boot["num_subjects"]
