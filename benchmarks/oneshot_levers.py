@@ -6,7 +6,9 @@ Reads the run's `config.json`, restores its selected checkpoint (nothing is trai
 the run must be complete) and scores 20-way one-shot episodes of the validation
 alphabets only (episode seed 11, not the run's own selection episodes) with:
 Euclidean prototypes, cosine, cosine on features centred on the mean training
-embedding, and that with embeddings averaged over shifts of up to 1, 2 and 3 pixels.
+embedding, and that with embeddings averaged over shifts of up to 1, 2 and 3 pixels;
+then, on the 2-pixel features, centring on the episode's supports and power transforms
+(`oneshot.power_features`).
 This is how the README's table of levers was measured; test alphabets are not read.
 """
 
@@ -40,17 +42,34 @@ def main() -> None:
   def features(radius):
     return inference.embed_shift_averaged(model, variables, src.images[val], radius, 256)
 
-  centre = inference.embed(model, variables, src.images[train[::4]], batch_size=256).mean(0)
+  train_feats = inference.embed(model, variables, src.images[train[::4]], batch_size=256)
+  centre = train_feats.mean(0)
+  sqrt_centre = oneshot.power_features(train_feats, 0.5).mean(0)
   plain = features(0)
   rows = {
     "euclidean": (plain, oneshot.prototype_scorer("euclidean")),
     "cosine": (plain, oneshot.prototype_scorer("cosine")),
     "centred cosine": (plain, oneshot.prototype_scorer("cosine", centre)),
   }
+  shifted = {r: features(r) for r in (1, 2, 3)}
   for r in (1, 2, 3):
     rows[f"centred cosine, shifts <= {r} px"] = (
-      features(r),
+      shifted[r],
       oneshot.prototype_scorer("cosine", centre),
+    )
+  # Scoring levers on the radius-2 features (the default's shift averaging).
+  rows["shifts <= 2 px, support-centred cosine"] = (
+    shifted[2],
+    oneshot.prototype_scorer("cosine", "supports"),
+  )
+  rows["shifts <= 2 px, square root, train-centred cosine"] = (
+    shifted[2],
+    oneshot.prototype_scorer("cosine", sqrt_centre, power=0.5),
+  )
+  for power in (0.3, 0.5, 0.7):
+    rows[f"shifts <= 2 px, power {power}, support-centred cosine"] = (
+      shifted[2],
+      oneshot.prototype_scorer("cosine", "supports", power=power),
     )
   print(
     f"{work} ({args.model}, step {int(info.get('select_best_step', 0))}): validation "

@@ -263,6 +263,41 @@ def test_episodes_keep_support_and_query_drawers_apart_and_score_exactly():
     oneshot.sample_episodes(classes, drawers, way=7, shot=1, queries=1, num=1, groups=groups)
 
 
+def test_support_centring_removes_what_the_classes_share():
+  # Both classes share a large first coordinate (one alphabet's style); centred on the
+  # supports' mean, only the coordinates that tell them apart are left.
+  s = np.array([[[10.0, 1.0, 0.0]], [[10.0, 0.0, 1.0]]])
+  q = np.array([[10.0, 0.6, 0.4]])
+  np.testing.assert_allclose(oneshot.prototype_scorer("cosine", "supports")(q, s), [[1.0, -1.0]])
+  plain = oneshot.prototype_scorer("cosine")(q, s)
+  assert plain.min() > 0.99  # uncentred, both classes look alike
+  # A shift shared by every feature changes nothing once centred on the supports.
+  rng = np.random.default_rng(0)
+  q, s, shift = rng.normal(size=(6, 4)), rng.normal(size=(5, 3, 4)), rng.normal(size=4)
+  for metric in ("cosine", "euclidean"):
+    score = oneshot.prototype_scorer(metric, "supports")
+    np.testing.assert_allclose(score(q + shift, s + shift), score(q, s), atol=1e-12)
+  with pytest.raises(ValueError, match="center must be an array, 'supports' or None"):
+    oneshot.prototype_scorer("cosine", "queries")
+
+
+def test_power_transform_is_applied_before_centring():
+  np.testing.assert_allclose(oneshot.power_features(np.array([-4.0, 9.0, 0.0]), 0.5), [-2, 3, 0])
+  x = np.array([[1.0, 2.0]])
+  np.testing.assert_array_equal(oneshot.power_features(x, 1.0), x)
+  # Euclidean prototypes in the square-root space, centred on a mean taken there too.
+  q = np.array([[4.0, 0.0]])
+  s = np.array([[[0.0, 0.0], [16.0, 0.0]], [[1.0, 1.0], [1.0, 1.0]]])
+  center = np.array([1.0, 1.0])
+  # sqrt: q = (2, 0); class 0 = mean((0,0), (4,0)) = (2,0); class 1 = (1,1); the centre
+  # cancels in a difference, so the distances are 0 and 2.
+  score = oneshot.prototype_scorer("euclidean", center, power=0.5)
+  np.testing.assert_allclose(score(q, s), [[0.0, -2.0]])
+  for bad in (0.0, -1.0):
+    with pytest.raises(ValueError, match="power must be > 0"):
+      oneshot.prototype_scorer("cosine", None, power=bad)
+
+
 def test_pair_scorer_averages_over_shots():
   q = np.array([[0.0], [10.0]])
   s = np.array([[[0.0], [2.0]], [[10.0], [10.0]]])  # class 0 mean distance 1, class 1: 10

@@ -100,8 +100,13 @@ def get_config(arg=None):
   c.eval.runs_root = ""  # also score this folder of runs (e.g. the 20 standard runs)
   c.eval.val_episodes = 300  # 20-way 1-shot validation episodes for model selection
   c.eval.batch_size = 256
-  # Embedding models: centre embeddings on the mean training embedding before scoring.
-  c.eval.center_features = True
+  # Embedding models' scoring: each feature x becomes sign(x)|x|^power, then is centred
+  # on the mean training embedding ("train", SimpleShot), on the mean of the episode's
+  # or run's supports ("supports") or not at all ("none"). Validation 20-way 1-shot,
+  # 1,000 episodes, shifts <= 2 px: 0.903 against 0.898 for the training mean and no
+  # power (README, `benchmarks.oneshot_levers`).
+  c.eval.power = 0.5
+  c.eval.center = "supports"
   # Test-time augmentation: embeddings averaged over shifts of up to this many pixels.
   c.eval.tta_shift = 2  # radius 3 gave +0.001 on validation at twice the cost
 
@@ -160,6 +165,7 @@ def get_config(arg=None):
       "augment": True,
       "positive_fraction": 0.0,
     }
+    c.eval.power, c.eval.center = 1.0, "train"  # its validated scoring (README)
 
   if "seed" in args or "runlocal" in args:
     # `seed`: Koch's network alone; `runlocal`: both, tiny, so that both paths run.

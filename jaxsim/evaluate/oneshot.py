@@ -20,8 +20,8 @@ Two protocols, both on features computed once per image:
 
 A scorer maps query features [Q, D] and support features [N, k, D] to class scores
 [Q, N] (higher = more alike): `prototype_scorer` for embedding models (distance to
-the class mean), `pair_scorer` for pair models such as Koch's L1 head (the mean
-score over the k supports).
+the class mean, optionally after a power transform and centring), `pair_scorer` for
+pair models such as Koch's L1 head (the mean score over the k supports).
 """
 
 from __future__ import annotations
@@ -42,19 +42,45 @@ LABELS_FILE = "class_labels.txt"
 # Scorers
 
 
-def prototype_scorer(metric: str = "euclidean", center: np.ndarray | None = None) -> Scorer:
+def power_features(features: np.ndarray, power: float = 1.0) -> np.ndarray:
+  """Tukey's ladder of powers, sign(x) |x|^power, per feature (1.0: unchanged).
+
+  A power below 1 shrinks the few large activations of ReLU features towards the rest,
+  which makes their distribution less skewed before a mean or a cosine (Hu et al. 2021).
+  """
+  if not power > 0:
+    raise ValueError(f"power must be > 0, got {power!r}")
+  x = np.asarray(features, np.float64)
+  return x if power == 1.0 else np.sign(x) * np.abs(x) ** power
+
+
+def prototype_scorer(
+  metric: str = "euclidean",
+  center: np.ndarray | str | None = None,
+  power: float = 1.0,
+) -> Scorer:
   """Class score = -distance to the mean of the class's supports (Snell et al. 2017).
 
-  `metric`: "euclidean" (squared) or "cosine". `center`, when given, is subtracted from
-  every feature first (e.g. the mean training feature; with "cosine" this is
-  SimpleShot's centred L2 normalisation, Wang et al. 2019).
+  `metric`: "euclidean" (squared) or "cosine". Every feature is first passed through
+  `power_features(., power)`, then `center` is subtracted:
+  - an array (after the same power, e.g. the mean training feature; with "cosine" this
+    is SimpleShot's centred L2 normalisation, Wang et al. 2019);
+  - "supports": the mean of the episode's (or run's) support features, which removes
+    what the N classes share, such as one alphabet's style. It uses the labelled
+    supports only, never the other queries.
   """
   if metric not in ("euclidean", "cosine"):
     raise ValueError(f"prototype metric must be 'euclidean' or 'cosine', got {metric!r}")
+  if isinstance(center, str) and center != "supports":
+    raise ValueError(f"center must be an array, 'supports' or None, got {center!r}")
+  power_features(np.zeros(1), power)  # checks the power now, not at the first episode
 
   def score(queries: np.ndarray, supports: np.ndarray) -> np.ndarray:
-    q, s = np.asarray(queries, np.float64), np.asarray(supports, np.float64)
-    if center is not None:
+    q, s = power_features(queries, power), power_features(supports, power)
+    if isinstance(center, str):
+      c = s.reshape(-1, s.shape[-1]).mean(0)
+      q, s = q - c, s - c
+    elif center is not None:
       q, s = q - center, s - center
     if metric == "cosine":
       q = q / np.maximum(np.linalg.norm(q, axis=-1, keepdims=True), 1e-12)

@@ -1,6 +1,6 @@
 """Omniglot one-shot classification, trained on background alphabets (Koch et al. 2015).
 
-    python -m experiments.run --config=omniglot            # prototypical Conv-4 (default)
+    python -m experiments.run --config=omniglot            # cosine-softmax Conv-4 (default)
     python -m experiments.run --config=omniglot:seed       # Koch's published Siamese recipe
     python -m experiments.run --config=omniglot:runlocal   # ~2 min smoke run
 
@@ -21,7 +21,7 @@ What it does:
   `eval.episodes` each, 95% intervals over episodes) and the runs (bootstrap interval
   over runs), and draws one run.
 
-Embedding models classify by the nearest class prototype (`oneshot.prototype_scorer`);
+Embedding models classify by the nearest class prototype (`oneshot.prototype_scorer`),
 Koch's model by its L1 pair head averaged over the shots (`oneshot.pair_scorer`).
 """
 
@@ -110,10 +110,9 @@ def split_and_manifest(config, src, workdir: pathlib.Path) -> dict:
     "split_seed": sp.seed,
   }
   characters = {k: np.unique(src.identities[r]) for k, r in records.items()}
-  report.write_manifest(
-    splits.manifest(characters, identity_names=src.character_names, records=records, extra=extra),
-    workdir,
-  )
+  names = src.character_names
+  man = splits.manifest(characters, identity_names=names, records=records, extra=extra)
+  report.write_manifest(man, workdir)
   return split
 
 
@@ -163,23 +162,25 @@ def _data_metrics(data) -> dict:
 
 
 def scorer_for(config, name, data, model, variables, radius: int) -> oneshot.Scorer:
-  """Koch's pair head (mean logit over shots), or the nearest prototype; with
-  `eval.center_features`, embeddings are centred on the mean training embedding first
-  (SimpleShot; fitted on training alphabets only, with the same `radius` of shift
-  averaging as the embeddings it centres)."""
+  """Koch's pair head (mean logit over shots), or the nearest prototype after
+  `eval.power` and `eval.center` (the training mean is fitted on training alphabets
+  only, with the same `radius` of shift averaging as the embeddings it centres)."""
   model_cfg = config.model[name]
   if model_cfg.kind == "koch":
     head = jax.jit(lambda a, b: model.apply(variables, a, b, method=model.pair_logits))
     return oneshot.pair_scorer(lambda a, b: np.asarray(head(a, b)))
-  center = None
-  if config.eval.center_features:
+  mode, power = config.eval.get("center", "train"), float(config.eval.get("power", 1.0))
+  center = {"none": None, "supports": "supports"}.get(mode)
+  if mode == "train":
     src = data["sources"][int(model_cfg.input_size)]
     train = data["split"]["records"]["train"]
     sample = np.sort(np.random.default_rng(config.seed).choice(train, min(2000, len(train)), False))
-    center = inference.embed_shift_averaged(
+    feats = inference.embed_shift_averaged(
       model, variables, src.images[sample], radius, config.eval.batch_size
-    ).mean(0)
-  return oneshot.prototype_scorer(model_cfg.get("score", "euclidean"), center)
+    )
+    center = oneshot.power_features(feats, power).mean(0)
+  metric = model_cfg.get("score", "euclidean")
+  return oneshot.prototype_scorer(metric, center, power)
 
 
 def _features(config, model, variables, images) -> np.ndarray:
