@@ -114,7 +114,7 @@ def get_config(arg=None):
   c.loss = ml_collections.ConfigDict()
   c.train = ml_collections.ConfigDict()
 
-  # Default: Conv-4 at 28x28 trained as a classifier of the training characters with a
+  # Default: a Conv-4 at 28x28 trained as a classifier of the training characters with a
   # cosine softmax over learnable proxies and an additive margin (CosFace), on Koch's
   # affine distortions; one-shot trials compare centred embeddings by cosine.
   c.model.proxy = {
@@ -123,7 +123,9 @@ def get_config(arg=None):
     "score": "cosine",
     "encoder": {
       "name": "conv4",
-      "features": (64, 64, 64, 64),
+      # Narrow where the maps are large, wide where they are small: validation 0.888
+      # against 0.874 for 64-64-64-64 at 2,000 steps, and a faster step (README).
+      "features": (32, 64, 128, 256),
       "dim": 0,
       "flatten": True,
       # im2col at every layer when training (1.3x XLA's convolutions for this net's
