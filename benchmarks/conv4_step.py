@@ -1,12 +1,15 @@
 r"""Training throughput of the Omniglot default's step (Conv-4 at 28x28, cosine softmax).
 
     python -m benchmarks.conv4_step [--batch=128] [--size=28] [--steps=5] [--repeats=5]
-        [--sides=jaxsim,flax,torch,torch_cl] [--threads=0]
+        [--sides=jaxsim,flax,torch,torch_cl] [--threads=0] [--features=32,64,128,256]
+        [--classes=2408]
 
-The step: Conv-4 (64-64-64-64, 3x3 conv - batch norm in training mode - ReLU - 2x2
-max-pool, the last map flattened: 576-d at 28x28), a cosine softmax with an additive
-margin over 602 learnable proxies (CosFace s=16, m=0.1: the training characters of
-`--config=omniglot`), AdamW; one forward, backward and update per step. Every side
+The step: Conv-4 (3x3 conv - batch norm in training mode - ReLU - 2x2 max-pool, four
+times, the last map flattened; by default the widths of `--config=omniglot`,
+32-64-128-256: 2,304-d at 28x28), a cosine softmax with an additive margin over
+learnable proxies (CosFace s=16, m=0.1; by default one per class of `--config=omniglot`:
+602 training characters x 4 quarter turns = 2,408), AdamW; one forward, backward and
+update per step. Every side
 runs the same network one after the other in this process; each figure is the
 median of `--repeats` timings of `--steps` steps after two warm-up steps.
 
@@ -32,13 +35,22 @@ import numpy as np
 
 from benchmarks.train_step import time_steps
 
-NUM_CLASSES = 602
+TRAINING_CHARACTERS = 602  # of the default split's 20 training alphabets
 
 
-def _data(batch, size):
+def _default_net() -> tuple[tuple[int, ...], int]:
+  """The widths and class count of `--config=omniglot`'s default model."""
+  from experiments.configs import omniglot  # noqa: PLC0415
+
+  c = omniglot.get_config()
+  classes = TRAINING_CHARACTERS * int(c.data.rotation_classes) * (2 if c.data.mirror_classes else 1)
+  return tuple(c.model.proxy.encoder.features), classes
+
+
+def _data(batch, size, classes):
   rng = np.random.default_rng(0)
   images = (rng.uniform(size=(batch, size, size, 1)) < 0.2).astype(np.float32)
-  return images, rng.integers(0, NUM_CLASSES, batch).astype(np.int32)
+  return images, rng.integers(0, classes, batch).astype(np.int32)
 
 
 @contextlib.contextmanager
@@ -57,20 +69,21 @@ def _flax_pooling():
     conv.max_pool, conv.max_pool_2x2 = saved
 
 
-def bench_jax(batch, size, steps, repeats, plain: bool):
+def bench_jax(batch, size, steps, repeats, plain: bool, features, classes):
   import jax  # noqa: PLC0415
   import jax.numpy as jnp  # noqa: PLC0415
   import optax  # noqa: PLC0415
 
   from jaxsim import losses, models  # noqa: PLC0415
 
-  encoder = models.Conv4(flatten=True, conv_impl="xla" if plain else "im2col_train")
-  images, labels = (jnp.asarray(a) for a in _data(batch, size))
+  impl = "xla" if plain else "im2col_train"
+  encoder = models.Conv4(features=features, flatten=True, conv_impl=impl)
+  images, labels = (jnp.asarray(a) for a in _data(batch, size, classes))
   variables = encoder.init(jax.random.key(0), images, train=True)
   dim = encoder.apply(variables, images).shape[1]
   params = {
     "encoder": variables["params"],
-    "proxies": 0.01 * jax.random.normal(jax.random.key(1), (NUM_CLASSES, dim)),
+    "proxies": 0.01 * jax.random.normal(jax.random.key(1), (classes, dim)),
   }
   tx = optax.adamw(1e-3, weight_decay=5e-4)
 
@@ -100,28 +113,28 @@ def bench_jax(batch, size, steps, repeats, plain: bool):
     return time_steps(run, steps, repeats)
 
 
-def bench_torch(batch, size, steps, repeats, channels_last: bool):
+def bench_torch(batch, size, steps, repeats, channels_last: bool, features, classes):
   import torch  # noqa: PLC0415
   from torch import nn  # noqa: PLC0415
 
   torch.manual_seed(0)
   layers, cin = [], 1
-  for i in range(4):
-    layers += [nn.Conv2d(cin, 64, 3, padding=1, bias=False), nn.BatchNorm2d(64), nn.ReLU()]
-    if i < 3:
+  for i, width in enumerate(features):
+    layers += [nn.Conv2d(cin, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU()]
+    if i < len(features) - 1:
       layers.append(nn.MaxPool2d(2))
-    cin = 64
+    cin = width
   net = nn.Sequential(*layers, nn.Flatten())
   dim = net(torch.zeros(2, 1, size, size)).shape[1]
-  proxies = nn.Parameter(0.01 * torch.randn(NUM_CLASSES, dim))
+  proxies = nn.Parameter(0.01 * torch.randn(classes, dim))
   opt = torch.optim.AdamW([*net.parameters(), proxies], lr=1e-3, weight_decay=5e-4)
-  host_images, host_labels = _data(batch, size)
+  host_images, host_labels = _data(batch, size, classes)
   images = torch.from_numpy(host_images).permute(0, 3, 1, 2).contiguous()
   if channels_last:
     net = net.to(memory_format=torch.channels_last)
     images = images.contiguous(memory_format=torch.channels_last)
   labels = torch.from_numpy(host_labels).long()
-  onehot = nn.functional.one_hot(labels, NUM_CLASSES).float()
+  onehot = nn.functional.one_hot(labels, classes).float()
 
   def run():
     opt.zero_grad(set_to_none=True)
@@ -142,7 +155,15 @@ def main() -> None:
   parser.add_argument("--repeats", type=int, default=5)
   parser.add_argument("--sides", default="jaxsim,flax,torch,torch_cl")
   parser.add_argument("--threads", type=int, default=0)
+  parser.add_argument("--features", default="", help="widths, e.g. 64,64,64,64")
+  parser.add_argument("--classes", type=int, default=0, help="proxies (default: the config's)")
   args = parser.parse_args()
+  features, classes = _default_net()
+  if args.features:
+    features = tuple(int(w) for w in args.features.split(","))
+  classes = args.classes or classes
+  print(f"Conv-4 {'-'.join(map(str, features))}, {classes} proxies", flush=True)
+  net = (features, classes)
   sides = args.sides.split(",")
   if args.threads:
     os.environ["XLA_FLAGS"] = (
@@ -157,10 +178,10 @@ def main() -> None:
     if args.threads:
       torch.set_num_threads(args.threads)
   benches = {
-    "jaxsim": lambda: bench_jax(args.batch, args.size, args.steps, args.repeats, plain=False),
-    "flax": lambda: bench_jax(args.batch, args.size, args.steps, args.repeats, plain=True),
-    "torch": lambda: bench_torch(args.batch, args.size, args.steps, args.repeats, False),
-    "torch_cl": lambda: bench_torch(args.batch, args.size, args.steps, args.repeats, True),
+    "jaxsim": lambda: bench_jax(args.batch, args.size, args.steps, args.repeats, False, *net),
+    "flax": lambda: bench_jax(args.batch, args.size, args.steps, args.repeats, True, *net),
+    "torch": lambda: bench_torch(args.batch, args.size, args.steps, args.repeats, False, *net),
+    "torch_cl": lambda: bench_torch(args.batch, args.size, args.steps, args.repeats, True, *net),
   }
   rate = {}
   for side in sides:
