@@ -58,6 +58,8 @@ def _small_config(root):
   c.eval.episodes = 20
   c.eval.val_episodes = 10
   c.eval.tta_shift = 0  # shift averaging has its own test (inference_test)
+  # The training-mean centring; the real-data runlocal runs the default ("supports").
+  c.eval.center = "train"
   c.eval.num_runs = 3
   c.train.koch.steps = c.train.proxy.steps = 6
   c.train.koch.eval_every = c.train.proxy.eval_every = 3
