@@ -293,6 +293,13 @@ def test_power_transform_is_applied_before_centring():
   # cancels in a difference, so the distances are 0 and 2.
   score = oneshot.prototype_scorer("euclidean", center, power=0.5)
   np.testing.assert_allclose(score(q, s), [[0.0, -2.0]])
+  # With a cosine the order matters: power, then centre, then normalise.
+  rng = np.random.default_rng(1)
+  q, s, center = rng.uniform(size=(3, 4)), rng.uniform(size=(2, 2, 4)), rng.uniform(size=4)
+  unit = lambda v: v / np.linalg.norm(v, axis=-1, keepdims=True)  # noqa: E731
+  protos = unit(unit(np.sqrt(s) - center).mean(1))
+  expected = unit(np.sqrt(q) - center) @ protos.T
+  np.testing.assert_allclose(oneshot.prototype_scorer("cosine", center, 0.5)(q, s), expected)
   for bad in (0.0, -1.0):
     with pytest.raises(ValueError, match="power must be > 0"):
       oneshot.prototype_scorer("cosine", None, power=bad)
