@@ -32,7 +32,7 @@ import pathlib
 import jax
 import numpy as np
 
-from jaxsim import describe, inference, report, train
+from jaxsim import describe, inference, objectives, report, train
 from jaxsim.data import pipeline, splits
 from jaxsim.data.sources import ArrayImageSource, omniglot
 from jaxsim.evaluate import oneshot
@@ -212,7 +212,7 @@ def train_model(config, name: str, data, workdir: pathlib.Path):
     src.images[records], labels, int(d.get("rotation_classes", 1)), d.get("mirror_classes", False)
   )
   train_source = ArrayImageSource(images, labels, modality=d.get("augmentation", "character"))
-  if config.loss[name].name == "normalized_softmax":
+  if objectives.uses_proxies(config.loss[name]):
     model_cfg = {**model_cfg.to_dict(), "num_proxies": int(labels.max()) + 1}
   return train.fit_on_records(
     name,
