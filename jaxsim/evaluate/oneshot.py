@@ -42,14 +42,18 @@ LABELS_FILE = "class_labels.txt"
 # Scorers
 
 
+def _check_power(power: float) -> None:
+  if not power > 0:  # NaN fails too
+    raise ValueError(f"power must be > 0, got {power!r}")
+
+
 def power_features(features: np.ndarray, power: float = 1.0) -> np.ndarray:
   """Tukey's ladder of powers, sign(x) |x|^power, per feature (1.0: unchanged).
 
   A power below 1 shrinks the few large activations of ReLU features towards the rest,
   which makes their distribution less skewed before a mean or a cosine (Hu et al. 2021).
   """
-  if not power > 0:
-    raise ValueError(f"power must be > 0, got {power!r}")
+  _check_power(power)
   x = np.asarray(features, np.float64)
   return x if power == 1.0 else np.sign(x) * np.abs(x) ** power
 
@@ -73,7 +77,7 @@ def prototype_scorer(
     raise ValueError(f"prototype metric must be 'euclidean' or 'cosine', got {metric!r}")
   if isinstance(center, str) and center != "supports":
     raise ValueError(f"center must be an array, 'supports' or None, got {center!r}")
-  power_features(np.zeros(1), power)  # checks the power now, not at the first episode
+  _check_power(power)  # now, not at the first episode
 
   def score(queries: np.ndarray, supports: np.ndarray) -> np.ndarray:
     q, s = power_features(queries, power), power_features(supports, power)
