@@ -60,6 +60,26 @@ def pytest_collection_modifyitems(config, items):
   items.sort(key=key)  # stable: the rest keep their collection order
 
 
+@pytest.fixture(autouse=True)
+def _tasks_train_on_one_device(request, monkeypatch):
+  """End-to-end task tests train on one device, as a CPU user's run does.
+
+  The session has 8 simulated devices for the sharding tests. On those a task's step is
+  split 8 ways on a single XLA thread, with collectives after each layer's batch norm, and
+  the task tests ran 2-3x slower than on one device. Sharded training is covered by
+  `train_test` (one device against eight, same step) and `parallel_test` (two processes
+  against one); here `train.fit`'s default mesh is one device.
+  """
+  if not request.node.path.name.startswith("task_"):
+    return
+  from jaxsim import parallel
+
+  all_devices = parallel.data_mesh
+  monkeypatch.setattr(
+    parallel, "data_mesh", lambda devices=None: all_devices(devices or jax.devices()[:1])
+  )
+
+
 SHARED_DATA = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
