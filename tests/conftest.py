@@ -35,20 +35,18 @@ import pytest  # noqa: E402
 jax.config.update("jax_num_cpu_devices", 8)
 
 # The longest end-to-end tests, longest first (by `--durations` of a full run under
-# xdist on a 2-core machine, 2026-12-02). They start first so that the short tests fill the other
+# xdist on a 2-core machine, 2026-11-29). They start first so that the short tests fill the other
 # worker while they run, instead of all of them queueing at the end of the run.
 LONG_TESTS = (
   "task_face_fp_test.py::test_runlocal_end_to_end",
+  "task_similarity_search_test.py::test_runlocal_end_to_end_on_generated_tll_files",
   "task_omniglot_test.py::test_runlocal_on_the_real_background_set",
+  "task_omniglot_test.py::test_task_end_to_end_on_a_constructed_alphabet_zip",
   "task_face_verify_test.py::test_runlocal_end_to_end",
-  "task_face_verify_test.py::test_fvc2002_runlocal_on_real_fingers",
   "task_mnist_text_test.py::test_runlocal_end_to_end",
   "checkpoint_test.py::test_sigkill_then_resume_equals_uninterrupted_run_bitwise",
   "parallel_test.py::test_two_processes_match_one_process",
-  "task_similarity_search_test.py::test_runlocal_end_to_end_on_generated_tll_files",
-  "task_omniglot_test.py::test_task_end_to_end_on_a_constructed_alphabet_zip",
   "task_open_set_test.py::test_runlocal_end_to_end_and_resume",
-  "task_face_verify_test.py::test_folders_runlocal_on_real_orl_faces",
 )
 
 
