@@ -75,9 +75,11 @@ def _tasks_train_on_one_device(request, monkeypatch):
   from jaxsim import parallel
 
   all_devices = parallel.data_mesh
-  monkeypatch.setattr(
-    parallel, "data_mesh", lambda devices=None: all_devices(devices or jax.devices()[:1])
-  )
+
+  def one_device_by_default(devices=None):
+    return all_devices(jax.devices()[:1] if devices is None else devices)
+
+  monkeypatch.setattr(parallel, "data_mesh", one_device_by_default)
 
 
 SHARED_DATA = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
