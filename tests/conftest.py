@@ -32,6 +32,8 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
 import jax  # noqa: E402
 import pytest  # noqa: E402
 
+from jaxsim import parallel  # noqa: E402
+
 jax.config.update("jax_num_cpu_devices", 8)
 
 # The longest end-to-end tests, longest first (by `--durations` of a full run under
@@ -72,8 +74,6 @@ def _tasks_train_on_one_device(request, monkeypatch):
   """
   if not request.node.path.name.startswith("task_"):
     return
-  from jaxsim import parallel
-
   all_devices = parallel.data_mesh
 
   def one_device_by_default(devices=None):
