@@ -605,11 +605,13 @@ def baseline_report(
   num_resamples: int = 1000,
   seed: int = 0,
   test_scores: dict[str, np.ndarray] | None = None,
+  val_scores: dict[str, np.ndarray] | None = None,
 ) -> dict[str, dict]:
   """Each baseline fitted on training identities (options chosen on validation), on test.
 
   A dict passed as `test_scores` receives each baseline's scores of `test_pairs` (for
-  `compare_with_best`, without fitting the baselines again).
+  `compare_with_best`, without fitting the baselines again); one passed as `val_scores`,
+  its scores of `val_pairs` (to fuse it with a learned matcher on validation).
 
   Returns:
     ``{name: {"val_auc", "options", "auc", "auc_ci_low", ..., "eer", ...}}``: test AUC and
@@ -624,6 +626,8 @@ def baseline_report(
     scores = pair_scores(model, images, test_pairs)
     if test_scores is not None:
       test_scores[name] = scores
+    if val_scores is not None:
+      val_scores[name] = pair_scores(model, images, val_pairs)
     out[name] = {
       "val_auc": val_auc,
       "options": options,
@@ -673,6 +677,43 @@ def compare_with_best(
     for name, scores in test_scores.items()
   }
   return {"baseline": best, "rows": rows}
+
+
+def fuse_with_best(
+  baseline_rows: Mapping[str, Mapping],
+  baseline_scores: Mapping[str, Mapping[str, np.ndarray]],
+  learned_scores: Mapping[str, np.ndarray],
+  identities: np.ndarray,
+  val_pairs: Mapping[str, np.ndarray],
+  seed: int = 0,
+) -> tuple[str, dict]:
+  """The learned matcher fused with the baseline best on validation, where validation
+  says it helps (`fusion.learned_plus_baseline`: weight chosen on validation pairs,
+  the decision cross-fitted over validation subjects).
+
+  Args:
+    baseline_rows: `baseline_report` rows (the best has the highest ``val_auc``).
+    baseline_scores: ``{split: {baseline: scores}}`` with "val" and the splits to fuse.
+    learned_scores: ``{split: scores}`` of the learned matcher, same splits and pairs.
+    identities: identity of each image; `val_pairs` indexes them.
+
+  Returns:
+    (the baseline's name, `learned_plus_baseline`'s dict with ``scores`` per split).
+  """
+  from jaxsim.evaluate import fusion  # noqa: PLC0415 -- evaluate imports no baselines
+
+  best = max(baseline_rows, key=lambda k: baseline_rows[k]["val_auc"])
+  stacked = {s: np.stack([learned_scores[s], baseline_scores[s][best]], 1) for s in learned_scores}
+  ids = np.asarray(identities)
+  val = stacked.pop("val")
+  out = fusion.learned_plus_baseline(
+    val,
+    val_pairs["label"],
+    (ids[val_pairs["a"]], ids[val_pairs["b"]]),
+    stacked,
+    seed=seed,
+  )
+  return best, out
 
 
 def baseline_sentence(

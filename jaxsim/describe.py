@@ -146,6 +146,18 @@ def verification_sentence(name: str, m: Mapping[str, Any], fars) -> str:
   return line + "."
 
 
+def verification_data_sentence(what: str, split_seed: int, threshold_method: str, d) -> str:
+  """A verification task's data, split and pair lists in words (face_verify's `data`)."""
+  return (
+    f"Data: {what}. Identity-disjoint split (seed {split_seed}): "
+    f"{int(d['num_identities_train'])} train, {int(d['num_identities_val'])} val, "
+    f"{int(d['num_identities_test'])} test identities; {int(d['num_val_pairs'])} val and "
+    f"{int(d['num_test_pairs'])} test pairs from fixed lists (genuine fraction "
+    f"{d['val_genuine_fraction']:.3f} and {d['test_genuine_fraction']:.3f}). Thresholds "
+    f"({threshold_method}) are set on validation and applied to test."
+  )
+
+
 def ensemble_sentence(members, m: Mapping[str, Any]) -> str:
   """An ensemble's test figures in words (`evaluate_scores` metrics of the fused scores)."""
   r = m["test"]
@@ -154,6 +166,22 @@ def ensemble_sentence(members, m: Mapping[str, Any]) -> str:
     f"ensemble of {', '.join(members)} (each member's scores z-normalised "
     f"on validation pairs, then averaged): test AUC {ci('auc')}, EER {ci('eer')}, at the "
     f"validation threshold accuracy {ci('accuracy')}; validation AUC {m['val']['auc']:.4f}."
+  )
+
+
+def fusion_sentence(name: str, m: Mapping[str, Any]) -> str:
+  """A learned-plus-classical fusion (`baselines.fuse_with_best`) and its test figures."""
+  f, r = m["fusion"], m["test"]
+  ci = functools.partial(report.with_ci, r)
+  how = (
+    f"fused with weight {f['weight']:.2f} on the learned z-score"
+    if f["fused"]
+    else "not fused (weight 1.00: the learned matcher alone)"
+  )
+  return (
+    f"{name}: {how}, chosen on validation (cross-fitted over validation identities, AUC "
+    f"{f['val_auc_cross_fitted']:.4f} fused against {f['learned_val_auc_cross_fitted']:.4f} "
+    f"learned alone): test AUC {ci('auc')}, EER {ci('eer')}."
   )
 
 

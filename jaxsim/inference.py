@@ -163,6 +163,26 @@ def pair_logits(
   return logits, len(logits) / (time.perf_counter() - start)
 
 
+def pair_logits_check(
+  model: nn.Module,
+  variables: Mapping[str, Any],
+  images: np.ndarray,
+  index_a: np.ndarray,
+  index_b: np.ndarray,
+  head_logits: np.ndarray,
+  batch_size: int = 256,
+) -> dict[str, float]:
+  """Both images of each pair through the whole pair network (`pair_logits`): its
+  pairs per second, and the largest difference from `head_logits`, the same pairs'
+  logits from features computed once per image (`score_pairs` with "pair_head")."""
+  direct, rate = pair_logits(model, variables, images[index_a], images[index_b], batch_size)
+  return {
+    "pair_logits_pairs": float(len(direct)),
+    "pair_logits_pairs_per_second": rate,
+    "pair_logits_max_abs_diff": float(np.max(np.abs(direct - np.asarray(head_logits)))),
+  }
+
+
 def embed_flip_averaged(
   model: nn.Module, variables: Mapping[str, Any], images: np.ndarray, batch_size: int
 ) -> np.ndarray:

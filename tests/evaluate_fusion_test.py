@@ -78,3 +78,43 @@ def test_z_score_ensemble_averages_members_normalised_on_validation():
   np.testing.assert_allclose(fused["test"], z, atol=1e-9)  # scale and offset removed
   assert set(fused) == {"val", "test"}
   np.testing.assert_allclose(fused["val"].mean(), 0.0, atol=1e-9)
+
+
+def _subject_pairs(seed, mean, n=4000, subjects=40):
+  """Gaussian pair scores (as `_gaussian_pairs`) with the two subjects of each pair."""
+  s, y = _gaussian_pairs(seed, n, mean)
+  rng = np.random.default_rng(seed + 100)
+  a = rng.integers(0, subjects, n)
+  b = np.where(y == 1, a, (a + rng.integers(1, subjects, n)) % subjects)
+  return s, y, (a, b)
+
+
+def test_learned_plus_baseline_fuses_two_informative_matchers():
+  sv, yv, subjects = _subject_pairs(6, mean=(1.0, 1.0))
+  st, yt = _gaussian_pairs(7)
+  out = fusion.learned_plus_baseline(sv, yv, subjects, {"test": st})
+  assert out["fused"] and out["val_auc_cross_fitted"] > out["learned_val_auc_cross_fitted"]
+  assert 0.3 <= out["weight"] <= 0.7  # equal, independent matchers: equal weights are best
+  assert verification.roc_auc(out["scores"]["test"], yt) > verification.roc_auc(st[:, 0], yt) + 0.03
+  assert set(out["scores"]) == {"val", "test"} and out["selected_on"] == "val"
+
+
+def test_learned_plus_baseline_keeps_the_learned_matcher_when_the_baseline_is_noise():
+  sv, yv, subjects = _subject_pairs(8, mean=(1.5, 0.0))  # the baseline carries nothing
+  st, _ = _gaussian_pairs(9, mean=(1.5, 0.0))
+  out = fusion.learned_plus_baseline(sv, yv, subjects, {"test": st})
+  assert not out["fused"] and out["weight"] == 1.0
+  z = (st[:, 0] - sv[:, 0].mean()) / sv[:, 0].std()
+  np.testing.assert_allclose(out["scores"]["test"], z, atol=1e-9)
+
+
+def test_fit_weight_ties_go_to_the_learned_matcher():
+  y = np.array([0, 0, 1, 1] * 25)
+  s = np.stack([y + 0.1 * np.arange(100) / 100, np.zeros(100)], 1)  # matcher 0 is perfect
+  assert fusion.fit_weight(s, y) == 1.0
+
+
+def test_learned_plus_baseline_rejects_other_than_two_matchers():
+  sv, yv, subjects = _subject_pairs(10, mean=(1.0, 1.0), n=200)
+  with pytest.raises(ValueError, match="two matchers"):
+    fusion.learned_plus_baseline(np.c_[sv, sv[:, :1]], yv, subjects, {})

@@ -131,14 +131,18 @@ def test_folders_runlocal_on_real_orl_faces(shared_data, tmp_path):
   # Paired comparison with the baseline chosen on validation, over test identities.
   vs = metrics["vs_baseline"]
   best = max(metrics["baselines"], key=lambda k: metrics["baselines"][k]["val_auc"])
-  assert vs["baseline"] == best and set(vs["rows"]) == {*members, "ensemble"}
+  fused = f"ensemble+{best}"  # fused with the best baseline where cross-fitted val says so
+  f = metrics[fused]["fusion"]
+  assert f["fused"] == (f["val_auc_cross_fitted"] > f["learned_val_auc_cross_fitted"])
+  assert (0.0 <= f["weight"] < 1.0) if f["fused"] else f["weight"] == 1.0
+  assert vs["baseline"] == best and set(vs["rows"]) == {*members, "ensemble", fused}
   for name, row in vs["rows"].items():
     assert row["auc_a"] == pytest.approx(metrics[name]["test"]["auc"])
     assert row["auc_b"] == pytest.approx(metrics["baselines"][best]["auc"])
     assert row["auc_difference_ci_low"] <= row["auc_difference"] <= row["auc_difference_ci_high"]
   report = (tmp_path / "report.md").read_text()
   assert "ensemble of m0, m1" in report and "trained for 12 steps" in report
-  assert f"Test AUC minus that of {best}" in report
+  assert f"Test AUC minus that of {best}" in report and f"{fused}: " in report
 
 
 def test_fvc2002_runlocal_on_real_fingers(shared_data, tmp_path):

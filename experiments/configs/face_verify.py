@@ -89,6 +89,10 @@ def get_config(arg=None):
   c.eval.baselines = True
   c.eval.tta = "none"  # embedding models: none | flip (mirror-image averaging, faces only)
   c.eval.ensemble = ()  # model names whose z-normalised scores are averaged into "ensemble"
+  # Also fuse the ensemble with the baseline best on validation ("ensemble+<baseline>"),
+  # with a weight chosen on validation, where a cross-fitted check on validation
+  # identities says that the fusion helps (`fusion.learned_plus_baseline`).
+  c.eval.fuse_baseline = False
 
   c.model = ml_collections.ConfigDict()
   c.loss = ml_collections.ConfigDict()
@@ -259,6 +263,7 @@ def _members(c, n: int, encoder: dict, loss: dict, p: int, k: int) -> None:
   the best validation AUC of every 25 steps."""
   members = tuple(f"m{i}" for i in range(n))
   c.eval.ensemble = members
+  c.eval.fuse_baseline = True
   for group in (c.model, c.loss, c.train):
     for name in list(group):
       del group[name]

@@ -449,3 +449,98 @@ def matchers_and_fusion(
   )
   out["fusion_best"] = {**best, "best_single_on_val": names[best["best_single_on_val"]]}
   return out
+
+
+# Weights of the learned matcher (column 0) tried by `learned_plus_baseline`; the baseline
+# (column 1) gets 1 - w.
+WEIGHT_GRID = tuple(float(w) for w in np.round(np.linspace(0.0, 1.0, 21), 2))
+
+
+def _weighted(val: np.ndarray, other: np.ndarray, weight: float) -> np.ndarray:
+  """weight x z(column 0) + (1 - weight) x z(column 1), z fitted on `val`."""
+  z = [apply_normalizer(fit_normalizer(val[:, m]), other[:, m]) for m in (0, 1)]
+  return weight * z[0] + (1.0 - weight) * z[1]
+
+
+def fit_weight(val_scores: np.ndarray, val_labels: np.ndarray, grid=WEIGHT_GRID) -> float:
+  """The weight of matcher 0 in a z-normalised weighted sum of two matchers that gives
+  the highest validation AUC; ties go to the largest weight (the least fusion)."""
+  s, y = _check_matrix(val_scores, val_labels)
+  aucs = [verification.roc_auc(_weighted(s, s, w), y) for w in grid]
+  best = max(aucs)
+  return max(w for w, a in zip(grid, aucs, strict=True) if a >= best - 1e-12)
+
+
+def learned_plus_baseline(
+  val_scores: np.typing.ArrayLike,
+  val_labels: np.typing.ArrayLike,
+  val_subjects: tuple[np.ndarray, np.ndarray],
+  other_scores: Mapping[str, np.typing.ArrayLike],
+  num_folds: int = 5,
+  seed: int = 0,
+) -> dict[str, Any]:
+  """A learned matcher fused with a classical one, if validation says the fusion helps.
+
+  Scores are ``[N, 2]``: the learned matcher, then the baseline. The fusion is
+  ``w z(learned) + (1 - w) z(baseline)`` with z-scores fitted on validation pairs and
+  ``w`` from `WEIGHT_GRID` (1 = the learned matcher alone) chosen by validation AUC.
+  A weight chosen on the pairs it is scored on always looks at least as good as the
+  learned matcher alone, so the decision is made out of sample, as in `select_fusion`:
+  over ``num_folds`` folds of the validation subjects, ``w`` is fitted on the pairs of
+  the other folds' subjects and scored on the pairs whose first subject is held out.
+  The fusion is used when its pooled cross-fitted AUC beats the learned matcher's on the
+  same pairs; its weight is then refitted on all validation pairs. Test plays no part.
+
+  Args:
+    val_scores: [N_val, 2]; val_labels: [N_val].
+    val_subjects: the subjects of each validation pair's two sides.
+    other_scores: ``{split: [N_split, 2]}`` to fuse with the chosen weight.
+
+  Returns:
+    ``weight`` (1.0 when not fused), ``fused`` (bool), ``val_auc_cross_fitted`` and
+    ``learned_val_auc_cross_fitted`` (the two sides of the decision, on the same pairs),
+    ``fold_weights``, and ``scores``: ``{split: fused [N_split]}`` (z-scores, also for
+    "val").
+  """
+  s, y = _check_matrix(val_scores, val_labels)
+  if s.shape[1] != 2:
+    raise ValueError(f"learned_plus_baseline fuses two matchers, got {s.shape[1]} columns")
+  sa, sb = (np.asarray(v).reshape(-1) for v in val_subjects)
+  ids = np.unique(np.concatenate([sa, sb]))
+  folds = np.random.default_rng([seed, 0xF02]).permutation(ids.size) % num_folds
+  fold_of = dict(zip(ids, folds, strict=True))
+  fa, fb = np.array([fold_of[v] for v in sa]), np.array([fold_of[v] for v in sb])
+  fused, alone, fold_weights = np.full(y.size, np.nan), np.full(y.size, np.nan), []
+  for k in range(num_folds):
+    held, fit = fa == k, (fa != k) & (fb != k)
+    if not held.any() or not 0 < y[fit].sum() < fit.sum():
+      continue
+    w = fit_weight(s[fit], y[fit])
+    fold_weights.append(w)
+    fused[held] = _weighted(s[fit], s[held], w)
+    alone[held] = _weighted(s[fit], s[held], 1.0)
+  ok = np.isfinite(fused)
+  if not 0 < y[ok].sum() < ok.sum():
+    raise ValueError(
+      "learned_plus_baseline: the validation folds hold no genuine or no impostor pairs; "
+      "use more validation subjects or fewer folds"
+    )
+  # Scored fold by fold with each fold's own z-scores, then pooled (as `select_fusion`).
+  auc_fused, auc_alone = (
+    verification.roc_auc(fused[ok], y[ok]),
+    verification.roc_auc(alone[ok], y[ok]),
+  )
+  use = auc_fused > auc_alone
+  weight = fit_weight(s, y) if use else 1.0
+  return {
+    "weight": weight,
+    "fused": bool(use),
+    "val_auc_cross_fitted": auc_fused,
+    "learned_val_auc_cross_fitted": auc_alone,
+    "fold_weights": fold_weights,
+    "selected_on": "val",
+    "scores": {
+      split: _weighted(s, _check_matrix(v)[0], weight)
+      for split, v in {"val": s, **other_scores}.items()
+    },
+  }

@@ -162,20 +162,6 @@ def train_model(config, name: str, data, workdir: pathlib.Path):
   )
 
 
-def _pair_network_check(config, data, model, variables, test_scores) -> dict[str, float]:
-  """Both images of pairs through the whole network: the per-pair rate, and equal logits."""
-  m = min(config.eval.pair_logits_pairs, len(test_scores))
-  p, images = data["local"]["test"], data["images"]["test"]
-  direct, rate = inference.pair_logits(
-    model, variables, images[p["a"][:m]], images[p["b"][:m]], config.eval.batch_size
-  )
-  return {
-    "pair_logits_pairs": float(m),
-    "pair_logits_pairs_per_second": rate,
-    "pair_logits_max_abs_diff": float(np.max(np.abs(direct - test_scores[:m]))),
-  }
-
-
 def evaluate_scores(config, data, scores: dict[str, np.ndarray]) -> tuple[dict, tuple]:
   """Validation threshold applied to test, identity-level intervals; and the test ROC.
 
@@ -218,7 +204,10 @@ def evaluate_model(config, name: str, data, model, variables) -> tuple[dict, tup
   out, roc = evaluate_scores(config, data, scores)
   info = dict(throughput["test"])
   if config.model[name].kind == "koch" and config.eval.pair_logits_pairs > 0:
-    info.update(_pair_network_check(config, data, model, variables, scores["test"]))
+    p, m, images = data["local"]["test"], config.eval.pair_logits_pairs, data["images"]["test"]
+    a, b, head = p["a"][:m], p["b"][:m], scores["test"][:m]
+    bs = config.eval.batch_size
+    info.update(inference.pair_logits_check(model, variables, images, a, b, head, bs))
   out["inference"] = info
   return out, roc, scores
 
@@ -233,15 +222,43 @@ def evaluate_ensemble(config, data, member_scores: dict[str, dict]) -> tuple[dic
   return out, roc, fused
 
 
-def data_sentence(config, data, d: dict) -> str:
-  return (
-    f"Data: {data['what']}. Identity-disjoint split (seed {config.split.seed}): "
-    f"{int(d['num_identities_train'])} train, {int(d['num_identities_val'])} val, "
-    f"{int(d['num_identities_test'])} test identities; {int(d['num_val_pairs'])} val and "
-    f"{int(d['num_test_pairs'])} test pairs from fixed lists (genuine fraction "
-    f"{d['val_genuine_fraction']:.3f} and {d['test_genuine_fraction']:.3f}). Thresholds "
-    f"({config.eval.threshold_method}) are set on validation and applied to test."
+def _baselines(config, data, metrics, rocs, scores, sentences) -> None:
+  """The classical baselines on the same pairs; the ensemble fused with the best of them
+  when `eval.fuse_baseline` (and validation) say so; each learned matcher against it."""
+  ids, pairs, found = data["raw"].identities, data["pairs"], {"val": {}, "test": {}}
+  fingerprint = data["modality"] == "fingerprint"
+  metrics["baselines"] = baselines.baseline_report(
+    baselines.FINGERPRINT_BASELINES if fingerprint else baselines.FACE_BASELINES,
+    data["raw"].images,
+    ids,
+    data["records"]["train"],
+    pairs["val"],
+    pairs["test"],
+    config.eval.bootstrap_resamples,
+    config.seed,
+    test_scores=found["test"],
+    val_scores=found["val"],
   )
+  sentences.append(baselines.baseline_sentence({"": metrics["baselines"]}))
+  if config.eval.get("fuse_baseline") and "ensemble" in scores:
+    best, info = baselines.fuse_with_best(
+      metrics["baselines"], found, scores["ensemble"], ids, pairs["val"], config.seed
+    )
+    name = f"ensemble+{best}"
+    scores[name] = info.pop("scores")
+    metrics[name], rocs[name] = evaluate_scores(config, data, scores[name])
+    metrics[name]["fusion"] = info
+    sentences.append(describe.fusion_sentence(name, metrics[name]))
+  metrics["vs_baseline"] = baselines.compare_with_best(
+    metrics["baselines"],
+    found["test"],
+    ids,
+    pairs["test"],
+    {name: s["test"] for name, s in scores.items()},
+    config.eval.bootstrap_resamples,
+    config.seed,
+  )
+  sentences.append(describe.baseline_comparison_sentence(metrics["vs_baseline"]))
 
 
 def run(config, workdir: pathlib.Path) -> dict:
@@ -249,42 +266,27 @@ def run(config, workdir: pathlib.Path) -> dict:
   workdir = pathlib.Path(workdir)
   data = prepare(config, workdir)
   metrics: dict = {"data": _data_metrics(data)}
-  sentences, rocs, scores = [data_sentence(config, data, metrics["data"])], {}, {}
+  sentences, rocs, scores = (
+    [
+      describe.verification_data_sentence(
+        data["what"], config.split.seed, config.eval.threshold_method, metrics["data"]
+      )
+    ],
+    {},
+    {},
+  )
   for name in config.model:
     model, variables, train_info = train_model(config, name, data, workdir)
     metrics[name], rocs[name], scores[name] = evaluate_model(config, name, data, model, variables)
     metrics[name]["train"] = train_info
     sentences.append(describe.verification_sentence(name, metrics[name], config.eval.fars))
   if config.eval.get("ensemble"):
-    metrics["ensemble"], rocs["ensemble"], fused = evaluate_ensemble(config, data, scores)
-    scores["ensemble"] = {"test": fused["test"]}
+    metrics["ensemble"], rocs["ensemble"], scores["ensemble"] = evaluate_ensemble(
+      config, data, scores
+    )
     sentences.append(describe.ensemble_sentence(config.eval.ensemble, metrics["ensemble"]))
   if config.eval.baselines:
-    source, baseline_scores = data["raw"], {}
-    metrics["baselines"] = baselines.baseline_report(
-      baselines.FINGERPRINT_BASELINES
-      if data["modality"] == "fingerprint"
-      else baselines.FACE_BASELINES,
-      source.images,
-      source.identities,
-      data["records"]["train"],
-      data["pairs"]["val"],
-      data["pairs"]["test"],
-      config.eval.bootstrap_resamples,
-      config.seed,
-      test_scores=baseline_scores,
-    )
-    sentences.append(baselines.baseline_sentence({"": metrics["baselines"]}))
-    metrics["vs_baseline"] = baselines.compare_with_best(
-      metrics["baselines"],
-      baseline_scores,
-      source.identities,
-      data["pairs"]["test"],
-      {name: s["test"] for name, s in scores.items()},
-      config.eval.bootstrap_resamples,
-      config.seed,
-    )
-    sentences.append(describe.baseline_comparison_sentence(metrics["vs_baseline"]))
+    _baselines(config, data, metrics, rocs, scores, sentences)
   figures = {
     "ROC on test pairs (log FAR)": report.plot_roc(rocs, workdir / "roc.png"),
     "DET on test pairs": report.plot_det(
