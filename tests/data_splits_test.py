@@ -151,3 +151,24 @@ def test_enrolment_split_keeps_a_test_probe_per_identity():
     assert (IDS[out["probe_test"]] == ident).sum() == 1
   with pytest.raises(ValueError, match="split.val_probes_per_identity"):
     splits.enrolment_split(IDS, records, 2, 3, seed=0)
+
+
+def test_rotate_validation_puts_each_non_test_identity_in_val_once():
+  ids = np.repeat(np.arange(40), 3)
+  fractions = {"train": 0.5, "val": 0.25, "test": 0.25}
+  base, _ = splits.split_records(ids, fractions, seed=1)
+  folds = [splits.split_records(ids, fractions, seed=1, val_fold=k) for k in range(3)]
+  np.testing.assert_array_equal(folds[0][0]["val"], base["val"])  # fold 0: the split itself
+  np.testing.assert_array_equal(folds[0][0]["train"], base["train"])
+  vals = np.concatenate([g["val"] for g, _ in folds])
+  non_test = np.concatenate([base["train"], base["val"]])
+  assert sorted(vals.tolist()) == sorted(non_test.tolist())  # each person in val once
+  for groups, records in folds:
+    splits.assert_disjoint(groups)
+    np.testing.assert_array_equal(groups["test"], base["test"])  # test never moves
+    assert len(groups["val"]) == 10 and len(groups["train"]) == 20
+    assert set(ids[records["val"]].tolist()) == set(groups["val"].tolist())
+  with pytest.raises(ValueError, match="val_fold=3"):
+    splits.rotate_validation(base, 3)
+  with pytest.raises(ValueError, match=">= 0"):
+    splits.rotate_validation(base, -1)

@@ -71,6 +71,9 @@ def get_config(arg=None):
   c.split = ml_collections.ConfigDict()
   c.split.train, c.split.val, c.split.test = 0.7, 0.15, 0.15
   c.split.seed = 0
+  # Another train / val partition of the same non-test identities (`splits.rotate_validation`;
+  # 0 = the split above): recipes are compared over folds 0..k (benchmarks/orl_crossfit.py).
+  c.split.val_fold = 0
 
   c.eval = ml_collections.ConfigDict()
   c.eval.test_pairs = 166_800  # as seed project 3

@@ -107,10 +107,41 @@ def split_records(
   *,
   counts: Mapping[str, int] | None = None,
   seed: int = 0,
+  val_fold: int = 0,
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-  """`split_identities`, then the record indices of each split: (identity groups, records)."""
+  """`split_identities` (then `rotate_validation` by `val_fold`), then the record indices
+  of each split: (identity groups, records)."""
   groups = split_identities(identities, fractions, counts=counts, seed=seed)
+  if val_fold:
+    groups = rotate_validation(groups, val_fold)
   return groups, records_of(identities, groups)
+
+
+def rotate_validation(groups: Mapping[str, np.ndarray], fold: int) -> dict[str, np.ndarray]:
+  """Another train / val partition of the same non-test identities, for cross-fitting.
+
+  The val and train identities are pooled (val first) and fold k takes the pool's k-th
+  block of len(val) identities as validation, the rest as training: fold 0 is `groups`
+  unchanged, and with train = m x val the folds 0..m put every identity in validation
+  exactly once. Other groups (test) are kept as they are.
+  """
+  if fold < 0:
+    raise ValueError(f"val_fold must be >= 0, got {fold}")
+  if "train" not in groups or "val" not in groups or not len(groups["val"]):
+    raise ValueError(
+      f"rotating validation needs non-empty train and val groups, got {sorted(groups)}"
+    )
+  pool = np.concatenate([np.asarray(groups["val"]), np.asarray(groups["train"])])
+  n_val = len(groups["val"])
+  start = fold * n_val
+  if start + n_val > len(pool):
+    raise ValueError(
+      f"val_fold={fold} needs {start + n_val} train + val identities, there are {len(pool)}; "
+      f"use a fold below {len(pool) // n_val}"
+    )
+  in_val = np.zeros(len(pool), bool)
+  in_val[start : start + n_val] = True
+  return {**groups, "val": pool[in_val], "train": pool[~in_val]}
 
 
 def enrolled_outsider_split(

@@ -71,10 +71,9 @@ def prepare(config, workdir: pathlib.Path) -> dict:
     modality=config.data.get("augmentation") or modality,
   )
   sp, ev, ids = config.split, config.eval, source.identities
-  groups, records = splits.split_records(
-    ids, {"train": sp.train, "val": sp.val, "test": sp.test}, seed=sp.seed
-  )
-  extra = {"data": what, "split_seed": sp.seed}
+  fractions = {"train": sp.train, "val": sp.val, "test": sp.test}
+  groups, records = splits.split_records(ids, fractions, seed=sp.seed, val_fold=sp.val_fold)
+  extra = {"data": what, "split_seed": sp.seed, "val_fold": sp.val_fold}
   report.write_manifest(
     splits.manifest(groups, identity_names=names, records=records, extra=extra), workdir
   )
