@@ -328,6 +328,25 @@ def test_koch_affine_is_deterministic_and_keeps_ink_in_range():
   assert abs(a.sum() - image.sum()) < 0.5 * image.sum()  # the stroke stays in the frame
 
 
+def test_elastic_distortion_is_smooth_deterministic_and_zero_at_strength_zero():
+  image = np.zeros((28, 28, 1), np.float32)
+  image[6:22, 13:15] = 1.0  # a vertical stroke
+  np.testing.assert_allclose(
+    pipeline.elastic_distortion(image, np.random.default_rng(0), strength=0.0), image, atol=1e-6
+  )
+  a = pipeline.elastic_distortion(image, np.random.default_rng(3))
+  np.testing.assert_array_equal(a, pipeline.elastic_distortion(image, np.random.default_rng(3)))
+  assert a.shape == image.shape and a.dtype == np.float32 and 0.0 <= a.min() <= a.max() <= 1.0
+  assert not np.allclose(a, image)
+  # A smooth warp of about 1 px bends the stroke; it does not scatter it.
+  cols = [np.average(np.arange(28), weights=a[r, :, 0]) for r in range(8, 20) if a[r].sum() > 0.5]
+  assert len(cols) >= 10 and np.max(np.abs(np.diff(cols))) < 1.0
+  b = pipeline.augment_image(image, np.random.default_rng(3), "character_elastic")
+  np.testing.assert_array_equal(
+    b, pipeline.augment_image(image, np.random.default_rng(3), "character_elastic")
+  )
+
+
 def test_character_shift_adds_translation_and_stays_deterministic():
   image = np.zeros((28, 28, 1), np.float32)
   image[12:16, 12:16] = 1.0

@@ -37,7 +37,9 @@ shifts and brightness/contrast; "character" (handwritten strokes, ink 1 on paper
 gets Koch et al.'s (2015) affine distortions (`koch_affine`): rotation, shear, scale and
 translation, each drawn with probability 1/2, paper filled in at the edges;
 "character_shift" adds a uniform translation of up to 10% of the side to those (Koch's
-2 pixels at 105 are half a pixel at 28);
+2 pixels at 105 are half a pixel at 28); "character_elastic" then adds Simard et al.'s
+(2003) elastic distortion (`elastic_distortion`), a smooth random warp like the
+difference between two people's strokes;
 "none" leaves images as they are.
 """
 
@@ -61,6 +63,7 @@ MODALITIES = (
   "generic",
   "character",
   "character_shift",
+  "character_elastic",
   "none",
 )
 
@@ -144,6 +147,36 @@ def rotation_classes(
   return np.concatenate(blocks), new_labels, np.tile(np.arange(len(images)), m)
 
 
+# Simard, Steinkraus and Platt (2003), on 28x28 digits: a displacement field of uniform
+# noise in [-1, 1] smoothed by a Gaussian of sigma 4 px, scaled by alpha = 34 px (about
+# 0.7 px RMS displacement); both scale with the image side.
+ELASTIC = {"alpha_px28": 34.0, "sigma_px28": 4.0}
+
+
+def elastic_distortion(
+  image: np.ndarray, rng: np.random.Generator, strength: float = 1.0
+) -> np.ndarray:
+  """Simard et al.'s elastic distortion of one image [H, W, C] (`ELASTIC` x `strength`):
+  every pixel moves by a smooth random field; bilinear, paper (0) outside the image."""
+  h, w = image.shape[:2]
+  alpha = ELASTIC["alpha_px28"] * strength * h / 28
+  sigma = ELASTIC["sigma_px28"] * h / 28
+  field = [
+    alpha * scipy.ndimage.gaussian_filter(rng.uniform(-1, 1, (h, w)), sigma, mode="constant")
+    for _ in range(2)
+  ]
+  rows, cols = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
+  coords = np.stack([rows + field[0], cols + field[1]])
+  out = np.stack(
+    [
+      scipy.ndimage.map_coordinates(image[..., c], coords, order=1, cval=0.0)
+      for c in range(image.shape[-1])
+    ],
+    axis=-1,
+  )
+  return np.clip(out, 0.0, 1.0).astype(np.float32)
+
+
 def augment_image(image: np.ndarray, rng: np.random.Generator, modality: str) -> np.ndarray:
   """Random augmentation of one image [H, W, C] for `modality` (see module docstring)."""
   if modality not in MODALITIES:
@@ -152,6 +185,8 @@ def augment_image(image: np.ndarray, rng: np.random.Generator, modality: str) ->
     return image
   if modality in ("character", "character_shift"):
     return koch_affine(image, rng, max_shift=0.1 if modality == "character_shift" else 0.0)
+  if modality == "character_elastic":
+    return elastic_distortion(koch_affine(image, rng, max_shift=0.1), rng)
   max_rot, max_shift, max_scale, flips, brightness, contrast, gamma = _AUGMENT[modality]
   h, w = image.shape[:2]
   angle = rng.uniform(-max_rot, max_rot)
