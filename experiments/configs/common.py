@@ -465,7 +465,7 @@ TASK_RULES: dict[str, list[tuple[str, Rule]]] = {
     ("eval.center", OneOf("none", "train", "supports")),
     ("eval.power", Real(0, 2, open_lo=True)),
     ("eval.tta_shift", Int(0, 8)),
-    ("data.augmentation", OneOf("character", "character_shift")),
+    ("data.augmentation", OneOf("character", "character_shift", "character_elastic")),
     ("data.rotation_classes", OneOf(1, 2, 4)),
     ("data.mirror_classes", Bool()),
   ],
