@@ -489,7 +489,8 @@ def learned_plus_baseline(
   over ``num_folds`` folds of the validation subjects, ``w`` is fitted on the pairs of
   the other folds' subjects and scored on the pairs whose first subject is held out.
   The fusion is used when its pooled cross-fitted AUC beats the learned matcher's on the
-  same pairs; its weight is then refitted on all validation pairs. Test plays no part.
+  same pairs; its weight is then refitted on all validation pairs (and may come out as 1,
+  the learned matcher alone). Test plays no part.
 
   Args:
     val_scores: [N_val, 2]; val_labels: [N_val].
@@ -497,7 +498,7 @@ def learned_plus_baseline(
     other_scores: ``{split: [N_split, 2]}`` to fuse with the chosen weight.
 
   Returns:
-    ``weight`` (1.0 when not fused), ``fused`` (bool), ``val_auc_cross_fitted`` and
+    ``weight`` (1.0 when not fused), ``fused`` (weight < 1), ``val_auc_cross_fitted`` and
     ``learned_val_auc_cross_fitted`` (the two sides of the decision, on the same pairs),
     ``fold_weights``, and ``scores``: ``{split: fused [N_split]}`` (z-scores, also for
     "val").
@@ -530,11 +531,10 @@ def learned_plus_baseline(
     verification.roc_auc(fused[ok], y[ok]),
     verification.roc_auc(alone[ok], y[ok]),
   )
-  use = auc_fused > auc_alone
-  weight = fit_weight(s, y) if use else 1.0
+  weight = fit_weight(s, y) if auc_fused > auc_alone else 1.0
   return {
     "weight": weight,
-    "fused": bool(use),
+    "fused": weight < 1.0,  # the refitted weight can still be 1: the learned matcher alone
     "val_auc_cross_fitted": auc_fused,
     "learned_val_auc_cross_fitted": auc_alone,
     "fold_weights": fold_weights,
