@@ -392,7 +392,9 @@ TASK_RULES: dict[str, list[tuple[str, Rule]]] = {
     ("data.preprocess", OneOf("none", "local_contrast")),
     ("eval.tta", OneOf("none", "flip")),
     ("eval.ensemble", Each(Text())),
+    ("eval.fuse_baseline", Bool()),
     ("split.train", Real(0, 1, open_lo=True)),
+    ("split.val_fold", Int(0)),  # < (train + val) / val identities: checked by the split
     ("train.*.best_metric", OneOf("", "auc")),
     ("eval.test_pairs", Int(2)),
     ("eval.val_pairs", Int(2)),
