@@ -275,6 +275,16 @@ def _fit_apply(val_scores, val_labels, test_scores, rule, normalization, seed) -
   return apply_fusion(fit_fusion(val_scores, val_labels, rule, norm, seed=seed), test_scores)
 
 
+def _subject_folds(subjects_a, subjects_b, num_folds: int, seed) -> tuple[np.ndarray, np.ndarray]:
+  """Each subject to one of `num_folds` folds at random (seeded); the fold of each pair's
+  two sides."""
+  sa, sb = np.asarray(subjects_a).reshape(-1), np.asarray(subjects_b).reshape(-1)
+  ids = np.unique(np.concatenate([sa, sb]))
+  folds = np.random.default_rng(seed).permutation(ids.size) % num_folds
+  fold_of = dict(zip(ids, folds, strict=True))
+  return np.array([fold_of[v] for v in sa]), np.array([fold_of[v] for v in sb])
+
+
 def select_fusion(
   scores: np.typing.ArrayLike,
   labels: np.typing.ArrayLike,
@@ -300,12 +310,7 @@ def select_fusion(
     ``selected_on`` ("val"), and ``candidates``: ``{f"{rule}/{normalization}": val_auc}``.
   """
   s, y = _check_matrix(scores, labels)
-  sa, sb = np.asarray(subjects_a).reshape(-1), np.asarray(subjects_b).reshape(-1)
-  ids = np.unique(np.concatenate([sa, sb]))
-  folds = np.random.default_rng([seed, 0xF01]).permutation(ids.size) % num_folds
-  fold_of = dict(zip(ids, folds, strict=True))
-  fa = np.array([fold_of[v] for v in sa])
-  fb = np.array([fold_of[v] for v in sb])
+  fa, fb = _subject_folds(subjects_a, subjects_b, num_folds, [seed, 0xF01])
   candidates: dict[str, float] = {}
   for rule in rules:
     for norm in normalizations:
@@ -506,11 +511,7 @@ def learned_plus_baseline(
   s, y = _check_matrix(val_scores, val_labels)
   if s.shape[1] != 2:
     raise ValueError(f"learned_plus_baseline fuses two matchers, got {s.shape[1]} columns")
-  sa, sb = (np.asarray(v).reshape(-1) for v in val_subjects)
-  ids = np.unique(np.concatenate([sa, sb]))
-  folds = np.random.default_rng([seed, 0xF02]).permutation(ids.size) % num_folds
-  fold_of = dict(zip(ids, folds, strict=True))
-  fa, fb = np.array([fold_of[v] for v in sa]), np.array([fold_of[v] for v in sb])
+  fa, fb = _subject_folds(*val_subjects, num_folds, [seed, 0xF02])
   fused, alone, fold_weights = np.full(y.size, np.nan), np.full(y.size, np.nan), []
   for k in range(num_folds):
     held, fit = fa == k, (fa != k) & (fb != k)
