@@ -185,6 +185,22 @@ def fusion_sentence(name: str, m: Mapping[str, Any]) -> str:
   )
 
 
+def learned_plus_baseline_sentence(rows: Mapping[str, Mapping[str, Any]]) -> str:
+  """face_fp's verifiers each fused with their best baseline (`baselines.fuse_with_best`)."""
+  parts = []
+  for modality, r in rows.items():
+    how = f"weight {r['weight']:.2f} on the learned z-score" if r["fused"] else "not fused"
+    parts.append(
+      f"{modality} + {r['baseline']}: {how} (cross-fitted val AUC {r['val_auc_cross_fitted']:.4f} "
+      f"fused, {r['learned_val_auc_cross_fitted']:.4f} learned alone), test AUC "
+      f"{report.with_ci(r, 'auc')}"
+    )
+  return (
+    "Each verifier fused with its modality's baseline best on validation, where a check "
+    "cross-fitted over validation subjects says it helps: " + "; ".join(parts) + "."
+  )
+
+
 def baseline_comparison_sentence(c: Mapping[str, Any]) -> str:
   """`baselines.compare_with_best`'s paired differences in words, with what each can show."""
   parts = []

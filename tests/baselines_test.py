@@ -253,6 +253,25 @@ def test_baseline_report_chooses_on_validation_and_gives_subject_intervals():
   assert out["fisherfaces"]["options"]["pca_components"] in (20, 40, 80)
 
 
+def test_fuse_with_best_fuses_the_learned_scores_with_the_best_on_validation():
+  rng = np.random.default_rng(1)
+  ids = np.arange(40)
+  n = 3000
+  a, b = rng.integers(0, 40, (2, n))
+  label = rng.integers(0, 2, n)
+  b = np.where(label == 1, a, (a + rng.integers(1, 40, n)) % 40)
+  val = {"a": a, "b": b, "label": label}
+  signal = {s: label + rng.normal(0, 1, n) for s in ("val", "test")}
+  learned = {s: label + rng.normal(0, 1, n) for s in ("val", "test")}  # as good, independent
+  found = {s: {"good": signal[s], "noise": rng.normal(0, 1, n)} for s in ("val", "test")}
+  rows = {"good": {"val_auc": 0.76}, "noise": {"val_auc": 0.50}}
+  best, out = baselines.fuse_with_best(rows, found, learned, ids, val, seed=0)
+  assert best == "good" and out["fused"] and 0.3 <= out["weight"] <= 0.7
+  z = [(x["test"] - x["val"].mean()) / x["val"].std() for x in (learned, signal)]
+  expected = out["weight"] * z[0] + (1 - out["weight"]) * z[1]
+  np.testing.assert_allclose(out["scores"]["test"], expected, atol=1e-9)
+
+
 def test_identification_report_finds_separable_identities():
   # Twelve identities, each a distinct brightness pattern plus little noise: raw pixels
   # put every enrolled probe's own identity first.

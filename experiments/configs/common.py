@@ -376,6 +376,7 @@ TASK_RULES: dict[str, list[tuple[str, Rule]]] = {
     ("train.cross_modal.best_metric", OneOf("", "val_auc")),
     ("train.unimodal.best_metric", OneOf("val_auc")),
     ("eval.unimodal", Bool()),
+    ("eval.fuse_baseline", Bool()),
     ("eval.sweep_correlations", Each(FRACTION)),
     ("eval.num_pairs", Int(2)),
     ("eval.permutations", Int(1)),

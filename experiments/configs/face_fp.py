@@ -138,6 +138,9 @@ def get_config(arg=None):
   # Classical baselines (raw pixels, Eigenfaces, Fisherfaces, LBP; FingerCode for
   # fingerprints) fitted on the same training subjects and scored on the same test pairs.
   c.eval.baselines = True
+  # Each verifier also fused with its modality's best baseline, where a cross-fitted check
+  # on validation subjects says it helps (`baselines.fuse_with_best`): extra rows only.
+  c.eval.fuse_baseline = True
   c.eval.fusion_rules = (
     "sum",
     "weighted_sum",

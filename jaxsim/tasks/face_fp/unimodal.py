@@ -15,7 +15,7 @@ from jaxsim import train as train_lib
 from jaxsim.data import pipeline
 from jaxsim.data.sources import ArrayImageSource
 from jaxsim.data.sources.face_fingerprint import PairedArrays
-from jaxsim.evaluate import fusion, verification
+from jaxsim.evaluate import clustered, fusion, verification
 from jaxsim.tasks.face_fp.cross_modal import pair_subjects, prepare
 
 
@@ -101,8 +101,12 @@ def unimodal_and_fusion(config: Any, workdir: pathlib.Path) -> tuple[dict, list[
   )
   sentences = describe.fusion_sentences(out)
   if config.eval.baselines:
-    out["baselines"] = _baselines(ucfg, data, records, pairs)
+    found = {m: {"val": {}, "test": {}} for m in scores}
+    out["baselines"] = _baselines(ucfg, data, records, pairs, found)
     sentences.append(baselines.baseline_sentence(out["baselines"]))
+    if config.eval.get("fuse_baseline"):
+      out["learned_plus_baseline"] = _fuse_with_baselines(ucfg, data, pairs, scores, out, found)
+      sentences.append(describe.learned_plus_baseline_sentence(out["learned_plus_baseline"]))
   d = ucfg.data
   out["data"] = {
     "num_subjects": float(len(data.identity_names)),
@@ -113,8 +117,9 @@ def unimodal_and_fusion(config: Any, workdir: pathlib.Path) -> tuple[dict, list[
   return out, sentences
 
 
-def _baselines(config: Any, data: PairedArrays, records, pairs) -> dict:
-  """Classical baselines of each modality on the verifiers' test pairs (`jaxsim.baselines`)."""
+def _baselines(config: Any, data: PairedArrays, records, pairs, found) -> dict:
+  """Classical baselines of each modality on the verifiers' test pairs (`jaxsim.baselines`);
+  their val and test scores go to `found[modality]`."""
   out = {}
   for modality, images, names in (
     ("face", data.faces, baselines.FACE_BASELINES),
@@ -129,5 +134,32 @@ def _baselines(config: Any, data: PairedArrays, records, pairs) -> dict:
       pairs["test"],
       config.eval.bootstrap_resamples,
       config.seed,
+      test_scores=found[modality]["test"],
+      val_scores=found[modality]["val"],
     )
   return out
+
+
+def _fuse_with_baselines(config: Any, data: PairedArrays, pairs, scores, out, found) -> dict:
+  """Each verifier fused with its modality's baseline best on validation, where a
+  cross-fitted check on validation subjects says it helps (`baselines.fuse_with_best`);
+  test AUC with a bootstrap over test subjects."""
+  subjects, fused = pair_subjects(data, pairs)["test"], {}
+  for modality, learned in scores.items():
+    best, info = baselines.fuse_with_best(
+      out["baselines"][modality],
+      found[modality],
+      learned,
+      data.identities,
+      pairs["val"],
+      config.seed,
+    )
+    statistic = clustered.verification_statistic(info.pop("scores")["test"], pairs["test"]["label"])
+    fused[modality] = {
+      "baseline": best,
+      **info,
+      **clustered.subject_bootstrap(
+        statistic, *subjects, num_resamples=config.eval.bootstrap_resamples, seed=config.seed
+      ),
+    }
+  return fused
