@@ -90,8 +90,9 @@ def run(config: Any, workdir: pathlib.Path) -> dict:
   if config.eval.unimodal:
     uni, uni_sentences = unimodal_and_fusion(config, workdir)
     metrics["unimodal"] = {k: uni[k] for k in ("face", "fingerprint", "data")}
-    if "baselines" in uni:
-      metrics["baselines"] = uni["baselines"]
+    for key in ("baselines", "learned_plus_baseline"):
+      if key in uni:
+        metrics[key] = uni[key]
     metrics["fusion"], metrics["fusion_best"] = uni["fusion"], uni["fusion_best"]
     sentences += uni_sentences
   if config.eval.sweep_correlations and config.data.source != "builtin":
