@@ -16,8 +16,10 @@ the pooled 3x2 map flattened, Dense 128, unit length) with CosFace (s 16, m 0.3)
 batch-hard cosine triplet loss (margin 0.2) on 16 x 4 PxK batches, affine / flip / gamma
 augmentation, 300 AdamW steps; each member's checkpoint is chosen by validation AUC every
 25 steps, pairs are scored with flip test-time augmentation, and the reported model is the
-members' ensemble (scores z-normalised on validation pairs, averaged). With `seed`, the
-seed projects' recipes run on the folder data instead.
+members' ensemble (scores z-normalised on validation pairs, averaged). The report adds
+`ensemble+<baseline>`: the ensemble fused with the baseline best on validation, where a
+check cross-fitted over validation identities says it helps (`eval.fuse_baseline`, also
+on for `fvc2002`). With `seed`, the seed projects' recipes run on the folder data instead.
 
 FVC2002 fingers (DB1-3 set B, root/DBn_B/<finger>_<impression>.tif), with the recipe chosen
 on FVC2002 validation fingers (`benchmarks/FVC_RECIPE_RESULTS.md`):
