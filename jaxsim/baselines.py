@@ -582,6 +582,11 @@ def fit_on_validation(
   Returns:
     (fitted baseline, its options, its validation AUC).
   """
+  return _fit_on_validation(name, images, identities, train_records, val_pairs, candidates)[:3]
+
+
+def _fit_on_validation(name, images, identities, train_records, val_pairs, candidates=None):
+  """`fit_on_validation`, plus the chosen baseline's scores of `val_pairs`."""
   from jaxsim.evaluate import verification  # noqa: PLC0415 -- evaluate imports no baselines
 
   images, identities = np.asarray(images), np.asarray(identities)
@@ -589,9 +594,10 @@ def fit_on_validation(
   best = None
   for options in candidates or VALIDATION_GRIDS.get(name, ({},)):
     model = make_baseline(name, **options).fit(images[train], identities[train])
-    auc = verification.roc_auc(pair_scores(model, images, val_pairs), val_pairs["label"])
+    scores = pair_scores(model, images, val_pairs)
+    auc = verification.roc_auc(scores, val_pairs["label"])
     if best is None or auc > best[2]:
-      best = (model, dict(options), auc)
+      best = (model, dict(options), auc, scores)
   return best
 
 
@@ -622,12 +628,14 @@ def baseline_report(
   ids = np.asarray(identities)
   out = {}
   for name in names:
-    model, options, val_auc = fit_on_validation(name, images, ids, train_records, val_pairs)
+    model, options, val_auc, on_val = _fit_on_validation(
+      name, images, ids, train_records, val_pairs
+    )
     scores = pair_scores(model, images, test_pairs)
     if test_scores is not None:
       test_scores[name] = scores
     if val_scores is not None:
-      val_scores[name] = pair_scores(model, images, val_pairs)
+      val_scores[name] = on_val
     out[name] = {
       "val_auc": val_auc,
       "options": options,

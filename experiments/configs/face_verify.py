@@ -74,7 +74,7 @@ def get_config(arg=None):
   c.split.train, c.split.val, c.split.test = 0.7, 0.15, 0.15
   c.split.seed = 0
   # Another train / val partition of the same non-test identities (`splits.rotate_validation`;
-  # 0 = the split above): recipes are compared over folds 0..k (benchmarks/orl_crossfit.py).
+  # 0 = the split above): recipes are compared over folds 0..k (benchmarks/recipe_crossfit.py).
   c.split.val_fold = 0
 
   c.eval = ml_collections.ConfigDict()
