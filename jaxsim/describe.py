@@ -91,6 +91,20 @@ def fusion_sentences(out: Mapping[str, Any]) -> list[str]:
   ]
 
 
+def one_shot_data_sentence(source: str, names: Mapping[str, list], d: Mapping) -> str:
+  """The Omniglot split in words: `source` described, alphabet `names` per split, and
+  the counts `d` (`num_alphabets_train`, `num_characters_train`, ...)."""
+  return (
+    f"Data: {source}. Split by alphabet and drawer (Koch et al.): "
+    f"{int(d['num_alphabets_train'])} training alphabets "
+    f"({int(d['num_characters_train'])} characters, {int(d['num_train_drawers'])} drawers, "
+    f"{int(d['num_images_train'])} images); validation alphabets {', '.join(names['val'])}; "
+    f"test alphabets {', '.join(names['test'])}, from the other drawers only. Published "
+    "reference points use other data (the evaluation alphabets) and are not comparable "
+    "figure for figure."
+  )
+
+
 def one_shot_sentence(name: str, m: Mapping[str, Any]) -> str:
   """A one-shot model's test figures (`tasks.omniglot`): runs, then episodes, in words."""
   ep, runs, tr = m["episodes"], m["one_shot_runs"], m["train"]

@@ -110,11 +110,19 @@ def shifted(images: np.ndarray, dy: int, dx: int) -> np.ndarray:
 
 
 def embed_shift_averaged(
-  model: nn.Module, variables: Mapping[str, Any], images: np.ndarray, radius: int, batch_size: int
+  model: nn.Module,
+  variables: Mapping[str, Any],
+  images: np.ndarray,
+  radius: int,
+  batch_size: int,
+  step: int = 1,
 ) -> np.ndarray:
-  """Test-time augmentation: the mean embedding over every translation of `images` by up
-  to `radius` pixels in each direction ((2 radius + 1)^2 copies; radius 0: `embed`)."""
-  shifts = range(-radius, radius + 1)
+  """Test-time augmentation: the mean embedding over the translations of `images` by
+  -radius, -radius + step, ..., radius pixels in each direction ((2 radius / step + 1)^2
+  copies; radius 0: `embed`). A step > 1 keeps the copies few on large images."""
+  if step < 1 or radius % step:
+    raise ValueError(f"shift radius {radius} must be a multiple of the step {step} >= 1")
+  shifts = range(-radius, radius + 1, step)
   total = None
   for dy in shifts:
     for dx in shifts:

@@ -82,6 +82,11 @@ def test_shift_averaged_embedding_is_the_mean_over_shifts():
   e = inference.embed_shift_averaged(model, {}, x, 1, batch_size=4)
   # Of the 9 shifts, dx = -1, 0 keep it left (6), dx = +1 moves it right (3).
   np.testing.assert_allclose(e, [[6 / 9, 3 / 9]])
+  # Radius 2 in steps of 2: shifts -2, 0, 2; dy = -2 and dx = -2 drop the pixel.
+  e = inference.embed_shift_averaged(model, {}, x, 2, batch_size=4, step=2)
+  np.testing.assert_allclose(e, [[2 / 9, 2 / 9]])
+  with pytest.raises(ValueError, match="must be a multiple of the step"):
+    inference.embed_shift_averaged(model, {}, x, 3, batch_size=4, step=2)
 
 
 def test_flip_averaged_embedding_is_mirror_invariant_unit_and_in_score_pairs():

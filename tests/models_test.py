@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from jaxsim import models
-from jaxsim.models import resnet
+from jaxsim.models import resnet, small_cnn
 from jaxsim.train import INIT_COMPILER_OPTIONS
 
 
@@ -123,6 +123,21 @@ def test_conv4_strided_stem_halves_the_input_without_pooling():
   assert state["intermediates"]["Conv_0"]["__call__"][0].shape == (2, 16, 16, 4)
   assert state["intermediates"]["Conv_2"]["__call__"][0].shape == (2, 8, 8, 8)
   assert enc.apply(variables, x).shape == (2, 8)
+
+
+def test_space_to_depth_folds_blocks_into_channels_and_conv4_uses_it():
+  x = jnp.arange(2 * 4 * 6 * 3, dtype=jnp.float32).reshape(2, 4, 6, 3)
+  y = small_cnn.space_to_depth(x, 2)
+  assert y.shape == (2, 2, 3, 12)
+  # Pixel (i, j) of the folded map holds the 2x2 patch at (2i, 2j), row-major, then C.
+  np.testing.assert_array_equal(y[1, 1, 2].reshape(2, 2, 3), x[1, 2:4, 4:6])
+  enc = models.Conv4(features=(4, 8), flatten=True, space_to_depth=2)
+  variables = enc.init(jax.random.key(0), jnp.ones((2, 16, 16, 1)))
+  # The first convolution sees 4 channels; 16 -> 8 -> pool 4 (the last block unpooled).
+  assert variables["params"]["Conv_0"]["kernel"].shape == (3, 3, 4, 4)
+  assert enc.apply(variables, jnp.ones((2, 16, 16, 1))).shape == (2, 4 * 4 * 8)
+  with pytest.raises(ValueError, match="space_to_depth=2 needs image sides divisible"):
+    small_cnn.space_to_depth(jnp.ones((1, 5, 4, 1)), 2)
 
 
 def test_conv4_im2col_train_uses_im2col_only_when_training_and_same_values():

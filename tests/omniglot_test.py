@@ -305,6 +305,53 @@ def test_power_transform_is_applied_before_centring():
       oneshot.prototype_scorer("cosine", None, power=bad)
 
 
+def test_within_class_whitening_whitens_the_scatter_and_reorders_the_classes():
+  rng = np.random.default_rng(2)
+  # 40 classes x 30 samples; drawings of one class vary 10x more along the first axis.
+  labels = np.repeat(np.arange(40), 30)
+  means = rng.normal(size=(40, 3))
+  x = means[labels] + rng.normal(size=(1200, 3)) * np.array([10.0, 1.0, 1.0])
+  w = oneshot.within_class_whitening(x, labels, shrinkage=1e-9)
+  np.testing.assert_allclose(w, w.T, atol=1e-12)
+  residual = x - means[labels]
+  whitened = np.cov((residual @ w).T)
+  np.testing.assert_allclose(whitened, np.eye(3), atol=0.1)
+  # Full shrinkage: a multiple of the identity (only the scale changes).
+  w1 = oneshot.within_class_whitening(x, labels, shrinkage=1.0)
+  np.testing.assert_allclose(w1, w1[0, 0] * np.eye(3), atol=1e-12)
+  # A query of class 0 that differs from it only along the noisy axis, and a class 1
+  # near it along that axis but apart on a clean one: Euclidean prototypes pick the
+  # wrong class, the whitened ones the right one.
+  s = np.array([[[0.0, 0.0, 0.0]], [[5.0, 2.0, 0.0]]])
+  q = np.array([[6.0, 0.0, 0.0]])
+  assert oneshot.prototype_scorer("euclidean")(q, s).argmax() == 1
+  assert oneshot.prototype_scorer("euclidean", transform=w)(q, s).argmax() == 0
+  for bad in (0.0, 1.5):
+    with pytest.raises(ValueError, match="shrinkage must be in"):
+      oneshot.within_class_whitening(x, labels, bad)
+  with pytest.raises(ValueError, match="at least two samples"):
+    oneshot.within_class_whitening(x[:3], np.arange(3))
+
+
+def test_fitted_prototype_scorer_fits_centre_and_whitening_on_training_features():
+  rng = np.random.default_rng(3)
+  feats, labels = rng.uniform(size=(60, 4)), np.repeat(np.arange(12), 5)
+  q, s = rng.uniform(size=(3, 4)), rng.uniform(size=(2, 2, 4))
+  fitted = oneshot.fitted_prototype_scorer("cosine", "train", 0.5, 0.0, feats, labels)
+  mean = oneshot.power_features(feats, 0.5).mean(0)
+  np.testing.assert_allclose(fitted(q, s), oneshot.prototype_scorer("cosine", mean, 0.5)(q, s))
+  w = oneshot.within_class_whitening(oneshot.power_features(feats, 0.5), labels, 0.5)
+  fitted = oneshot.fitted_prototype_scorer("cosine", "supports", 0.5, 0.5, feats, labels)
+  expected = oneshot.prototype_scorer("cosine", "supports", 0.5, transform=w)(q, s)
+  np.testing.assert_allclose(fitted(q, s), expected)
+  plain = oneshot.fitted_prototype_scorer("euclidean", "none")
+  np.testing.assert_allclose(plain(q, s), oneshot.prototype_scorer("euclidean")(q, s))
+  with pytest.raises(ValueError, match="needs train_features"):
+    oneshot.fitted_prototype_scorer("cosine", "supports", whiten=0.5)
+  with pytest.raises(ValueError, match="center must be"):
+    oneshot.fitted_prototype_scorer("cosine", "queries")
+
+
 def test_pair_scorer_averages_over_shots():
   q = np.array([[0.0], [10.0]])
   s = np.array([[[0.0], [2.0]], [[10.0], [10.0]]])  # class 0 mean distance 1, class 1: 10

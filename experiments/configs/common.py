@@ -331,6 +331,7 @@ RULES: list[tuple[str, Rule]] = [
   ("*encoder*.hidden", Int(1)),
   ("*encoder*.dense", Int(1)),
   ("*encoder*.stem", Int(0, 11)),
+  ("*encoder*.space_to_depth", Int(1, 8)),
   ("*encoder*.conv_impl", OneOf("xla", "im2col", "auto", "im2col_train")),
   # nearest-neighbour search of retrieval and identification (jaxsim.evaluate.search.top_k)
   ("*eval.search_backend", SearchBackend()),
@@ -467,7 +468,9 @@ TASK_RULES: dict[str, list[tuple[str, Rule]]] = {
     ("eval.runs_root", Text()),
     ("eval.center", OneOf("none", "train", "supports")),
     ("eval.power", Real(0, 2, open_lo=True)),
-    ("eval.tta_shift", Int(0, 8)),
+    ("eval.tta_shift", Int(0, 12)),
+    ("eval.tta_step", Int(1, 12)),
+    ("eval.whiten", Real(0, 1)),
     ("data.augmentation", OneOf("character", "character_shift", "character_elastic")),
     ("data.rotation_classes", OneOf(1, 2, 4)),
     ("data.mirror_classes", Bool()),

@@ -107,8 +107,12 @@ def get_config(arg=None):
   # power (README, `benchmarks.oneshot_levers`).
   c.eval.power = 0.5
   c.eval.center = "supports"
+  # > 0: whiten the features' within-class scatter, fitted on the training characters,
+  # with this shrinkage towards the identity (0: off; `oneshot.within_class_whitening`).
+  c.eval.whiten = 0.0
   # Test-time augmentation: embeddings averaged over shifts of up to this many pixels.
   c.eval.tta_shift = 2  # radius 3 gave +0.001 on validation at twice the cost
+  c.eval.tta_step = 1  # shifts -tta_shift, -tta_shift + tta_step, ..., tta_shift pixels
 
   c.model = ml_collections.ConfigDict()
   c.loss = ml_collections.ConfigDict()
@@ -131,6 +135,7 @@ def get_config(arg=None):
       # im2col at every layer when training (1.3x XLA's convolutions for this net's
       # step), XLA's convolution for inference (2x im2col's forward pass).
       "conv_impl": "im2col_train",
+      "space_to_depth": 1,
     },
   }
   c.loss.proxy = {"name": "normalized_softmax", "scale": 16.0, "margin": 0.1}

@@ -58,10 +58,43 @@ def power_features(features: np.ndarray, power: float = 1.0) -> np.ndarray:
   return x if power == 1.0 else np.sign(x) * np.abs(x) ** power
 
 
+def within_class_whitening(
+  features: np.ndarray, labels: np.ndarray, shrinkage: float = 0.5
+) -> np.ndarray:
+  """A [D, D] map that whitens the within-class scatter of labelled training features.
+
+  W = S^(-1/2) with S = (1 - a) Sw + a tr(Sw) / D I: Sw is the pooled within-class
+  covariance of `features` [N, D] (classes `labels` [N]), shrunk by `shrinkage` a
+  towards a multiple of the identity (Ledoit and Wolf's target; it keeps W defined
+  when N - C < D). After it, directions in which drawings of one character vary count
+  less than those in which characters differ: the within-class covariance
+  normalisation of speaker verification (Hatch et al. 2006). Fit it on the training
+  classes only; `prototype_scorer(transform=W)` applies it.
+  """
+  x, labels = np.asarray(features, np.float64), np.asarray(labels)
+  if not 0.0 < shrinkage <= 1.0:
+    raise ValueError(f"whitening shrinkage must be in (0, 1], got {shrinkage!r}")
+  _, inv, counts = np.unique(labels, return_inverse=True, return_counts=True)
+  if len(x) - len(counts) < 1:
+    raise ValueError(
+      f"within-class whitening needs classes with at least two samples: {len(x)} "
+      f"features in {len(counts)} classes"
+    )
+  means = np.zeros((len(counts), x.shape[1]))
+  np.add.at(means, inv, x)
+  residual = x - means[inv] / counts[inv, None]
+  scatter = residual.T @ residual / (len(x) - len(counts))
+  d = scatter.shape[0]
+  target = np.trace(scatter) / d
+  values, vectors = np.linalg.eigh((1 - shrinkage) * scatter + shrinkage * target * np.eye(d))
+  return (vectors * np.maximum(values, 1e-12 * target) ** -0.5) @ vectors.T
+
+
 def prototype_scorer(
   metric: str = "euclidean",
   center: np.ndarray | str | None = None,
   power: float = 1.0,
+  transform: np.ndarray | None = None,
 ) -> Scorer:
   """Class score = -distance to the mean of the class's supports (Snell et al. 2017).
 
@@ -72,6 +105,7 @@ def prototype_scorer(
   - "supports": the mean of the episode's (or run's) support features, which removes
     what the N classes share, such as one alphabet's style. It uses the labelled
     supports only, never the other queries.
+  `transform` [D, D] then maps every centred feature linearly (`within_class_whitening`).
   """
   if metric not in ("euclidean", "cosine"):
     raise ValueError(f"prototype metric must be 'euclidean' or 'cosine', got {metric!r}")
@@ -86,6 +120,8 @@ def prototype_scorer(
       q, s = q - c, s - c
     elif center is not None:
       q, s = q - center, s - center
+    if transform is not None:
+      q, s = q @ transform, s @ transform
     if metric == "cosine":
       q = q / np.maximum(np.linalg.norm(q, axis=-1, keepdims=True), 1e-12)
       s = s / np.maximum(np.linalg.norm(s, axis=-1, keepdims=True), 1e-12)
@@ -96,6 +132,33 @@ def prototype_scorer(
     return -((q**2).sum(-1)[:, None] - 2 * q @ protos.T + (protos**2).sum(-1)[None])
 
   return score
+
+
+def fitted_prototype_scorer(
+  metric: str,
+  center: str,
+  power: float = 1.0,
+  whiten: float = 0.0,
+  train_features: np.ndarray | None = None,
+  train_labels: np.ndarray | None = None,
+) -> Scorer:
+  """`prototype_scorer` with its centre and transform fitted on training features.
+
+  `center`: "none", "supports" or "train" (the mean training feature after the power).
+  `whiten` > 0 adds `within_class_whitening` of the training features (after the
+  power) with that shrinkage. Both fits need `train_features` [N, D] and, for the
+  whitening, `train_labels` [N]: features of training classes only, computed as the
+  features they will be applied to (the same test-time augmentation).
+  """
+  if center not in ("none", "supports", "train"):
+    raise ValueError(f"center must be 'none', 'supports' or 'train', got {center!r}")
+  fit = center == "train" or whiten
+  if fit and train_features is None:
+    raise ValueError("a training-mean centre or a whitening needs train_features")
+  feats = power_features(train_features, power) if fit else None
+  mean = feats.mean(0) if center == "train" else {"none": None}.get(center, center)
+  transform = within_class_whitening(feats, train_labels, whiten) if whiten else None
+  return prototype_scorer(metric, mean, power, transform)
 
 
 def pair_scorer(pair_fn: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> Scorer:

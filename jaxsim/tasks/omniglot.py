@@ -59,6 +59,11 @@ def HEADLINE(metrics):  # noqa: N802 -- the tasks' summary-table hook
 
 def prepare(config, workdir: pathlib.Path) -> dict:
   """Images at every model's input size, the split, the test runs and the episodes."""
+  if config.eval.tta_shift % config.eval.get("tta_step", 1):
+    raise ValueError(
+      f"eval.tta_shift={config.eval.tta_shift} must be a multiple of "
+      f"eval.tta_step={config.eval.tta_step}; change one of them"
+    )
   sizes = sorted({int(m.input_size) for m in config.model.values()})
   sources = {s: omniglot.load_omniglot(config.data.root, s) for s in sizes}
   src, ev = sources[sizes[0]], config.eval
@@ -163,30 +168,33 @@ def _data_metrics(data) -> dict:
 
 def scorer_for(config, name, data, model, variables, radius: int) -> oneshot.Scorer:
   """Koch's pair head (mean logit over shots), or the nearest prototype after
-  `eval.power` and `eval.center` (the training mean is fitted on training alphabets
-  only, with the same `radius` of shift averaging as the embeddings it centres)."""
-  model_cfg = config.model[name]
+  `eval.power`, `eval.center` and, with `eval.whiten` > 0, the within-class whitening
+  of the training characters (`oneshot.within_class_whitening`, that shrinkage). The
+  training mean and the whitening are fitted on training alphabets only, on embeddings
+  with the same `radius` of shift averaging as those they are applied to."""
+  model_cfg, ev = config.model[name], config.eval
   if model_cfg.kind == "koch":
     head = jax.jit(lambda a, b: model.apply(variables, a, b, method=model.pair_logits))
     return oneshot.pair_scorer(lambda a, b: np.asarray(head(a, b)))
-  mode, power = config.eval.get("center", "train"), float(config.eval.get("power", 1.0))
-  center = {"none": None, "supports": "supports"}.get(mode)
-  if mode == "train":
-    src = data["sources"][int(model_cfg.input_size)]
-    train = data["split"]["records"]["train"]
-    sample = np.sort(np.random.default_rng(config.seed).choice(train, min(2000, len(train)), False))
-    feats = inference.embed_shift_averaged(
-      model, variables, src.images[sample], radius, config.eval.batch_size
-    )
-    center = oneshot.power_features(feats, power).mean(0)
-  metric = model_cfg.get("score", "euclidean")
-  return oneshot.prototype_scorer(metric, center, power)
+  mode, whiten, feats, labels = ev.get("center", "train"), ev.get("whiten", 0.0), None, None
+  if mode == "train" or whiten:
+    src, train = data["sources"][int(model_cfg.input_size)], data["split"]["records"]["train"]
+    if not whiten:  # a sample is enough for a mean
+      train = np.random.default_rng(config.seed).choice(train, min(2000, len(train)), False)
+    train = np.sort(train)
+    feats = _features(config, model, variables, src.images[train], radius)
+    labels = src.identities[train]
+  metric, power = model_cfg.get("score", "euclidean"), float(ev.get("power", 1.0))
+  return oneshot.fitted_prototype_scorer(metric, mode, power, whiten, feats, labels)
 
 
-def _features(config, model, variables, images) -> np.ndarray:
-  """Embeddings, averaged over shifts of up to `eval.tta_shift` pixels (0: none)."""
+def _features(config, model, variables, images, radius: int | None = None) -> np.ndarray:
+  """Embeddings, averaged over shifts of up to `radius` (default `eval.tta_shift`)
+  pixels in steps of `eval.tta_step` (radius 0: none)."""
   ev = config.eval
-  return inference.embed_shift_averaged(model, variables, images, ev.tta_shift, ev.batch_size)
+  radius = ev.tta_shift if radius is None else radius
+  step = ev.get("tta_step", 1) if radius else 1
+  return inference.embed_shift_averaged(model, variables, images, radius, ev.batch_size, step)
 
 
 def train_model(config, name: str, data, workdir: pathlib.Path):
@@ -266,25 +274,14 @@ def run_figure(name: str, drawn: tuple, size: int, path: pathlib.Path):
   )
 
 
-def data_sentence(data, d: dict) -> str:
-  names = data["names"]
-  return (
-    f"Data: {next(iter(data['sources'].values())).describe()}. Split by alphabet and drawer "
-    f"(Koch et al.): {int(d['num_alphabets_train'])} training alphabets "
-    f"({int(d['num_characters_train'])} characters, {int(d['num_train_drawers'])} drawers, "
-    f"{int(d['num_images_train'])} images); validation alphabets {', '.join(names['val'])}; "
-    f"test alphabets {', '.join(names['test'])}, from the other drawers only. Published "
-    "reference points use other data (the evaluation alphabets) and are not comparable "
-    "figure for figure."
-  )
-
-
 def run(config, workdir: pathlib.Path) -> dict:
   """Prepare -> train and evaluate each model -> describe."""
   workdir = pathlib.Path(workdir)
   data = prepare(config, workdir)
   metrics: dict = {"data": _data_metrics(data)}
-  sentences, figures = [data_sentence(data, metrics["data"])], {}
+  source = next(iter(data["sources"].values())).describe()
+  sentences = [describe.one_shot_data_sentence(source, data["names"], metrics["data"])]
+  figures = {}
   for name in config.model:
     model, variables, train_info = train_model(config, name, data, workdir)
     metrics[name], drawn = evaluate_model(config, name, data, model, variables)
