@@ -1,12 +1,13 @@
-r"""Training throughput of the Omniglot default's step (Conv-4 at 28x28, cosine softmax).
+r"""Training throughput of the Omniglot default's step (Conv-4, cosine softmax).
 
-    python -m benchmarks.conv4_step [--batch=128] [--size=28] [--steps=5] [--repeats=5]
-        [--sides=jaxsim,flax,torch,torch_cl] [--threads=0] [--features=32,64,128,256]
-        [--classes=2408]
+    python -m benchmarks.conv4_step [--batch=128] [--size=84] [--space-to-depth=3]
+        [--steps=5] [--repeats=5] [--sides=jaxsim,flax,torch,torch_cl] [--threads=0]
+        [--features=32,64,128,256] [--classes=2408] [--sampled=0]
 
 The step: Conv-4 (3x3 conv - batch norm in training mode - ReLU - 2x2 max-pool, four
-times, the last map flattened; by default the widths of `--config=omniglot`,
-32-64-128-256: 2,304-d at 28x28), a cosine softmax with an additive margin over
+times, the last map flattened; by default the input, the folding and the widths of
+`--config=omniglot`: 84x84 folded to 28x28x9 (space_to_depth 3; PyTorch's
+`PixelUnshuffle`), 32-64-128-256, 2,304-d), a cosine softmax with an additive margin over
 learnable proxies (CosFace s=16, m=0.1; by default one per class of `--config=omniglot`:
 602 training characters x 4 quarter turns = 2,408), AdamW; one forward, backward and
 update per step. Every side
@@ -38,13 +39,14 @@ from benchmarks.train_step import time_steps
 TRAINING_CHARACTERS = 602  # of the default split's 20 training alphabets
 
 
-def _default_net() -> tuple[tuple[int, ...], int]:
-  """The widths and class count of `--config=omniglot`'s default model."""
+def _default_net() -> tuple[tuple[int, ...], int, int, int]:
+  """Widths, class count, input size and space_to_depth of `--config=omniglot`'s model."""
   from experiments.configs import omniglot  # noqa: PLC0415
 
   c = omniglot.get_config()
   classes = TRAINING_CHARACTERS * int(c.data.rotation_classes) * (2 if c.data.mirror_classes else 1)
-  return tuple(c.model.proxy.encoder.features), classes
+  enc = c.model.proxy.encoder
+  return tuple(enc.features), classes, int(c.model.proxy.input_size), int(enc.space_to_depth)
 
 
 def _data(batch, size, classes):
@@ -69,7 +71,7 @@ def _flax_pooling():
     conv.max_pool, conv.max_pool_2x2 = saved
 
 
-def bench_jax(batch, size, steps, repeats, plain: bool, features, classes):
+def bench_jax(batch, size, steps, repeats, plain: bool, features, classes, s2d, sampled=0):
   import jax  # noqa: PLC0415
   import jax.numpy as jnp  # noqa: PLC0415
   import optax  # noqa: PLC0415
@@ -77,7 +79,7 @@ def bench_jax(batch, size, steps, repeats, plain: bool, features, classes):
   from jaxsim import losses, models  # noqa: PLC0415
 
   impl = "xla" if plain else "im2col_train"
-  encoder = models.Conv4(features=features, flatten=True, conv_impl=impl)
+  encoder = models.Conv4(features=features, flatten=True, conv_impl=impl, space_to_depth=s2d)
   images, labels = (jnp.asarray(a) for a in _data(batch, size, classes))
   variables = encoder.init(jax.random.key(0), images, train=True)
   dim = encoder.apply(variables, images).shape[1]
@@ -94,7 +96,9 @@ def bench_jax(batch, size, steps, repeats, plain: bool, features, classes):
       train=True,
       mutable=["batch_stats"],
     )
-    loss, _ = losses.normalized_softmax_loss(feats, params["proxies"], labels, 16.0, 0.1)
+    loss, _ = losses.normalized_softmax_loss(
+      feats, params["proxies"], labels, 16.0, 0.1, num_sampled=sampled
+    )
     return loss, updates["batch_stats"]
 
   @jax.jit
@@ -113,12 +117,12 @@ def bench_jax(batch, size, steps, repeats, plain: bool, features, classes):
     return time_steps(run, steps, repeats)
 
 
-def bench_torch(batch, size, steps, repeats, channels_last: bool, features, classes):
+def bench_torch(batch, size, steps, repeats, channels_last: bool, features, classes, s2d):
   import torch  # noqa: PLC0415
   from torch import nn  # noqa: PLC0415
 
   torch.manual_seed(0)
-  layers, cin = [], 1
+  layers, cin = ([nn.PixelUnshuffle(s2d)] if s2d > 1 else []), s2d * s2d
   for i, width in enumerate(features):
     layers += [nn.Conv2d(cin, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU()]
     if i < len(features) - 1:
@@ -150,20 +154,26 @@ def bench_torch(batch, size, steps, repeats, channels_last: bool, features, clas
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--batch", type=int, default=128)
-  parser.add_argument("--size", type=int, default=28)
+  parser.add_argument("--size", type=int, default=0, help="input side (default: the config's)")
+  parser.add_argument("--space-to-depth", type=int, default=0, help="default: the config's")
   parser.add_argument("--steps", type=int, default=5)
   parser.add_argument("--repeats", type=int, default=5)
   parser.add_argument("--sides", default="jaxsim,flax,torch,torch_cl")
   parser.add_argument("--threads", type=int, default=0)
   parser.add_argument("--features", default="", help="widths, e.g. 64,64,64,64")
   parser.add_argument("--classes", type=int, default=0, help="proxies (default: the config's)")
+  parser.add_argument(
+    "--sampled", type=int, default=0, help="jaxsim sides: proxies per step (0: all; Partial FC)"
+  )
   args = parser.parse_args()
-  features, classes = _default_net()
+  features, classes, size, s2d = _default_net()
   if args.features:
     features = tuple(int(w) for w in args.features.split(","))
-  classes = args.classes or classes
-  print(f"Conv-4 {'-'.join(map(str, features))}, {classes} proxies", flush=True)
-  net = (features, classes)
+  classes, args.size, s2d = args.classes or classes, args.size or size, args.space_to_depth or s2d
+  sampled = f", jaxsim sides {args.sampled} sampled per step" if args.sampled else ""
+  folded = f", space_to_depth {s2d}" if s2d > 1 else ""
+  print(f"Conv-4 {'-'.join(map(str, features))}, {classes} proxies{folded}{sampled}", flush=True)
+  net = (features, classes, s2d)
   sides = args.sides.split(",")
   if args.threads:
     os.environ["XLA_FLAGS"] = (
@@ -178,8 +188,12 @@ def main() -> None:
     if args.threads:
       torch.set_num_threads(args.threads)
   benches = {
-    "jaxsim": lambda: bench_jax(args.batch, args.size, args.steps, args.repeats, False, *net),
-    "flax": lambda: bench_jax(args.batch, args.size, args.steps, args.repeats, True, *net),
+    "jaxsim": lambda: bench_jax(
+      args.batch, args.size, args.steps, args.repeats, False, *net, args.sampled
+    ),
+    "flax": lambda: bench_jax(
+      args.batch, args.size, args.steps, args.repeats, True, *net, args.sampled
+    ),
     "torch": lambda: bench_torch(args.batch, args.size, args.steps, args.repeats, False, *net),
     "torch_cl": lambda: bench_torch(args.batch, args.size, args.steps, args.repeats, True, *net),
   }

@@ -516,6 +516,7 @@ def normalized_softmax_loss(
   labels: jax.typing.ArrayLike,
   scale: float = 16.0,
   margin: float = 0.1,
+  num_sampled: int = 0,
 ) -> tuple[jax.Array, jax.Array]:
   """Cosine softmax over learnable class proxies, with an additive margin (CosFace).
 
@@ -530,13 +531,22 @@ def normalized_softmax_loss(
     labels: `[B]` integer classes in [0, C).
     scale: the inverse temperature s.
     margin: the additive cosine margin m.
+    num_sampled: 0 (default) contrasts every row with all C proxies. 0 < K < C
+      contrasts it with K proxies only: every class of the batch and K - (classes in
+      the batch) others drawn uniformly without replacement (Partial FC, An et al.
+      2022), which cuts the cost of the proxy layer, forward and backward, to K / C.
+      The draw's key is hashed from the batch's labels, so a step's sample is a
+      function of its batch (deterministic and resumable). K must be at least the
+      batch size.
 
   Returns:
     `(loss, accuracy)`: the mean cross-entropy and the fraction of rows whose nearest
-    proxy (without margin) is their own.
+    proxy (without margin) is their own (among the sampled ones, with `num_sampled`).
 
   References:
-    Wang et al. NormFace, ACM MM 2017; Wang et al. CosFace, CVPR 2018.
+    Wang et al. NormFace, ACM MM 2017; Wang et al. CosFace, CVPR 2018; An et al.
+    Killing two birds with one stone: efficient and robust training of face
+    recognition CNNs by Partial FC, CVPR 2022.
   """
   e, p, labels = jnp.asarray(embeddings), jnp.asarray(proxies), jnp.asarray(labels)
   mining.check_embeddings_and_labels(e, labels, "normalized_softmax_loss")
@@ -544,7 +554,29 @@ def normalized_softmax_loss(
     raise ValueError(
       f"normalized_softmax_loss: proxies must be [classes, {e.shape[1]}], got {p.shape}"
     )
+  if 0 < num_sampled < p.shape[0]:
+    if num_sampled < labels.shape[0]:
+      raise ValueError(
+        f"normalized_softmax_loss: num_sampled={num_sampled} is below the batch size "
+        f"{labels.shape[0]}; every class of the batch must be among the sampled proxies"
+      )
+    classes = sampled_classes(labels, p.shape[0], num_sampled)
+    p = p[classes]
+    labels_in = (classes[None, :] == labels[:, None]).astype(e.dtype)
+  else:
+    classes, labels_in = jnp.arange(p.shape[0]), jax.nn.one_hot(labels, p.shape[0], dtype=e.dtype)
   cos = dist_lib.l2_normalize(e) @ dist_lib.l2_normalize(p).T
-  one_hot = jax.nn.one_hot(labels, p.shape[0], dtype=cos.dtype)
-  loss = optax.softmax_cross_entropy(scale * (cos - margin * one_hot), one_hot)
-  return jnp.mean(loss), jnp.mean(jnp.argmax(cos, axis=1) == labels)
+  loss = optax.softmax_cross_entropy(scale * (cos - margin * labels_in), labels_in)
+  return jnp.mean(loss), jnp.mean(classes[jnp.argmax(cos, axis=1)] == labels)
+
+
+def sampled_classes(labels: jax.Array, num_classes: int, num: int) -> jax.Array:
+  """`num` distinct classes of [0, num_classes): every class in `labels` (at most `num`
+  of them) and uniformly drawn others, with a key hashed from `labels` (see
+  `normalized_softmax_loss`). Returns `[num]` int32 class ids, in no fixed order."""
+  labels = jnp.asarray(labels, jnp.int32)
+  weights = jnp.arange(1, labels.shape[0] + 1, dtype=jnp.uint32) * jnp.uint32(2654435761)
+  digest = jnp.sum(labels.astype(jnp.uint32) * weights, dtype=jnp.uint32)
+  key = jax.random.fold_in(jax.random.key(0x5A3F), digest)
+  priority = jax.random.uniform(key, (num_classes,)).at[labels].set(2.0)
+  return jax.lax.top_k(priority, num)[1].astype(jnp.int32)

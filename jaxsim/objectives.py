@@ -145,7 +145,7 @@ def objective_from_config(cfg: Any) -> LossFn:
     return loss_fn
 
   if name == "normalized_softmax":
-    scale = cfg.get("scale", 16.0)
+    scale, num_sampled = cfg.get("scale", 16.0), int(cfg.get("num_sampled", 0))
 
     def loss_fn(outputs, batch):
       if "proxies" not in outputs:
@@ -156,6 +156,7 @@ def objective_from_config(cfg: Any) -> LossFn:
         batch["identity"].astype(jnp.int32),
         scale=scale,
         margin=margin,
+        num_sampled=num_sampled,
       )
       return loss, {"proxy_accuracy": accuracy}
 

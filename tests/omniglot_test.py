@@ -325,7 +325,7 @@ def test_within_class_whitening_whitens_the_scatter_and_reorders_the_classes():
   s = np.array([[[0.0, 0.0, 0.0]], [[5.0, 2.0, 0.0]]])
   q = np.array([[6.0, 0.0, 0.0]])
   assert oneshot.prototype_scorer("euclidean")(q, s).argmax() == 1
-  assert oneshot.prototype_scorer("euclidean", transform=w)(q, s).argmax() == 0
+  assert oneshot.prototype_scorer("euclidean")(q @ w, s @ w).argmax() == 0
   for bad in (0.0, 1.5):
     with pytest.raises(ValueError, match="shrinkage must be in"):
       oneshot.within_class_whitening(x, labels, bad)
@@ -333,23 +333,27 @@ def test_within_class_whitening_whitens_the_scatter_and_reorders_the_classes():
     oneshot.within_class_whitening(x[:3], np.arange(3))
 
 
-def test_fitted_prototype_scorer_fits_centre_and_whitening_on_training_features():
+def test_fit_prototype_scoring_maps_features_once_as_whitening_inside_each_trial():
   rng = np.random.default_rng(3)
   feats, labels = rng.uniform(size=(60, 4)), np.repeat(np.arange(12), 5)
   q, s = rng.uniform(size=(3, 4)), rng.uniform(size=(2, 2, 4))
-  fitted = oneshot.fitted_prototype_scorer("cosine", "train", 0.5, 0.0, feats, labels)
+  fmap, scorer = oneshot.fit_prototype_scoring("cosine", "train", 0.5, 0.0, feats, labels)
   mean = oneshot.power_features(feats, 0.5).mean(0)
-  np.testing.assert_allclose(fitted(q, s), oneshot.prototype_scorer("cosine", mean, 0.5)(q, s))
+  expected = oneshot.prototype_scorer("cosine", mean, 0.5)(q, s)
+  np.testing.assert_allclose(scorer(fmap(q), fmap(s)), expected, atol=1e-5)
+  # Whitening mapped once per feature = power, centre on the supports, whiten, per trial.
+  fmap, scorer = oneshot.fit_prototype_scoring("cosine", "supports", 0.5, 0.5, feats, labels)
   w = oneshot.within_class_whitening(oneshot.power_features(feats, 0.5), labels, 0.5)
-  fitted = oneshot.fitted_prototype_scorer("cosine", "supports", 0.5, 0.5, feats, labels)
-  expected = oneshot.prototype_scorer("cosine", "supports", 0.5, transform=w)(q, s)
-  np.testing.assert_allclose(fitted(q, s), expected)
-  plain = oneshot.fitted_prototype_scorer("euclidean", "none")
-  np.testing.assert_allclose(plain(q, s), oneshot.prototype_scorer("euclidean")(q, s))
+  pq, ps = oneshot.power_features(q, 0.5), oneshot.power_features(s, 0.5)
+  c = ps.reshape(-1, 4).mean(0)
+  expected = oneshot.prototype_scorer("cosine")((pq - c) @ w, (ps - c) @ w)
+  np.testing.assert_allclose(scorer(fmap(q), fmap(s)), expected, atol=1e-5)
+  fmap, plain = oneshot.fit_prototype_scoring("euclidean", "none")
+  np.testing.assert_allclose(plain(fmap(q), fmap(s)), oneshot.prototype_scorer("euclidean")(q, s))
   with pytest.raises(ValueError, match="needs train_features"):
-    oneshot.fitted_prototype_scorer("cosine", "supports", whiten=0.5)
+    oneshot.fit_prototype_scoring("cosine", "supports", whiten=0.5)
   with pytest.raises(ValueError, match="center must be"):
-    oneshot.fitted_prototype_scorer("cosine", "queries")
+    oneshot.fit_prototype_scoring("cosine", "queries")
 
 
 def test_pair_scorer_averages_over_shots():

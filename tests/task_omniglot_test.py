@@ -114,6 +114,13 @@ def test_too_few_evaluation_drawers_names_the_settings(alphabet_zip, tmp_path):
     omniglot.run(config, tmp_path)
 
 
+def test_shift_radius_off_the_step_names_the_settings(alphabet_zip, tmp_path):
+  config = _small_config(alphabet_zip)
+  config.eval.tta_shift, config.eval.tta_step = 4, 3
+  with pytest.raises(ValueError, match=r"eval\.tta_shift=4 must be a multiple of eval\.tta_step=3"):
+    omniglot.run(config, tmp_path)
+
+
 def test_missing_data_path_says_how_to_pass_one(tmp_path):
   config = _small_config(tmp_path / "nowhere.zip")
   with pytest.raises(FileNotFoundError, match=r"nowhere\.zip does not exist.*--config\.data\.root"):

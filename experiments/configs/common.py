@@ -311,6 +311,7 @@ RULES: list[tuple[str, Rule]] = [
   ("*.margin_grid", Each(POSITIVE)),  # () = use `margin`
   ("*.temperature", POSITIVE),
   ("loss*.scale", POSITIVE),
+  ("loss*.num_sampled", Int(0)),  # 0: every proxy
   ("loss*.terms.*.weight", Real(0)),
   ("*.distance", OneOf("euclidean", "squared_euclidean", "cosine")),
   ("*.reduction", OneOf("mean", "mean_active")),

@@ -69,7 +69,7 @@ def within_class_whitening(
   when N - C < D). After it, directions in which drawings of one character vary count
   less than those in which characters differ: the within-class covariance
   normalisation of speaker verification (Hatch et al. 2006). Fit it on the training
-  classes only; `prototype_scorer(transform=W)` applies it.
+  classes only; `fit_prototype_scoring` applies it.
   """
   x, labels = np.asarray(features, np.float64), np.asarray(labels)
   if not 0.0 < shrinkage <= 1.0:
@@ -94,7 +94,6 @@ def prototype_scorer(
   metric: str = "euclidean",
   center: np.ndarray | str | None = None,
   power: float = 1.0,
-  transform: np.ndarray | None = None,
 ) -> Scorer:
   """Class score = -distance to the mean of the class's supports (Snell et al. 2017).
 
@@ -105,7 +104,6 @@ def prototype_scorer(
   - "supports": the mean of the episode's (or run's) support features, which removes
     what the N classes share, such as one alphabet's style. It uses the labelled
     supports only, never the other queries.
-  `transform` [D, D] then maps every centred feature linearly (`within_class_whitening`).
   """
   if metric not in ("euclidean", "cosine"):
     raise ValueError(f"prototype metric must be 'euclidean' or 'cosine', got {metric!r}")
@@ -120,8 +118,6 @@ def prototype_scorer(
       q, s = q - c, s - c
     elif center is not None:
       q, s = q - center, s - center
-    if transform is not None:
-      q, s = q @ transform, s @ transform
     if metric == "cosine":
       q = q / np.maximum(np.linalg.norm(q, axis=-1, keepdims=True), 1e-12)
       s = s / np.maximum(np.linalg.norm(s, axis=-1, keepdims=True), 1e-12)
@@ -134,31 +130,45 @@ def prototype_scorer(
   return score
 
 
-def fitted_prototype_scorer(
+FeatureMap = Callable[[np.ndarray], np.ndarray]
+
+
+def fit_prototype_scoring(
   metric: str,
   center: str,
   power: float = 1.0,
   whiten: float = 0.0,
   train_features: np.ndarray | None = None,
   train_labels: np.ndarray | None = None,
-) -> Scorer:
-  """`prototype_scorer` with its centre and transform fitted on training features.
+) -> tuple[FeatureMap, Scorer]:
+  """A per-feature map and a `prototype_scorer`, fitted on training features.
 
-  `center`: "none", "supports" or "train" (the mean training feature after the power).
-  `whiten` > 0 adds `within_class_whitening` of the training features (after the
-  power) with that shrinkage. Both fits need `train_features` [N, D] and, for the
-  whitening, `train_labels` [N]: features of training classes only, computed as the
-  features they will be applied to (the same test-time augmentation).
+  The map is `power_features(., power)` followed, with `whiten` > 0, by
+  `within_class_whitening` of the mapped training features with that shrinkage. Apply
+  it once to all features, then score episodes or runs with the scorer: nearest
+  prototype by `metric`, centred on `center` ("none", "supports", or "train": the mean
+  mapped training feature). The map is linear after the power, so centring on the
+  supports commutes with it: this equals whitening inside every trial, without a
+  [D, D] product per trial. `train_features` [N, D] (and `train_labels` [N], for the
+  whitening) are features of training classes only, computed as the features the map
+  will be applied to (the same test-time augmentation).
   """
   if center not in ("none", "supports", "train"):
     raise ValueError(f"center must be 'none', 'supports' or 'train', got {center!r}")
   fit = center == "train" or whiten
   if fit and train_features is None:
     raise ValueError("a training-mean centre or a whitening needs train_features")
-  feats = power_features(train_features, power) if fit else None
-  mean = feats.mean(0) if center == "train" else {"none": None}.get(center, center)
-  transform = within_class_whitening(feats, train_labels, whiten) if whiten else None
-  return prototype_scorer(metric, mean, power, transform)
+  _check_power(power)
+  transform = None
+  if whiten:
+    transform = within_class_whitening(power_features(train_features, power), train_labels, whiten)
+
+  def feature_map(features: np.ndarray) -> np.ndarray:
+    x = power_features(features, power)
+    return (x if transform is None else x @ transform).astype(np.float32)
+
+  mean = feature_map(train_features).mean(0) if center == "train" else None
+  return feature_map, prototype_scorer(metric, {"supports": "supports"}.get(center, mean))
 
 
 def pair_scorer(pair_fn: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> Scorer:

@@ -166,16 +166,15 @@ def _data_metrics(data) -> dict:
   return out
 
 
-def scorer_for(config, name, data, model, variables, radius: int) -> oneshot.Scorer:
-  """Koch's pair head (mean logit over shots), or the nearest prototype after
-  `eval.power`, `eval.center` and, with `eval.whiten` > 0, the within-class whitening
-  of the training characters (`oneshot.within_class_whitening`, that shrinkage). The
-  training mean and the whitening are fitted on training alphabets only, on embeddings
-  with the same `radius` of shift averaging as those they are applied to."""
+def scorer_for(config, name, data, model, variables, radius: int):
+  """`(feature_map, scorer)`: Koch's pair head (mean logit over shots) on raw features,
+  or `oneshot.fit_prototype_scoring` with `eval.power`, `eval.center` and `eval.whiten`.
+  The training mean and the whitening are fitted on training alphabets only, on
+  embeddings with the same `radius` of shift averaging as those they are applied to."""
   model_cfg, ev = config.model[name], config.eval
   if model_cfg.kind == "koch":
     head = jax.jit(lambda a, b: model.apply(variables, a, b, method=model.pair_logits))
-    return oneshot.pair_scorer(lambda a, b: np.asarray(head(a, b)))
+    return (lambda f: f), oneshot.pair_scorer(lambda a, b: np.asarray(head(a, b)))
   mode, whiten, feats, labels = ev.get("center", "train"), ev.get("whiten", 0.0), None, None
   if mode == "train" or whiten:
     src, train = data["sources"][int(model_cfg.input_size)], data["split"]["records"]["train"]
@@ -185,7 +184,7 @@ def scorer_for(config, name, data, model, variables, radius: int) -> oneshot.Sco
     feats = _features(config, model, variables, src.images[train], radius)
     labels = src.identities[train]
   metric, power = model_cfg.get("score", "euclidean"), float(ev.get("power", 1.0))
-  return oneshot.fitted_prototype_scorer(metric, mode, power, whiten, feats, labels)
+  return oneshot.fit_prototype_scoring(metric, mode, power, whiten, feats, labels)
 
 
 def _features(config, model, variables, images, radius: int | None = None) -> np.ndarray:
@@ -206,7 +205,8 @@ def train_model(config, name: str, data, workdir: pathlib.Path):
   def val_accuracy(model, variables):
     # Without the shift averaging: (2 r + 1)^2 times cheaper, run at every evaluation.
     feats = inference.embed(model, variables, src.images[val], batch_size=config.eval.batch_size)
-    scorer = scorer_for(config, name, data, model, variables, radius=0)
+    feature_map, scorer = scorer_for(config, name, data, model, variables, radius=0)
+    feats = feature_map(feats)
     return {
       "val_accuracy": oneshot.episode_accuracy(feats, data["val_episodes"], scorer)["accuracy"]
     }
@@ -240,8 +240,8 @@ def evaluate_model(config, name: str, data, model, variables) -> tuple[dict, dic
   model_cfg = config.model[name]
   size = int(model_cfg.input_size)
   src, test = data["sources"][size], data["split"]["records"]["test"]
-  scorer = scorer_for(config, name, data, model, variables, config.eval.tta_shift)
-  feats = _features(config, model, variables, src.images[test])
+  feature_map, scorer = scorer_for(config, name, data, model, variables, config.eval.tta_shift)
+  feats = feature_map(_features(config, model, variables, src.images[test]))
   out: dict = {"episodes": {}}
   for (way, shot), eps in data["episodes"].items():
     r = oneshot.episode_accuracy(feats, eps, scorer)
@@ -252,7 +252,7 @@ def evaluate_model(config, name: str, data, model, variables) -> tuple[dict, dic
 
     def features_of(paths, root=root):
       images = np.stack([omniglot.decode_png(root / p, size, str(root / p)) for p in paths])
-      return _features(config, model, variables, images[..., None])
+      return feature_map(_features(config, model, variables, images[..., None]))
 
     r = oneshot.score_runs(runs, features_of, scorer, seed=config.seed)
     drawn[key] = (root, runs[0], r.pop("scores")[0])
