@@ -8,7 +8,8 @@ alphabets only (episode seed 11, not the run's own selection episodes) with:
 Euclidean prototypes, cosine, cosine on features centred on the mean training
 embedding, and that with embeddings averaged over shifts of up to 1, 2 and 3 pixels;
 then, on the 2-pixel features, centring on the episode's supports and power transforms
-(`oneshot.power_features`).
+(`oneshot.power_features`); last, the run's own scoring (`eval.*`) without and with
+the within-class whitening (`eval.whiten` 0.5 and 0.8).
 This is how the README's table of levers was measured; test alphabets are not read.
 """
 
@@ -70,6 +71,18 @@ def main() -> None:
     rows[f"shifts <= 2 px, power {power}, support-centred cosine"] = (
       shifted[2],
       oneshot.prototype_scorer("cosine", "supports", power=power),
+    )
+  # The run's own scoring (`omniglot.scorer_for`: its shifts, power and centring), with
+  # the within-class whitening off and at two shrinkages.
+  radius, step = int(config.eval.tta_shift), int(config.eval.get("tta_step", 1))
+  for whiten in (0.0, 0.5, 0.8):
+    with config.unlocked():
+      config.eval.whiten = whiten
+    fmap, scorer = omniglot.scorer_for(config, args.model, data, model, variables, radius)
+    feats = fmap(omniglot._features(config, model, variables, src.images[val]))  # noqa: SLF001
+    rows[f"the run's scoring (shifts <= {radius} px, step {step}), whitening {whiten}"] = (
+      feats,
+      scorer,
     )
   print(
     f"{work} ({args.model}, step {int(info.get('select_best_step', 0))}): validation "

@@ -107,7 +107,8 @@ class Conv4(nn.Module):
       first block's cost on large inputs; the FVC2002 recipe uses 5 at 128x128).
     space_to_depth: > 1 folds each b x b block of pixels into channels before the first
       convolution ([B, H, W, C] -> [B, H/b, W/b, b b C], no information lost): the net
-      sees a b-times finer image at the first layer's cost at H/b (Omniglot at 56x56).
+      sees a b-times finer image at the first layer's cost at H/b (the Omniglot default
+      folds 84x84 by 3).
     conv_impl: "xla", "im2col" or "auto" (see `jaxsim.models.conv`), or "im2col_train":
       im2col when training, XLA's convolution otherwise. im2col's gradients beat XLA's
       on Conv-4 at 28x28, but its forward pass alone is twice as slow (the Omniglot
