@@ -312,10 +312,13 @@ def test_within_class_whitening_whitens_the_scatter_and_reorders_the_classes():
   means = rng.normal(size=(40, 3))
   x = means[labels] + rng.normal(size=(1200, 3)) * np.array([10.0, 1.0, 1.0])
   w = oneshot.within_class_whitening(x, labels, shrinkage=1e-9)
-  np.testing.assert_allclose(w, w.T, atol=1e-12)
   residual = x - means[labels]
   whitened = np.cov((residual @ w).T)
   np.testing.assert_allclose(whitened, np.eye(3), atol=0.1)
+  # W W^T is the inverse of the pooled within-class covariance.
+  centred = x - np.stack([x[labels == c].mean(0) for c in range(40)])[labels]
+  scatter = centred.T @ centred / (1200 - 40)
+  np.testing.assert_allclose(w @ w.T, np.linalg.inv(scatter), rtol=1e-6)
   # Full shrinkage: a multiple of the identity (only the scale changes).
   w1 = oneshot.within_class_whitening(x, labels, shrinkage=1.0)
   np.testing.assert_allclose(w1, w1[0, 0] * np.eye(3), atol=1e-12)
