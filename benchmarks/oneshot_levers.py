@@ -75,11 +75,12 @@ def main() -> None:
   # The run's own scoring (`omniglot.scorer_for`: its shifts, power and centring), with
   # the within-class whitening off and at two shrinkages.
   radius, step = int(config.eval.tta_shift), int(config.eval.get("tta_step", 1))
+  own = omniglot._features(config, model, variables, src.images[val])  # noqa: SLF001
   for whiten in (0.0, 0.5, 0.8):
     with config.unlocked():
       config.eval.whiten = whiten
     fmap, scorer = omniglot.scorer_for(config, args.model, data, model, variables, radius)
-    feats = fmap(omniglot._features(config, model, variables, src.images[val]))  # noqa: SLF001
+    feats = fmap(own)
     rows[f"the run's scoring (shifts <= {radius} px, step {step}), whitening {whiten}"] = (
       feats,
       scorer,
