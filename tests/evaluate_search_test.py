@@ -67,6 +67,21 @@ def test_both_selection_paths_equal_a_stable_sort(k):
   assert all(len(set(r[r >= 0])) == np.sum(r >= 0) for r in i)
 
 
+@pytest.mark.parametrize("k", [2, 20])
+def test_the_overlapping_last_tile_counts_each_item_once(k):
+  # 1,500 items in tiles of 256: the last tile starts at 1,244, inside the fifth tile
+  # (1,024-1,279), so items 1,244-1,279 are scanned twice and must be counted once.
+  q, g = _data(8, 2, 1500, 6)
+  g[1250], g[1270] = 50 * q[0], 40 * q[1]
+  for metric in ("dot", "cosine"):
+    s, i = search.top_k_search(q, g, k, metric, gallery_tile=256)
+    ref_s, ref_i = _stable_top_k(np.asarray(search.pairwise_scores(q, g, metric)), k)
+    np.testing.assert_array_equal(i, ref_i)
+    np.testing.assert_allclose(s, ref_s, rtol=1e-5, atol=1e-5)
+    assert i[0, 0] == 1250 and i[1, 0] == 1270
+    assert all(len(set(row)) == k for row in i)
+
+
 def test_exclusion_is_by_id_not_position():
   g = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]], np.float32)  # item 1 duplicates item 0
   ids = np.array([10, 11, 12])
@@ -106,3 +121,5 @@ def test_bad_input_raises():
     search.top_k_search(q, g[:, :3], 2)
   with pytest.raises(ValueError, match="both"):
     search.top_k_search(q, g, 2, query_ids=np.arange(3))
+  with pytest.raises(ValueError, match="gallery is empty"):
+    search.ExactIndex(np.zeros((0, 5), np.float32))

@@ -262,45 +262,50 @@ def _candidates(s_t: jax.Array, k: int) -> tuple[jax.Array, jax.Array]:
   return cand.reshape(k * _SUB, rows), cand_ids.reshape(k * _SUB, rows).astype(jnp.int32)
 
 
-@functools.partial(jax.jit, static_argnames=("k", "metric", "exclude"))
-def _search_chunk(q, q_ids, g_tiles, g_sq_tiles, g_ids_tiles, g_valid_tiles, k, metric, exclude):
+def _gallery_tile(g, g_sq, g_ids, offset, tile):
+  """Tile `offset // tile` of the unpadded gallery: rows [start, start + tile) with
+  start = min(offset, N - tile), so the last tile overlaps its predecessor instead of
+  needing padding; rows before `offset` (already scanned) are marked invalid."""
+  start = jnp.minimum(offset, g.shape[0] - tile)
+  rows = start + jnp.arange(tile, dtype=jnp.int32)
+  take = functools.partial(jax.lax.dynamic_slice_in_dim, start_index=start, slice_size=tile)
+  return take(g), take(g_sq), take(g_ids), rows >= offset, start
+
+
+@functools.partial(jax.jit, static_argnames=("k", "metric", "exclude", "tile"))
+def _search_chunk(q, q_ids, g, g_sq, g_ids, k, metric, exclude, tile):
   """Running top-k of one query chunk over all gallery tiles (a scan, so memory is bounded)."""
   rows = q.shape[0]
-  tile = g_tiles.shape[1]
   if metric == "cosine":
     q = _normalize(q)
+  offsets = jnp.arange(-(-g.shape[0] // tile), dtype=jnp.int32) * tile
 
   if k <= _SMALL_K:
-    return _search_chunk_small_k(
-      q, q_ids, g_tiles, g_sq_tiles, g_ids_tiles, g_valid_tiles, k, metric, exclude
-    )
+    return _search_chunk_small_k(q, q_ids, (g, g_sq, g_ids), offsets, k, metric, exclude, tile)
 
-  def step(carry, xs):
+  def step(carry, offset):
     best_s, best_i = carry
-    g, g_sq, g_ids, g_valid, offset = xs
-    dots = jnp.matmul(q, g.T, precision="highest")
+    g_t, g_sq_t, g_ids_t, g_valid, start = _gallery_tile(g, g_sq, g_ids, offset, tile)
+    dots = jnp.matmul(q, g_t.T, precision="highest")
     if metric in ("dot", "cosine"):
       s = dots
     else:
       # |q - g|^2 = |q|^2 + |g|^2 - 2<q, g>; |q|^2 is constant per query, so rank on the
       # rest and convert the k winners back to distances at the end.
-      s = 2 * dots - g_sq[None, :]
+      s = 2 * dots - g_sq_t[None, :]
     mask = jnp.broadcast_to(g_valid[None, :], s.shape)
     if exclude:
-      mask = mask & (g_ids[None, :] != q_ids[:, None])
+      mask = mask & (g_ids_t[None, :] != q_ids[:, None])
     s = jnp.where(mask, s, -jnp.inf)
     tile_s, tile_i = _block_top_k(s, min(k, tile))
     # Earlier tiles (lower gallery indices) come first, so top_k's tie rule stays global.
     all_s = jnp.concatenate([best_s, tile_s], axis=1)
-    all_i = jnp.concatenate([best_i, tile_i + offset], axis=1)
+    all_i = jnp.concatenate([best_i, tile_i + start], axis=1)
     new_s, pos = jax.lax.top_k(all_s, k)
     return (new_s, jnp.take_along_axis(all_i, pos, axis=1)), None
 
   init = (jnp.full((rows, k), -jnp.inf, jnp.float32), jnp.full((rows, k), -1, jnp.int32))
-  offsets = jnp.arange(g_tiles.shape[0], dtype=jnp.int32) * tile
-  (best_s, best_i), _ = jax.lax.scan(
-    step, init, (g_tiles, g_sq_tiles, g_ids_tiles, g_valid_tiles, offsets)
-  )
+  (best_s, best_i), _ = jax.lax.scan(step, init, offsets)
   return _finish(q, best_s, best_i, metric)
 
 
@@ -312,39 +317,52 @@ def _finish(q, best_s, best_i, metric):
   return best_s, best_i
 
 
-def _search_chunk_small_k(
-  q, q_ids, g_tiles, g_sq_tiles, g_ids_tiles, g_valid_tiles, k, metric, exclude
-):
+def _search_chunk_small_k(q, q_ids, gallery, offsets, k, metric, exclude, tile):
   """`_search_chunk` for k <= _SMALL_K, gallery-major: tiles are scored as [W, R]."""
-  rows, tile = q.shape[0], g_tiles.shape[1]
+  rows = q.shape[0]
 
-  def step(carry, xs):
+  def step(carry, offset):
     best_s, best_i = carry  # [k, R], best first; earlier tiles' entries only
-    g, g_sq, g_ids, g_valid, offset = xs
-    s_t = jnp.matmul(g, q.T, precision="highest")
+    g_t, g_sq_t, g_ids_t, g_valid, start = _gallery_tile(*gallery, offset, tile)
+    s_t = jnp.matmul(g_t, q.T, precision="highest")
     if metric in ("euclidean", "squared_euclidean"):
-      s_t = 2 * s_t - g_sq[:, None]  # as in `_search_chunk`
+      s_t = 2 * s_t - g_sq_t[:, None]  # as in `_search_chunk`
     mask = jnp.broadcast_to(g_valid[:, None], s_t.shape)
     if exclude:
-      mask = mask & (g_ids[:, None] != q_ids[None, :])
+      mask = mask & (g_ids_t[:, None] != q_ids[None, :])
     cand, cand_i = _candidates(jnp.where(mask, s_t, -jnp.inf), min(k, tile))
     # The running best (lower gallery indices) first, so ties still go to the lower index.
     all_s = jnp.concatenate([best_s, cand])
-    all_i = jnp.concatenate([best_i, cand_i + offset])
+    all_i = jnp.concatenate([best_i, cand_i + start])
     new_s, pos = _extract_top_k(all_s, k)
     return (new_s, jnp.take_along_axis(all_i, pos, axis=0)), None
 
   init = (jnp.full((k, rows), -jnp.inf, jnp.float32), jnp.full((k, rows), -1, jnp.int32))
-  offsets = jnp.arange(g_tiles.shape[0], dtype=jnp.int32) * tile
-  (best_s, best_i), _ = jax.lax.scan(
-    step, init, (g_tiles, g_sq_tiles, g_ids_tiles, g_valid_tiles, offsets)
-  )
+  (best_s, best_i), _ = jax.lax.scan(step, init, offsets)
   return _finish(q, best_s.T, best_i.T, metric)
 
 
+def _aligned_copy(x: np.ndarray) -> np.ndarray:
+  """A private copy of `x` on 64-byte boundaries: XLA:CPU then uses it in place, where
+  it would copy an unaligned array itself, at about a third of the speed."""
+  buf = np.empty(x.nbytes + 64, np.uint8)
+  offset = -buf.ctypes.data % 64
+  out = buf[offset : offset + x.nbytes].view(x.dtype).reshape(x.shape)
+  np.copyto(out, x)
+  return out
+
+
+@functools.partial(jax.jit, static_argnames="metric")
+def _prepare_gallery(g: jax.Array, metric: str) -> tuple[jax.Array, jax.Array]:
+  """(gallery as searched, squared norms for the Euclidean metrics); for "dot" the
+  gallery is used as it is, without this program (which would copy it)."""
+  g = _normalize(g) if metric == "cosine" else g
+  return g, jnp.sum(g * g, -1) if metric in ("euclidean", "squared_euclidean") else g[:, 0]
+
+
 class ExactIndex:
-  """A gallery prepared once for exact tiled search: padded, normalised (cosine) and cut
-  into gallery-major tiles on the device, with squared norms and ids per tile.
+  """A gallery prepared once for exact tiled search: copied to the device once,
+  normalised (cosine), with squared norms (Euclidean) and ids; searches scan it in tiles.
 
   Args:
     gallery: [N, D] embeddings; held on the device whole.
@@ -364,27 +382,20 @@ class ExactIndex:
     g = np.asarray(gallery, np.float32)
     _check_2d("gallery", g)
     num_g = g.shape[0]
+    if num_g == 0:
+      raise ValueError("the gallery is empty: pass at least one [D] embedding to search")
     self.metric, self.size, self.dim = metric, num_g, g.shape[1]
     if gallery_ids is not None:
       gallery_ids = np.asarray(gallery_ids, np.int64).astype(np.int32)
       if gallery_ids.shape != (num_g,):
         raise ValueError(f"gallery_ids must be [{num_g}], got {gallery_ids.shape}")
     self.has_ids = gallery_ids is not None
-    tile = min(gallery_tile, -(-num_g // _BLOCK) * _BLOCK)
-    num_tiles = -(-num_g // tile)
-    padded = num_tiles * tile
-    gj = jnp.asarray(_pad_rows(g, padded))
-    if metric == "cosine":
-      gj = _normalize(gj)
-    valid = np.zeros(padded, bool)
-    valid[:num_g] = True
+    # No padding: the last tile overlaps the one before it (`_gallery_tile`).
+    self.tile = min(gallery_tile, num_g)
     ids = np.zeros(num_g, np.int32) if gallery_ids is None else gallery_ids
-    self.tiles = (
-      gj.reshape(num_tiles, tile, -1),
-      jnp.sum(gj * gj, -1).reshape(num_tiles, tile),
-      jnp.asarray(_pad_rows(ids, padded)).reshape(num_tiles, tile),
-      jnp.asarray(valid).reshape(num_tiles, tile),
-    )
+    g = jax.device_put(_aligned_copy(g))  # in place (jnp.asarray would copy it again)
+    g, g_sq = (g, g[:, 0]) if metric == "dot" else _prepare_gallery(g, metric)
+    self.gallery = (g, g_sq, jnp.asarray(ids))  # g_sq is unused unless Euclidean
 
   def search(
     self,
@@ -417,10 +428,11 @@ class ExactIndex:
       s, i = _search_chunk(
         _pad_rows(q[start:stop], chunk),
         _pad_rows(query_ids[start:stop], chunk),
-        *self.tiles,
+        *self.gallery,
         k=k,
         metric=self.metric,
         exclude=exclude,
+        tile=self.tile,
       )
       scores[start:stop] = np.asarray(s)[: stop - start]
       indices[start:stop] = np.asarray(i)[: stop - start]
