@@ -9,7 +9,8 @@ compiler produced, so the numbers are the same with or without it.
 
 `experiments.run` keeps the cache in the workdir (`<workdir>/xla_cache`), so that
 nothing outside the run's folder is written; `$JAX_COMPILATION_CACHE_DIR`, when set,
-takes precedence (a cache shared across runs).
+takes precedence (a cache shared across runs), and so does
+`$JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS` over `MIN_COMPILE_SECONDS`.
 """
 
 from __future__ import annotations
@@ -35,5 +36,6 @@ def enable(path: str | os.PathLike | None) -> str | None:
     return None
   pathlib.Path(chosen).mkdir(parents=True, exist_ok=True)
   jax.config.update("jax_compilation_cache_dir", chosen)
-  jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_SECONDS)
+  if "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS" not in os.environ:  # a set floor wins
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_SECONDS)
   return chosen
