@@ -111,14 +111,24 @@ def koch_affine(
   inverse = np.linalg.inv(forward)
   centre = (np.array(image.shape[:2], np.float64) - 1) / 2
   offset = centre - inverse @ (centre + shift)
-  out = np.stack(
+  return np.clip(warp_channels(image, inverse, offset), 0.0, 1.0).astype(np.float32)
+
+
+def warp_channels(
+  image: np.ndarray, matrix: np.ndarray, offset: np.ndarray, mode: str = "constant"
+) -> np.ndarray:
+  """Bilinear affine warp of each channel of `image` [H, W, C]: output pixel p reads
+  the input at matrix @ p + offset (`scipy.ndimage.affine_transform`, order 1; "constant"
+  fills with 0 outside). One 2-D transform per channel gives the same floats as one 3-D
+  transform that leaves the channel axis alone (tested) at half the cost: 4 taps per
+  pixel instead of 8."""
+  return np.stack(
     [
-      scipy.ndimage.affine_transform(image[..., c], inverse, offset=offset, order=1, cval=0.0)
+      scipy.ndimage.affine_transform(image[..., c], matrix, offset=offset, order=1, mode=mode)
       for c in range(image.shape[-1])
     ],
     axis=-1,
   )
-  return np.clip(out, 0.0, 1.0).astype(np.float32)
 
 
 def rotation_classes(
@@ -200,11 +210,7 @@ def augment_image(image: np.ndarray, rng: np.random.Generator, modality: str) ->
       matrix = matrix @ np.diag([1.0, -1.0])
     centre = np.array([(h - 1) / 2, (w - 1) / 2])
     offset = centre - matrix @ (centre + shift)
-    full = np.eye(3)
-    full[:2, :2] = matrix
-    image = scipy.ndimage.affine_transform(
-      image, full, offset=np.append(offset, 0.0), order=1, mode="nearest"
-    )
+    image = warp_channels(image, matrix, offset, mode="nearest")
   if brightness or contrast:
     mean = image.mean()
     gain = np.exp(rng.uniform(-contrast, contrast))
