@@ -373,6 +373,7 @@ TASK_RULES: dict[str, list[tuple[str, Rule]]] = {
     ("data.unimodal.num_subjects", Int(0)),  # 0: as in data
     ("data.unimodal.images_per_subject", Int(0)),  # 0: as in data
     ("data.unimodal.difficulty", Real(-1)),  # < 0: as in data
+    ("data.render_workers", Int(0, 64)),  # 0: one per CPU core
     ("split.train", Real(0, 1, open_lo=True)),
     ("loss.cross_modal.positive_fraction", PROBABILITY),
     ("train.cross_modal.best_metric", OneOf("", "val_auc")),

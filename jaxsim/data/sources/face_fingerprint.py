@@ -146,14 +146,11 @@ class PairedArrays(ArrayPairSource):
     return self.source_b()
 
 
-def _stack(source, n: int) -> np.ndarray:
-  return np.stack([source[i]["image"] for i in range(n)])
-
-
 def builtin_data(
   cfg: Any, correlation: float, faces: np.ndarray | None = None, seed: int = 0
 ) -> PairedArrays:
-  """Renders `FaceFingerprintSource` at `correlation` (faces do not depend on it: reusable)."""
+  """Renders `FaceFingerprintSource` at `correlation` (faces do not depend on it: reusable),
+  in `cfg.render_workers` processes (default 1; 0: one per CPU core)."""
   src = FaceFingerprintSource(
     cfg.num_subjects,
     cfg.images_per_subject,
@@ -163,9 +160,9 @@ def builtin_data(
     fingerprint_difficulty=cfg.fingerprint_difficulty,
     seed=seed,
   )
-  n = len(src)
-  face_images = _stack(src.faces, n) if faces is None else faces
-  fp = _stack(src.fingerprints, n)
+  workers = cfg.get("render_workers", 1)
+  face_images = src.faces.render(workers) if faces is None else faces
+  fp = src.fingerprints.render(workers)
   names = [f"subject_{s}" for s in range(cfg.num_subjects)]
   return PairedArrays(face_images, fp, src.identities, names)
 
