@@ -20,6 +20,7 @@ good checkpoint stays as it was).
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
 import json
@@ -192,8 +193,51 @@ def init_variables(
   default level 2 the compile took 18 s; init runs once, so its code need not be fast.
   """
   rows = {k: np.asarray(v)[:2] for k, v in example_batch.items()}
-  init = jax.jit(functools.partial(model.init, train=False), compiler_options=INIT_COMPILER_OPTIONS)
+  init = shared(
+    ("init", model),
+    lambda: jax.jit(
+      functools.partial(model.init, train=False), compiler_options=INIT_COMPILER_OPTIONS
+    ),
+  )
   return dict(init(jax.random.key(seed), **model_inputs(rows, inputs)))
+
+
+# ---------------------------------------------------------------------------
+# Programs shared between models built from equal configs
+
+_SHARED: collections.OrderedDict[Any, Any] = collections.OrderedDict()
+_SHARED_SIZE = 32
+
+
+def shared(key: Any, build: Callable[[], Any]) -> Any:
+  """`build()`, or the object an earlier call built for an equal `key` (the last 32).
+
+  A jitted function keeps its compiled programs, so a second model whose init and step
+  come from here traces and compiles nothing: face_fp's correlation sweep trains four
+  models with the main model's configs. Keys must capture everything the object depends
+  on: Flax modules compare by their fields; configs enter through `config_key`.
+  """
+  try:
+    hash(key)
+  except TypeError:  # e.g. a module with a list field: built afresh, as before
+    return build()
+  if key in _SHARED:
+    _SHARED.move_to_end(key)
+    return _SHARED[key]
+  value = _SHARED[key] = build()
+  if len(_SHARED) > _SHARED_SIZE:
+    _SHARED.popitem(last=False)
+  return value
+
+
+def config_key(cfg: Any) -> str:
+  """A config section (ConfigDict or mapping) as canonical JSON, for `shared` keys."""
+  plain = cfg.to_dict() if hasattr(cfg, "to_dict") else dict(cfg)
+  return json.dumps(plain, sort_keys=True, default=repr)
+
+
+def _inputs_key(inputs: Inputs) -> tuple:
+  return tuple(sorted((k, v if isinstance(v, str) else tuple(v)) for k, v in inputs.items()))
 
 
 # Compiler options for a model's init: bit-identical values, far shorter compiles.
@@ -477,8 +521,11 @@ def fit(
   mesh = mesh if mesh is not None else parallel.data_mesh()
   parallel.check_global_batch(cfg.batch_size, mesh)
   is_chief = jax.process_index() == 0
-  optimizer, schedule = make_optimizer(cfg)
-  train_step = make_train_step(model, loss_fn, optimizer, mesh, inputs)
+  # Models built from equal configs (a sweep's) share one optimizer object and so one
+  # jitted step: the second traces and compiles nothing.
+  optimizer, schedule = shared(("optimizer", config_key(cfg)), lambda: make_optimizer(cfg))
+  step_key = ("step", model, loss_fn, optimizer, mesh, _inputs_key(inputs))
+  train_step = shared(step_key, lambda: make_train_step(model, loss_fn, optimizer, mesh, inputs))
 
   with profiling.phase(_PIPELINE):
     first_batch = next(train_iter)
@@ -685,7 +732,9 @@ def fit_model(
     `select_*`: best step and validation values).
   """
   model = model_from_config(model_cfg)
-  loss_fn = objectives.objective_from_config(loss_cfg)
+  loss_fn = shared(
+    ("loss", config_key(loss_cfg)), lambda: objectives.objective_from_config(loss_cfg)
+  )
   start = time.perf_counter()
   common = {"model": model, "loss_fn": loss_fn, "train_iter": train_iter, "inputs": inputs}
   if cfg.best_metric:

@@ -272,3 +272,45 @@ def test_jitted_init_equals_the_eager_init_bit_for_bit():
   assert jax.tree.structure(jitted) == jax.tree.structure(dict(eager))
   for a, b in zip(jax.tree.leaves(jitted), jax.tree.leaves(dict(eager)), strict=True):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_equal_models_and_configs_share_one_jitted_step(tmp_path):
+  # face_fp's sweep trains several models from equal configs: the second fit reuses the
+  # first's jitted step (the loss is traced once) and, on the same data, ends the same.
+  traced = []
+
+  def loss(outputs, batch):
+    traced.append(1)  # runs only while the step is traced
+    return pair_contrastive_loss(outputs, batch)
+
+  batches = list(_batches(3))
+  finals = []
+  for run in range(2):
+    cfg = _cfg(steps=3, batch_size=16, async_checkpoints=False, checkpoint_every=3, seed=7)
+    result = train.fit(
+      cfg,
+      model=_model(),  # a new module object, equal to the other run's
+      loss_fn=loss,
+      train_iter=iter(batches),
+      workdir=tmp_path / str(run),
+      inputs=train.SINGLE_INPUTS,
+      mesh=parallel.data_mesh(jax.devices()[:1]),
+    )
+    finals.append(jax.device_get(result.state["params"]))
+  assert len(traced) == 1
+  jax.tree.map(np.testing.assert_array_equal, finals[0], finals[1])
+
+
+def test_shared_builds_once_per_key_and_not_for_unhashable_keys():
+  built = []
+
+  def build():
+    built.append(1)
+    return object()
+
+  a, b = train.shared(("test", 1), build), train.shared(("test", 1), build)
+  assert a is b and len(built) == 1
+  assert train.shared(("test", 2), build) is not a
+  assert train.shared(("test", [1]), build) is not train.shared(("test", [1]), build)
+  assert len(built) == 4
+  assert train.config_key({"b": 1, "a": (2, 3)}) == train.config_key({"a": (2, 3), "b": 1})
