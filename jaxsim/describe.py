@@ -126,6 +126,20 @@ def one_shot_sentence(name: str, m: Mapping[str, Any]) -> str:
   return line
 
 
+def pixel_baseline_sentence(m: Mapping[str, Any], size: int) -> str:
+  """The raw-pixel baseline's test figures (`oneshot.pixel_baseline`), in words."""
+  runs = m["one_shot_runs"]
+  ep = ", ".join(
+    f"{k.replace('way_', '-way ').replace('shot', '-shot')} {report.with_ci(v, 'accuracy', 3)}"
+    for k, v in m["episodes"].items()
+  )
+  return (
+    f"Classical baseline, no learning: nearest class prototype on raw {size}x{size} pixels "
+    f"({m['metric']} distance, centring {m['center']}, both chosen on validation episodes): "
+    f"built runs {report.with_ci(runs, 'accuracy', 3)}; test-alphabet episodes {ep}."
+  )
+
+
 def verification_sentence(name: str, m: Mapping[str, Any], fars) -> str:
   """One verification model's test figures in words (`face_verify`'s metrics of a model:
   `test` with identity-level intervals, `inference`, `train`)."""

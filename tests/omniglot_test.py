@@ -209,6 +209,33 @@ def test_score_runs_on_a_hand_made_three_way_run(tmp_path):
   assert wrong["accuracy"] == 0.0
 
 
+def test_pixel_baseline_chooses_on_validation_and_scores_episodes_and_runs(tmp_path):
+  # Class c is a bar of length 4 + 2 c at row 2 c, shifted d pixels sideways by drawer d.
+  # On validation the drawers also change the ink (0.02 to 1): a faint query is nearest,
+  # in Euclidean distance, to the shortest bar, while cosine ignores the ink. On test the
+  # ink is constant and every option is exact, so only validation can choose cosine.
+  classes, drawers = np.repeat(np.arange(6), 4), np.tile(np.arange(4), 6)
+  val, test = (np.zeros((24, 16, 16, 1), np.float32) for _ in range(2))
+  for i, (c, d) in enumerate(zip(classes, drawers, strict=True)):
+    val[i, 2 * c : 2 * c + 2, d : d + 4 + 2 * c] = (0.02, 0.1, 0.5, 1.0)[d]
+    test[i, 2 * c : 2 * c + 2, d : d + 4 + 2 * c] = 1.0
+  eps = oneshot.sample_episodes(classes, drawers, way=5, shot=1, queries=1, num=40, seed=1)
+  _hand_made_run(tmp_path)
+  runs = {"one_shot_runs": (tmp_path, oneshot.read_runs(tmp_path))}
+
+  def read(root, paths):
+    return np.stack([omniglot.decode_png(root / p, 105, p) for p in paths])[..., None]
+
+  out = oneshot.pixel_baseline(val, eps, test, {(5, 1): eps}, runs, read)
+  acc = out["val_accuracy"]
+  assert set(acc) == {"euclidean_none", "euclidean_supports", "cosine_none", "cosine_supports"}
+  assert (out["metric"], out["center"]) == ("cosine", "none")
+  assert acc["cosine_none"] == 1.0 > acc["euclidean_none"]
+  assert out["episodes"]["5way_1shot"]["accuracy"] == 1.0
+  assert out["one_shot_runs"]["accuracy"] == 1.0 and "scores" not in out["one_shot_runs"]
+  assert out["one_shot_runs"]["root"] == str(tmp_path)
+
+
 @pytest.mark.parametrize(
   "break_it, message",
   [

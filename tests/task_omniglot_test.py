@@ -94,6 +94,11 @@ def test_task_end_to_end_on_a_constructed_alphabet_zip(alphabet_zip, tmp_path):
     assert 0 <= m["episodes"]["20way_1shot"]["accuracy"] <= 1
     assert m["train"]["select_best_step"] in (3.0, 6.0)
   assert metrics["proxy"]["one_shot_runs"]["root"].endswith("runs_test")
+  # The classical baseline, on the same episodes and runs (its options chosen on val).
+  pixels = saved["pixels"]
+  assert pixels["metric"] in ("euclidean", "cosine") and len(pixels["val_accuracy"]) == 4
+  assert pixels["one_shot_runs"]["num_runs"] == 3 and set(pixels["episodes"]) == set(m["episodes"])
+  assert "Classical baseline, no learning" in (work / "report.md").read_text()
   # Any folder of runs is scored too: here the built runs, copied.
   import shutil  # noqa: PLC0415
 
@@ -105,6 +110,9 @@ def test_task_end_to_end_on_a_constructed_alphabet_zip(alphabet_zip, tmp_path):
     again["proxy"]["one_shot_runs_given"]["per_run"] == saved["proxy"]["one_shot_runs"]["per_run"]
   )
   assert again["proxy"]["one_shot_runs_given"]["root"] == str(given)
+  assert (
+    again["pixels"]["one_shot_runs_given"]["per_run"] == saved["pixels"]["one_shot_runs"]["per_run"]
+  )
 
 
 def test_too_few_evaluation_drawers_names_the_settings(alphabet_zip, tmp_path):

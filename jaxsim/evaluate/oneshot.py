@@ -30,7 +30,8 @@ import dataclasses
 import math
 import pathlib
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import scipy.linalg
@@ -473,3 +474,56 @@ def score_runs(
     "predictions": predictions,
     "scores": all_scores,
   }
+
+
+# ---------------------------------------------------------------------------
+# The classical baseline
+
+
+def pixel_baseline(
+  val_images: np.ndarray,
+  val_episodes: Episodes,
+  test_images: np.ndarray,
+  episodes: Mapping[tuple[int, int], Episodes],
+  runs: Mapping[str, tuple[Any, Sequence[Run]]],
+  read_images: Callable[[Any, list[str]], np.ndarray],
+  seed: int = 0,
+) -> dict:
+  """Nearest class prototype on raw pixels: the baseline that needs no learning.
+
+  The metric ("euclidean" or "cosine") and the centring (none, or the mean of the
+  episode's supports) are chosen on the validation episodes; then the test episodes
+  (`{(way, shot): Episodes}` over `test_images`) and every run set in `runs`
+  (`{key: (root, runs)}`, images read by `read_images(root, paths)`) are scored once.
+
+  Returns:
+    `{metric, center, val_accuracy: {option: accuracy}, episodes: {"{way}way_{shot}shot":
+    ...}, <key>: score_runs's figures without the scores, and the root}`.
+  """
+
+  def flat(images):
+    return np.asarray(images, np.float32).reshape(len(images), -1)
+
+  options = {
+    f"{m}_{c or 'none'}": (m, c) for m in ("euclidean", "cosine") for c in (None, "supports")
+  }
+  val, val_acc = flat(val_images), {}
+  for name, (metric, center) in options.items():
+    val_acc[name] = episode_accuracy(val, val_episodes, prototype_scorer(metric, center))[
+      "accuracy"
+    ]
+  metric, center = options[max(val_acc, key=val_acc.get)]  # the first of equals
+  scorer, test = prototype_scorer(metric, center), flat(test_images)
+  out: dict = {"metric": metric, "center": center or "none", "val_accuracy": val_acc}
+  out["episodes"] = {
+    f"{way}way_{shot}shot": {
+      k: v for k, v in episode_accuracy(test, eps, scorer).items() if k != "per_group"
+    }
+    for (way, shot), eps in episodes.items()
+  }
+  for key, (root, run_list) in runs.items():
+    r = score_runs(
+      run_list, lambda paths, root=root: flat(read_images(root, paths)), scorer, seed=seed
+    )
+    out[key] = {**{k: v for k, v in r.items() if k != "scores"}, "root": str(root)}
+  return out

@@ -46,7 +46,7 @@ PUBLISHED = {  # 20-way one-shot accuracy, as published (protocol in the README)
 
 
 def HEADLINE(metrics):  # noqa: N802 -- the tasks' summary-table hook
-  models = [k for k in metrics if k not in ("data", "published")]
+  models = [k for k in metrics if k not in ("data", "published")]  # and "pixels"
   rows = {
     "{name} 20-way 1-shot, test-alphabet runs": "{name}.one_shot_runs.accuracy",
     "{name} 20-way 1-shot, eval.runs_root runs": "{name}.one_shot_runs_given.accuracy",
@@ -251,13 +251,16 @@ def evaluate_model(config, name: str, data, model, variables) -> tuple[dict, dic
   for key, (root, runs) in data["runs"].items():
 
     def features_of(paths, root=root):
-      images = np.stack([omniglot.decode_png(root / p, size, str(root / p)) for p in paths])
-      return feature_map(_features(config, model, variables, images[..., None]))
+      return feature_map(_features(config, model, variables, _run_images(root, paths, size)))
 
     r = oneshot.score_runs(runs, features_of, scorer, seed=config.seed)
     drawn[key] = (root, runs[0], r.pop("scores")[0])
     out[key] = {**r, "root": str(root)}
   return out, drawn
+
+
+def _run_images(root: pathlib.Path, paths, size: int) -> np.ndarray:
+  return np.stack([omniglot.decode_png(root / p, size, str(root / p)) for p in paths])[..., None]
 
 
 def run_figure(name: str, drawn: tuple, size: int, path: pathlib.Path):
@@ -291,6 +294,18 @@ def run(config, workdir: pathlib.Path) -> dict:
     figures[caption] = run_figure(
       name, drawn["one_shot_runs"], int(config.model[name].input_size), workdir / f"run_{name}.png"
     )
+  size, rec = min(data["sources"]), data["split"]["records"]  # the baseline, at this size
+  images = data["sources"][size].images
+  metrics["pixels"] = oneshot.pixel_baseline(
+    images[rec["val"]],
+    data["val_episodes"],
+    images[rec["test"]],
+    data["episodes"],
+    data["runs"],
+    lambda root, paths: _run_images(root, paths, size),
+    seed=config.seed,
+  )
+  sentences.append(describe.pixel_baseline_sentence(metrics["pixels"], size))
   metrics["published"] = dict(PUBLISHED)
   report.write_metrics_json(metrics, workdir)
   report.write_report_md(metrics, workdir, "Omniglot one-shot classification", figures, sentences)
