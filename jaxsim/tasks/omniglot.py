@@ -19,7 +19,8 @@ What it does:
   alphabets are used for nothing but the test.
 - Scores N-way k-shot episodes of the test alphabets (`eval.ways` x `eval.shots`,
   `eval.episodes` each, 95% intervals over episodes) and the runs (bootstrap interval
-  over runs), and draws one run.
+  over runs), and draws one run. The same episodes and runs score a classical baseline,
+  nearest prototype on raw pixels (`oneshot.pixel_baseline`, chosen on validation).
 
 Embedding models classify by the nearest class prototype (`oneshot.prototype_scorer`),
 Koch's model by its L1 pair head averaged over the shots (`oneshot.pair_scorer`).
