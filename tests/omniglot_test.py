@@ -116,6 +116,10 @@ def test_split_is_disjoint_in_alphabets_and_drawers(omniglot_zip):
     assert set(src.alphabets[r[split]]) <= set(g[split])
     assert set(src.drawers[r[split]]) <= set(drawers)
   assert not set(src.identities[r["val"]]) & set(src.identities[r["test"]])
+  counts = splits.group_and_drawer_counts(out, src.identities, "alphabets", "characters")
+  assert counts["num_alphabets_train"] == 1 == counts["num_alphabets_test"]
+  assert counts["num_images_val"] == len(r["val"]) and counts["num_train_drawers"] == 3
+  assert counts["num_characters_val"] == len(np.unique(src.identities[r["val"]])) >= 3
   with pytest.raises(ValueError, match="groups with at least 4 classes"):
     splits.group_and_drawer_split(
       src.identities,

@@ -311,6 +311,20 @@ def group_and_drawer_split(
   return {"groups": out_groups, "drawers": out_drawers, "records": records}
 
 
+def group_and_drawer_counts(
+  split: dict, classes: np.ndarray, group_name: str = "groups", class_name: str = "classes"
+) -> dict[str, float]:
+  """Sizes of a `group_and_drawer_split`: `num_{group_name}_{part}`, `num_images_{part}`,
+  `num_{class_name}_{part}` per part (train, val, test) and `num_train_drawers`."""
+  classes = np.asarray(classes)
+  out = {f"num_{group_name}_{k}": float(len(v)) for k, v in split["groups"].items()}
+  for k, v in split["records"].items():
+    out[f"num_images_{k}"] = float(len(v))
+    out[f"num_{class_name}_{k}"] = float(len(np.unique(classes[v])))
+  out["num_train_drawers"] = float(len(split["drawers"]["train"]))
+  return out
+
+
 def manifest(
   identity_groups: Mapping[str, np.ndarray],
   *,

@@ -153,20 +153,6 @@ def _episodes(src, records, config, way, shot, num, seed) -> oneshot.Episodes:
   )
 
 
-def _data_metrics(data) -> dict:
-  split, src = data["split"], next(iter(data["sources"].values()))
-  out = {f"num_alphabets_{k}": float(len(v)) for k, v in split["groups"].items()}
-  out.update({f"num_images_{k}": float(len(v)) for k, v in split["records"].items()})
-  out.update(
-    {
-      f"num_characters_{k}": float(len(np.unique(src.identities[v])))
-      for k, v in split["records"].items()
-    }
-  )
-  out["num_train_drawers"] = float(len(split["drawers"]["train"]))
-  return out
-
-
 def scorer_for(config, name, data, model, variables, radius: int):
   """`(feature_map, scorer)`: Koch's pair head (mean logit over shots) on raw features,
   or `oneshot.fit_prototype_scoring` with `eval.power`, `eval.center` and `eval.whiten`.
@@ -252,16 +238,14 @@ def evaluate_model(config, name: str, data, model, variables) -> tuple[dict, dic
   for key, (root, runs) in data["runs"].items():
 
     def features_of(paths, root=root):
-      return feature_map(_features(config, model, variables, _run_images(root, paths, size)))
+      return feature_map(
+        _features(config, model, variables, omniglot.read_run_images(root, paths, size))
+      )
 
     r = oneshot.score_runs(runs, features_of, scorer, seed=config.seed)
     drawn[key] = (root, runs[0], r.pop("scores")[0])
     out[key] = {**r, "root": str(root)}
   return out, drawn
-
-
-def _run_images(root: pathlib.Path, paths, size: int) -> np.ndarray:
-  return np.stack([omniglot.decode_png(root / p, size, str(root / p)) for p in paths])[..., None]
 
 
 def run_figure(name: str, drawn: tuple, size: int, path: pathlib.Path):
@@ -282,7 +266,9 @@ def run(config, workdir: pathlib.Path) -> dict:
   """Prepare -> train and evaluate each model -> describe."""
   workdir = pathlib.Path(workdir)
   data = prepare(config, workdir)
-  metrics: dict = {"data": _data_metrics(data)}
+  names = {"group_name": "alphabets", "class_name": "characters"}
+  ids = next(iter(data["sources"].values())).identities
+  metrics: dict = {"data": splits.group_and_drawer_counts(data["split"], ids, **names)}
   source = next(iter(data["sources"].values())).describe()
   sentences = [describe.one_shot_data_sentence(source, data["names"], metrics["data"])]
   figures = {}
@@ -303,7 +289,7 @@ def run(config, workdir: pathlib.Path) -> dict:
     images[rec["test"]],
     data["episodes"],
     data["runs"],
-    lambda root, paths: _run_images(root, paths, size),
+    lambda root, paths: omniglot.read_run_images(root, paths, size),
     seed=config.seed,
   )
   sentences.append(describe.pixel_baseline_sentence(metrics["pixels"], size))

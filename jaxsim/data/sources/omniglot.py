@@ -51,6 +51,12 @@ def decode_png(data: bytes | pathlib.Path, image_size: int, what: str) -> np.nda
     raise ValueError(f"cannot read Omniglot image {what}: {e}; replace or delete the file") from e
 
 
+def read_run_images(root: pathlib.Path, paths, image_size: int) -> np.ndarray:
+  """Images [n, S, S, 1] of one-shot run files, given relative to the runs `root`."""
+  root = pathlib.Path(root)
+  return np.stack([decode_png(root / p, image_size, str(root / p)) for p in paths])[..., None]
+
+
 class _Reader:
   """The PNG members of a zip or the PNG files under a folder, by relative path."""
 
