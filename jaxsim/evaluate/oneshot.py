@@ -507,11 +507,11 @@ def pixel_baseline(
   options = {
     f"{m}_{c or 'none'}": (m, c) for m in ("euclidean", "cosine") for c in (None, "supports")
   }
-  val, val_acc = flat(val_images), {}
-  for name, (metric, center) in options.items():
-    val_acc[name] = episode_accuracy(val, val_episodes, prototype_scorer(metric, center))[
-      "accuracy"
-    ]
+  val = flat(val_images)
+  val_acc = {
+    name: episode_accuracy(val, val_episodes, prototype_scorer(*option))["accuracy"]
+    for name, option in options.items()
+  }
   metric, center = options[max(val_acc, key=val_acc.get)]  # the first of equals
   scorer, test = prototype_scorer(metric, center), flat(test_images)
   out: dict = {"metric": metric, "center": center or "none", "val_accuracy": val_acc}

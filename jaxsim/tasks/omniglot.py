@@ -47,7 +47,7 @@ PUBLISHED = {  # 20-way one-shot accuracy, as published (protocol in the README)
 
 
 def HEADLINE(metrics):  # noqa: N802 -- the tasks' summary-table hook
-  models = [k for k in metrics if k not in ("data", "published")]  # and "pixels"
+  models = [k for k in metrics if k not in ("data", "published")]  # "pixels" included
   rows = {
     "{name} 20-way 1-shot, test-alphabet runs": "{name}.one_shot_runs.accuracy",
     "{name} 20-way 1-shot, eval.runs_root runs": "{name}.one_shot_runs_given.accuracy",
@@ -250,11 +250,11 @@ def evaluate_model(config, name: str, data, model, variables) -> tuple[dict, dic
 
 def run_figure(name: str, drawn: tuple, size: int, path: pathlib.Path):
   root, run, scores = drawn
-  images = {p: omniglot.decode_png(root / p, size, p)[..., None] for p in run.training + run.test}
+  images = omniglot.read_run_images(root, [run.test[0], *run.training], size)
   right = int(np.argmax(scores[0])) == int(run.label[0])
   return report.plot_one_shot_run(
-    images[run.test[0]],
-    np.stack([images[p] for p in run.training]),
+    images[0],
+    images[1:],
     scores[0],
     int(run.label[0]),
     path,
@@ -266,11 +266,9 @@ def run(config, workdir: pathlib.Path) -> dict:
   """Prepare -> train and evaluate each model -> describe."""
   workdir = pathlib.Path(workdir)
   data = prepare(config, workdir)
-  names = {"group_name": "alphabets", "class_name": "characters"}
-  ids = next(iter(data["sources"].values())).identities
-  metrics: dict = {"data": splits.group_and_drawer_counts(data["split"], ids, **names)}
-  source = next(iter(data["sources"].values())).describe()
-  sentences = [describe.one_shot_data_sentence(source, data["names"], metrics["data"])]
+  src, names = next(iter(data["sources"].values())), ("alphabets", "characters")
+  metrics: dict = {"data": splits.group_and_drawer_counts(data["split"], src.identities, *names)}
+  sentences = [describe.one_shot_data_sentence(src.describe(), data["names"], metrics["data"])]
   figures = {}
   for name in config.model:
     model, variables, train_info = train_model(config, name, data, workdir)
