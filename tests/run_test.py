@@ -81,12 +81,6 @@ def test_end_to_end_writes_config_and_metrics(tmp_path):
   assert metrics["d8"]["observed_mean"] == pytest.approx(metrics["d8"]["null_mean"], abs=0.02)
 
 
-def test_default_workdir_is_runs_name(tmp_path):
-  proc = _run("--config=sqrt2_null:runlocal", "--config.data.dims=(4,)", cwd=tmp_path)
-  assert proc.returncode == 0, proc.stderr
-  assert (tmp_path / "runs" / "sqrt2_null" / "config.json").is_file()
-
-
 def _fast_run(*args, cwd):
   """A run that must end before JAX is needed (validation, help, config printing)."""
   start = time.perf_counter()
@@ -158,9 +152,10 @@ def test_data_error_is_one_line_and_traceback_only_when_verbose(tmp_path):
   assert verbose.returncode != 0 and "Traceback" in verbose.stderr
 
 
-def test_a_run_is_quiet_and_ends_with_the_summary_table(tmp_path):
+def test_a_run_is_quiet_ends_with_the_summary_table_and_defaults_to_runs_name(tmp_path):
   proc = _run("--config=sqrt2_null:runlocal", "--config.data.dims=(4,)", cwd=tmp_path)
   assert proc.returncode == 0, proc.stderr
+  assert (tmp_path / "runs" / "sqrt2_null" / "config.json").is_file()  # the default workdir
   # No library INFO logging by default, no JSON dump: the table, then the report's path.
   assert len(proc.stderr.splitlines()) < 50 and "I1" not in proc.stderr
   lines = proc.stdout.strip().splitlines()
@@ -210,5 +205,5 @@ def test_a_second_run_on_a_live_workdir_is_refused(tmp_path):
     holder.kill()
     holder.wait()
   # The holder is gone: its stale lock does not block the next run.
-  proc = _run("--config=sqrt2_null:runlocal", cwd=tmp_path)
+  proc = _run("--config=sqrt2_null:runlocal", "--config.data.dims=(4,)", cwd=tmp_path)
   assert proc.returncode == 0, proc.stderr
