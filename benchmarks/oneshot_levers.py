@@ -79,7 +79,7 @@ def main() -> None:
   for whiten in (0.0, 0.5, 0.8):
     with config.unlocked():
       config.eval.whiten = whiten
-    fmap, scorer = omniglot.scorer_for(config, args.model, data, model, variables, radius)
+    fmap, scorer = omniglot.scorer_for(config, args.model, data, model, variables)
     feats = fmap(own)
     rows[f"the run's scoring (shifts <= {radius} px, step {step}), whitening {whiten}"] = (
       feats,

@@ -156,8 +156,9 @@ def fit_prototype_scoring(
   mapped training feature). The map is linear after the power, so centring on the
   supports commutes with it: this equals whitening inside every trial, without a
   [D, D] product per trial. `train_features` [N, D] (and `train_labels` [N], for the
-  whitening) are features of training classes only, computed as the features the map
-  will be applied to (the same test-time augmentation).
+  whitening) are features of training classes only, from the same model (the
+  Omniglot task fits them on unshifted images and maps shift-averaged features:
+  `omniglot.scorer_for`).
   """
   if center not in ("none", "supports", "train"):
     raise ValueError(f"center must be 'none', 'supports' or 'train', got {center!r}")

@@ -153,11 +153,12 @@ def _episodes(src, records, config, way, shot, num, seed) -> oneshot.Episodes:
   )
 
 
-def scorer_for(config, name, data, model, variables, radius: int):
+def scorer_for(config, name, data, model, variables):
   """`(feature_map, scorer)`: Koch's pair head (mean logit over shots) on raw features,
   or `oneshot.fit_prototype_scoring` with `eval.power`, `eval.center` and `eval.whiten`.
   The training mean and the whitening are fitted on training alphabets only, on
-  embeddings with the same `radius` of shift averaging as those they are applied to."""
+  embeddings of the unshifted images: validation 0.915 against 0.916 when fitted on
+  shift-averaged ones like the features they map, at a thirtieth of the cost (README)."""
   model_cfg, ev = config.model[name], config.eval
   if model_cfg.kind == "koch":
     head = jax.jit(lambda a, b: model.apply(variables, a, b, method=model.pair_logits))
@@ -168,7 +169,7 @@ def scorer_for(config, name, data, model, variables, radius: int):
     if not whiten:  # a sample is enough for a mean
       train = np.random.default_rng(config.seed).choice(train, min(2000, len(train)), False)
     train = np.sort(train)
-    feats = _features(config, model, variables, src.images[train], radius)
+    feats = _features(config, model, variables, src.images[train], radius=0)
     labels = src.identities[train]
   metric, power = model_cfg.get("score", "euclidean"), float(ev.get("power", 1.0))
   return oneshot.fit_prototype_scoring(metric, mode, power, whiten, feats, labels)
@@ -192,7 +193,7 @@ def train_model(config, name: str, data, workdir: pathlib.Path):
   def val_accuracy(model, variables):
     # Without the shift averaging: (2 r + 1)^2 times cheaper, run at every evaluation.
     feats = inference.embed(model, variables, src.images[val], batch_size=config.eval.batch_size)
-    feature_map, scorer = scorer_for(config, name, data, model, variables, radius=0)
+    feature_map, scorer = scorer_for(config, name, data, model, variables)
     feats = feature_map(feats)
     return {
       "val_accuracy": oneshot.episode_accuracy(feats, data["val_episodes"], scorer)["accuracy"]
@@ -227,7 +228,7 @@ def evaluate_model(config, name: str, data, model, variables) -> tuple[dict, dic
   model_cfg = config.model[name]
   size = int(model_cfg.input_size)
   src, test = data["sources"][size], data["split"]["records"]["test"]
-  feature_map, scorer = scorer_for(config, name, data, model, variables, config.eval.tta_shift)
+  feature_map, scorer = scorer_for(config, name, data, model, variables)
   feats = feature_map(_features(config, model, variables, src.images[test]))
   out: dict = {"episodes": {}}
   for (way, shot), eps in data["episodes"].items():
