@@ -412,6 +412,8 @@ def environment() -> dict[str, Any]:
     "cpu": _cpu_model(),
     "cpu_count": os.cpu_count(),
     "devices": [str(d.device_kind) for d in jax.devices()],
+    # The allocator's settings change speed, never results (`experiments.run`).
+    "glibc_tunables": os.environ.get("GLIBC_TUNABLES"),
   }
 
 

@@ -11,7 +11,7 @@ import pytest
 from experiments import run
 
 
-def _run(*args, cwd):
+def _run(*args, cwd, **env):
   return subprocess.run(
     [sys.executable, "-m", "experiments.run", *args],
     cwd=cwd,
@@ -22,6 +22,7 @@ def _run(*args, cwd):
       "PYTHONPATH": str(run.CONFIG_DIR.parents[1]),
       "PATH": "/usr/bin:/bin",
       "JAX_PLATFORMS": "cpu",
+      **env,
     },
   )
 
@@ -66,6 +67,7 @@ def test_end_to_end_writes_config_and_metrics(tmp_path):
     f"--workdir={tmp_path / 'w'}",
     "--profile",
     cwd=tmp_path,
+    GLIBC_TUNABLES="",  # set, even empty: the run keeps the allocator's defaults
   )
   assert proc.returncode == 0, proc.stderr
   # --profile: the phase table on stdout and in profile.json, summing to the wall time.
@@ -76,6 +78,7 @@ def test_end_to_end_writes_config_and_metrics(tmp_path):
   config = json.loads((tmp_path / "w" / "config.json").read_text())
   assert config["data"]["dims"] == [8] and config["data"]["num_pairs"] == 2000
   metrics = json.loads((tmp_path / "w" / "metrics.json").read_text())
+  assert metrics["environment"]["glibc_tunables"] == ""
   # 2,000 draws from the exact law: the KS test must not reject it.
   assert metrics["d8"]["ks_pvalue"] > 1e-3
   assert metrics["d8"]["observed_mean"] == pytest.approx(metrics["d8"]["null_mean"], abs=0.02)
@@ -164,6 +167,9 @@ def test_a_run_is_quiet_ends_with_the_summary_table_and_defaults_to_runs_name(tm
   assert "{" not in proc.stdout
   metrics = json.loads((tmp_path / "runs" / "sqrt2_null" / "metrics.json").read_text())
   assert {"jax", "jaxlib", "python", "platform", "cpu"} <= set(metrics["environment"])
+  # The entry point restarted itself with huge pages for malloc (glibc 2.35 or later).
+  if run._glibc_version() >= (2, 35):  # noqa: SLF001
+    assert metrics["environment"]["glibc_tunables"] == run.HUGE_PAGES
 
 
 def test_fresh_training_does_not_claim_a_resume(monkeypatch, capsys, tmp_path):
