@@ -132,6 +132,28 @@ def test_split_is_disjoint_in_alphabets_and_drawers(omniglot_zip):
     )
 
 
+def test_validation_folds_keep_the_test_alphabets_and_rotate_validation():
+  groups = np.repeat(np.arange(8), 12)  # 8 alphabets x 3 characters x 4 drawers
+  classes, drawers = np.arange(96) // 4, np.tile(np.arange(4), 24)
+  kw = {"num_val": 2, "num_test": 2, "num_train_drawers": 2, "seed": 3}
+  base = splits.group_and_drawer_split(classes, groups, drawers, **kw)
+  np.testing.assert_equal(
+    splits.group_and_drawer_split(classes, groups, drawers, val_fold=0, **kw), base
+  )
+  seen = set(base["groups"]["val"].tolist())
+  for fold in (1, 2):
+    out = splits.group_and_drawer_split(classes, groups, drawers, val_fold=fold, **kw)
+    g = out["groups"]
+    np.testing.assert_array_equal(g["test"], base["groups"]["test"])
+    np.testing.assert_array_equal(out["drawers"]["eval"], base["drawers"]["eval"])
+    assert not set(g["val"].tolist()) & seen  # a new block of validation alphabets
+    assert set(base["groups"]["val"].tolist()) <= set(g["train"].tolist())  # fold 0's train
+    assert sorted([*g["train"], *g["val"], *g["test"]]) == list(range(8))
+    seen |= set(g["val"].tolist())
+  with pytest.raises(ValueError, match="split.val_fold=3 .* use a fold from 0 to 2"):
+    splits.group_and_drawer_split(classes, groups, drawers, val_fold=3, **kw)
+
+
 def test_run_files_make_the_standard_layout(omniglot_zip, tmp_path):
   src = omniglot.load_omniglot(omniglot_zip, image_size=16)
   keep = np.flatnonzero(src.alphabets == 0)  # Alpha: 4 characters

@@ -456,6 +456,7 @@ TASK_RULES: dict[str, list[tuple[str, Rule]]] = {
     ("split.num_val_alphabets", Int(1)),
     ("split.num_test_alphabets", Int(1)),
     ("split.num_train_drawers", Int(1, 19)),
+    ("split.val_fold", Int(0)),
     ("train.*.best_metric", OneOf("", "val_accuracy")),
     ("train.*.sampler.within_groups", Bool()),
     ("train.*.layer_learning_rate_scales.*", POSITIVE),

@@ -89,6 +89,9 @@ def get_config(arg=None):
   c.split.num_test_alphabets = 5
   c.split.num_train_drawers = 12  # of 20, as Koch; the other 8 draw every eval image
   c.split.seed = 0
+  # > 0: the same test alphabets, the k-th other block of validation alphabets (cross-
+  # fitting a choice on validation only; `splits.group_and_drawer_split`).
+  c.split.val_fold = 0
 
   c.eval = ml_collections.ConfigDict()
   c.eval.ways = (5, 20)

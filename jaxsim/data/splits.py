@@ -257,6 +257,7 @@ def group_and_drawer_split(
   num_train_drawers: int,
   min_eval_classes: int = 1,
   seed: int = 0,
+  val_fold: int = 0,
 ) -> dict:
   """Omniglot's split (Koch et al. 2015): by group (alphabet) and by drawer.
 
@@ -264,6 +265,9 @@ def group_and_drawer_split(
   `min_eval_classes` classes (so that N-way within-group episodes fit); every other
   group trains. Drawers are split once: `num_train_drawers` train, the rest are the
   evaluation drawers, whose images are the only ones the validation and test records use.
+  `val_fold` k > 0 keeps the test groups and drawers and takes the k-th next block of
+  `num_val` eligible groups of the seed's order as validation instead (fold 0's
+  validation groups then train): cross-fitting a choice without touching the test groups.
 
   Returns:
     `{"groups": {train, val, test: sorted group ids}, "drawers": {train, eval: sorted
@@ -283,6 +287,12 @@ def group_and_drawer_split(
       f"{min_eval_classes} classes and one training group left; the data has "
       f"{len(all_groups)} groups, {len(eligible)} of them with {min_eval_classes} classes"
     )
+  if val_fold < 0 or num_test + (val_fold + 1) * num_val > len(eligible):
+    raise ValueError(
+      f"split.val_fold={val_fold} needs {num_test} test and {val_fold + 1} blocks of "
+      f"{num_val} validation groups with at least {min_eval_classes} classes; the data has "
+      f"{len(eligible)}: use a fold from 0 to {(len(eligible) - num_test) // num_val - 1}"
+    )
   if not 1 <= num_train_drawers < len(all_drawers):
     raise ValueError(
       f"num_train_drawers must leave evaluation drawers: got {num_train_drawers} of "
@@ -290,11 +300,14 @@ def group_and_drawer_split(
     )
   rng = np.random.default_rng([seed, 0x0A1F])
   chosen = rng.permutation(eligible)
-  out_groups = {
-    "val": np.sort(chosen[:num_val]),
-    "test": np.sort(chosen[num_val : num_val + num_test]),
-  }
-  out_groups = {"train": np.setdiff1d(all_groups, chosen[: num_val + num_test]), **out_groups}
+  test = chosen[num_val : num_val + num_test]
+  val = chosen[:num_val]
+  if val_fold:
+    start = num_val + num_test + (val_fold - 1) * num_val
+    val = chosen[start : start + num_val]
+  out_groups = {"val": np.sort(val), "test": np.sort(test)}
+  held_out = np.concatenate([val, test])
+  out_groups = {"train": np.setdiff1d(all_groups, held_out), **out_groups}
   drawer_perm = rng.permutation(all_drawers)
   out_drawers = {
     "train": np.sort(drawer_perm[:num_train_drawers]),

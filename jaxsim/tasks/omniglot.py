@@ -101,6 +101,7 @@ def split_and_manifest(config, src, workdir: pathlib.Path) -> dict:
     num_train_drawers=sp.num_train_drawers,
     min_eval_classes=max(ev.ways),
     seed=sp.seed,
+    val_fold=sp.get("val_fold", 0),
   )
   if max(ev.shots) + ev.queries > len(split["drawers"]["eval"]):
     raise ValueError(
@@ -114,6 +115,7 @@ def split_and_manifest(config, src, workdir: pathlib.Path) -> dict:
     "alphabets": {k: [src.alphabet_names[g] for g in v] for k, v in split["groups"].items()},
     "drawers": {k: v.tolist() for k, v in split["drawers"].items()},
     "split_seed": sp.seed,
+    "val_fold": sp.get("val_fold", 0),
   }
   characters = {k: np.unique(src.identities[r]) for k, r in records.items()}
   names = src.character_names
