@@ -151,7 +151,9 @@ def get_config(arg=None):
   c.loss.proxy = {"name": "normalized_softmax", "scale": 16.0, "margin": 0.1, "num_sampled": 0}
   c.train.proxy = common.train_defaults()
   c.train.proxy.update(
-    steps=2000,
+    # 2,500 steps: 1,000 validation episodes 0.918 / 0.912 / 0.906 on validation folds
+    # 0 / 1 / 2 (`split.val_fold`), against 0.915 / 0.906 / 0.900 at 2,000 (README).
+    steps=2500,
     batch_size=128,
     optimizer="adamw",
     learning_rate=3e-3,
