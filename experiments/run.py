@@ -304,11 +304,12 @@ HUGE_PAGES = "glibc.malloc.hugetlb=1"
 
 
 def _glibc_version() -> tuple[int, ...]:
+  """(major, minor) of the C library if it is glibc, else () (musl, macOS, odd strings)."""
   try:
     name, version = (os.confstr("CS_GNU_LIBC_VERSION") or "").split()
+    return tuple(int(x) for x in version.split(".")[:2]) if name == "glibc" else ()
   except (ValueError, OSError):
     return ()
-  return tuple(int(x) for x in version.split(".")[:2]) if name == "glibc" else ()
 
 
 def _restart_with_huge_pages() -> None:
