@@ -152,9 +152,28 @@ def _max_pool(x, window, strides, pads):
   )
 
 
+def _is_2x2_blocks(window, strides, pads) -> bool:
+  return tuple(window) == tuple(strides) == (2, 2) and tuple(pads) == ((0, 0), (0, 0))
+
+
 def _max_pool_fwd(x, window, strides, pads):
-  y = _max_pool(x, window, strides, pads)
-  return y, (x, y)
+  if _is_2x2_blocks(window, strides, pads):
+    y = _max_pool(x, window, strides, pads)
+    return y, (x, y)
+  # Each window's maximum and the offset of its first maximum (row-major), from one chain
+  # of comparisons over the strided slices that each offset reads.
+  xp = jnp.pad(x, ((0, 0), *pads, (0, 0)), constant_values=-jnp.inf)
+  ho = (xp.shape[1] - window[0]) // strides[0] + 1
+  wo = (xp.shape[2] - window[1]) // strides[1] + 1
+  reads = _window_slices(xp, window, strides, (ho, wo))
+  index_type = jnp.int8 if len(reads) <= 127 else jnp.int32
+  y, first = reads[0], jnp.zeros(reads[0].shape, index_type)
+  for k, read in enumerate(reads[1:], 1):
+    later = read > y  # strictly greater: a tie keeps the earlier offset
+    y = jnp.where(later, read, y)
+    first = jnp.where(later, jnp.asarray(k, index_type), first)
+  # The input's shape and dtype travel as an empty array (residuals must be arrays).
+  return y, (first, jnp.zeros((0, *x.shape[1:3], 0), x.dtype))
 
 
 def _first_hits(hits):
@@ -167,33 +186,54 @@ def _first_hits(hits):
   return first
 
 
-def _max_pool_bwd(window, strides, pads, res, g):
-  x, y = res
+def _max_pool_2x2_bwd(x, y, g):
+  """Non-overlapping 2x2 windows: one reshape, no scatter."""
+  b, h, w, c = x.shape
   ho, wo = y.shape[1:3]
+  blocks = x[:, : 2 * ho, : 2 * wo].reshape(b, ho, 2, wo, 2, c)
+  ym = y[:, :, None, :, None, :]
+  hits = _first_hits([blocks[:, :, i : i + 1, :, j : j + 1] == ym for i in (0, 1) for j in (0, 1)])
+  rows = [jnp.concatenate(hits[2 * i : 2 * i + 2], axis=4) for i in (0, 1)]
+  hit = jnp.concatenate(rows, axis=2)
+  dx = jnp.where(hit, g[:, :, None, :, None, :], jnp.zeros((), g.dtype)).reshape(
+    b, 2 * ho, 2 * wo, c
+  )
+  return jnp.pad(dx, ((0, 0), (0, h - 2 * ho), (0, w - 2 * wo), (0, 0))).astype(x.dtype)
+
+
+def _max_pool_bwd(window, strides, pads, res, g):
+  if _is_2x2_blocks(window, strides, pads):
+    return (_max_pool_2x2_bwd(*res, g),)
+  first, like = res
+  (b, _, _, c), (h, w) = first.shape, like.shape[1:3]
+  (kh, kw), (sh, sw) = window, strides
+  ho, wo = g.shape[1:3]
   zero = jnp.zeros((), g.dtype)
-  if tuple(window) == tuple(strides) == (2, 2) and pads == ((0, 0), (0, 0)):
-    # Non-overlapping 2x2 windows: one reshape, no scatter.
-    b, h, w, c = x.shape
-    blocks = x[:, : 2 * ho, : 2 * wo].reshape(b, ho, 2, wo, 2, c)
-    ym = y[:, :, None, :, None, :]
-    hits = _first_hits(
-      [blocks[:, :, i : i + 1, :, j : j + 1] == ym for i in (0, 1) for j in (0, 1)]
-    )
-    rows = [jnp.concatenate(hits[2 * i : 2 * i + 2], axis=4) for i in (0, 1)]
-    hit = jnp.concatenate(rows, axis=2)
-    dx = jnp.where(hit, g[:, :, None, :, None, :], zero).reshape(b, 2 * ho, 2 * wo, c)
-    return (jnp.pad(dx, ((0, 0), (0, h - 2 * ho), (0, w - 2 * wo), (0, 0))).astype(x.dtype),)
-  xp = jnp.pad(x, ((0, 0), *pads, (0, 0)), constant_values=-jnp.inf)
-  hits = _first_hits([s == y for s in _window_slices(xp, window, strides, (ho, wo))])
-  dxp = jnp.zeros(xp.shape, g.dtype)
-  for k, hit in enumerate(hits):
-    i, j = divmod(k, window[1])
-    # Back to the positions the slice read: edge padding plus interior (stride - 1).
-    rows = (i, xp.shape[1] - i - (ho - 1) * strides[0] - 1, strides[0] - 1)
-    cols = (j, xp.shape[2] - j - (wo - 1) * strides[1] - 1, strides[1] - 1)
-    dxp = dxp + lax.pad(jnp.where(hit, g, zero), zero, ((0, 0, 0), rows, cols, (0, 0, 0)))
+  # The padded input split into its sh x sw phases (rows a, a + sh, ...; columns likewise):
+  # offset (i, j) of output (r, s) reads phase (i % sh, j % sw) at (r + i // sh, s + j // sw),
+  # so each phase's gradient is a sum of output-sized maps shifted by whole cells, and the
+  # phases interleave back into the padded map with one reshape. Before, every offset's
+  # map was scattered into the full padded map (interior padding): 9 full-size maps for
+  # a 3x3 window instead of 9 quarter-size ones.
+  hq = -(-(h + sum(pads[0])) // sh)
+  wq = -(-(w + sum(pads[1])) // sw)
+  phase_rows = []
+  for a in range(sh):
+    phases = []
+    for bb in range(sw):
+      acc = jnp.zeros((b, hq, wq, c), g.dtype)
+      for i in range(a, kh, sh):
+        for j in range(bb, kw, sw):
+          q, p = i // sh, j // sw
+          mine = jnp.where(first == i * kw + j, g, zero)
+          acc = acc + lax.pad(
+            mine, zero, ((0, 0, 0), (q, hq - q - ho, 0), (p, wq - p - wo, 0), (0, 0, 0))
+          )
+      phases.append(acc)
+    phase_rows.append(jnp.stack(phases, axis=3))  # [b, hq, wq, sw, c]
+  dxp = jnp.stack(phase_rows, axis=2).reshape(b, hq * sh, wq * sw, c)
   top, left = pads[0][0], pads[1][0]
-  return (dxp[:, top : top + x.shape[1], left : left + x.shape[2]].astype(x.dtype),)
+  return (dxp[:, top : top + h, left : left + w].astype(like.dtype),)
 
 
 _max_pool.defvjp(_max_pool_fwd, _max_pool_bwd)
