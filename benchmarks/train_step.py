@@ -26,10 +26,13 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
 import statistics
 import time
 
 import numpy as np
+
+from jaxsim import xla_cpu
 
 
 def _batch(rng, batch, size):
@@ -161,6 +164,10 @@ def main() -> None:
     help="torch.set_flush_denormal (XLA's CPU code already flushes denormals to zero)",
   )
   args = parser.parse_args()
+  # As `experiments.run` does: XLA's own convolutions instead of YNNPACK's (`jaxsim.xla_cpu`;
+  # JAXSIM_YNN_CONVOLUTIONS=1 keeps jaxlib's default, for an A/B).
+  xla_cpu.prefer_eigen_convolutions()
+  print(f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}", flush=True)
   if "torch" in args.frameworks:
     import torch  # noqa: PLC0415
 

@@ -174,6 +174,9 @@ def main(argv: list[str]) -> None:
   if _PRINT_CONFIG.value:
     print(config.to_json_best_effort(indent=2, sort_keys=True))
     return
+  from jaxsim import xla_cpu  # noqa: PLC0415 -- before JAX starts its backend
+
+  xla_cpu.prefer_eigen_convolutions()
   if _DISTRIBUTED.value:
     from jaxsim import parallel  # noqa: PLC0415 -- import JAX only after flags parse
 

@@ -414,6 +414,8 @@ def environment() -> dict[str, Any]:
     "devices": [str(d.device_kind) for d in jax.devices()],
     # The allocator's settings change speed, never results (`experiments.run`).
     "glibc_tunables": os.environ.get("GLIBC_TUNABLES"),
+    # XLA's flags choose kernels (`jaxsim.xla_cpu`): results may differ in the last bits.
+    "xla_flags": os.environ.get("XLA_FLAGS"),
   }
 
 

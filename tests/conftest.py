@@ -18,6 +18,11 @@ import tempfile
 if os.environ.get("PYTEST_XDIST_WORKER") and "XLA_FLAGS" not in os.environ:
   os.environ["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 
+# The tests run the convolutions that `experiments.run` runs (`jaxsim.xla_cpu`).
+from jaxsim import xla_cpu  # noqa: E402
+
+xla_cpu.prefer_eigen_convolutions()
+
 # One persistent compilation cache for the whole session, shared by the xdist workers
 # (they inherit the variable from the controller, which loads this file first) and by
 # the `experiments.run` subprocesses that tests start: tests compile the same programs
