@@ -245,13 +245,18 @@ def max_pool(x: jax.Array, window=(2, 2), strides=None, padding="VALID") -> jax.
 
   XLA:CPU differentiates `reduce_window` max into `select_and_scatter`, which took
   108-118 ms for the 2x2 pooling of a [128, 28, 28, 64] map on the 2-core EPYC (forward
-  1.7 ms). Here the gradient compares each window offset's strided slice with the
-  maximum and pads the matches back into place: 12 ms for that map (forward included);
-  the 3x3/2 pooling of a ResNet stem, [64, 32, 32, 64]: 33 against 115 ms, and at
-  [64, 64, 64, 64]: 201 against 417 ms (measured 2026-11-29, idle, with an earlier
-  tie rule). Where a window holds tied maxima, its gradient goes to the first of them
-  in row-major window order, as XLA's `select_and_scatter` gives it for `nn.max_pool`:
-  the gradients equal flax's, ties included. (Sharing the gradient among ties, also a
+  1.7 ms). Here non-overlapping 2x2 windows compare each block with its maximum (one
+  reshape): 12 ms for that map, forward included. Other windows (a ResNet stem's 3x3/2)
+  keep each window's first-maximum offset from the forward pass, and the gradient sums,
+  for each of the sh x sw stride phases of the input, the output-sized maps of the
+  offsets that land in it, then interleaves the phases with one reshape. Forward and
+  gradient of the stem's 3x3/2 pooling (2026-12-03, idle): 84 against 189 ms for flax's
+  at [64, 64, 64, 64] (128 px input) and 19 against 54 ms at [64, 32, 32, 64] (the
+  previous version, which scattered each offset's map into the full padded map: 119-134
+  and 33-40 ms). Where a window holds tied maxima, its gradient goes to the first of
+  them in row-major window order, as XLA's `select_and_scatter` gives it for
+  `nn.max_pool`: the gradients equal flax's, ties included (up to the order in which
+  overlapping windows' gradients are summed). (Sharing the gradient among ties, also a
   subgradient, changed training on images with flat regions: positive ties after a
   ReLU are common there.)
 
