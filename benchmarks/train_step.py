@@ -12,6 +12,10 @@ after the other in this process; each figure is the median of `--repeats`
 timings of `--steps` steps after two warm-up steps. The machine's other load
 shows up as noise: compare the runs of one invocation, and repeat it.
 XLA flags are read from $XLA_FLAGS when JAX starts (set them on the command line).
+Like `experiments.run`, it first takes convolutions out of YNNPACK
+(`jaxsim.xla_cpu.prefer_eigen_convolutions`); `JAXSIM_YNN_CONVOLUTIONS=1` keeps jaxlib's
+default for comparison (README, Performance: at 128x128 the ratio was 0.64-0.71 with
+YNNPACK's convolutions and 0.99-1.01 without, alternating invocations).
 The allocator matters at these sizes: `GLIBC_TUNABLES=glibc.malloc.hugetlb=1 python -m
 benchmarks.train_step` gives both frameworks transparent huge pages for buffers above
 32 MB (README, Performance: jaxsim's ratio at 64x64 went from 0.78 to 0.99).
