@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from sklearn import decomposition
 
 from jaxsim import baselines
 from jaxsim.evaluate import verification
@@ -308,3 +309,23 @@ def test_pair_scores_and_score_matrix_in_chunks_equal_one_pass():
   q, g = emb[:25], np.repeat(emb, 4, axis=0)[:120]  # 25 x 120 > one chunk
   full = np.array([[model.score(x[None], y[None])[0] for y in g] for x in q])
   np.testing.assert_allclose(baselines.score_matrix(model, q, g), full, rtol=1e-12)
+
+
+def test_pca_of_any_size_is_sklearns_and_the_svd_runs_once_per_matrix(monkeypatch):
+  # Eigenfaces and every Fisherfaces candidate fit a PCA of the same training pixels;
+  # one full SVD serves them all, with exactly sklearn's numbers for each size.
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=(60, 80)) @ rng.normal(size=(80, 80))
+  y = rng.normal(size=(5, 80))
+  fits = []
+  real_fit = decomposition.PCA.fit
+  monkeypatch.setattr(decomposition.PCA, "fit", lambda self, a: fits.append(1) or real_fit(self, a))
+  baselines._FULL_PCA.clear()
+  for k in (5, 20, 59):
+    mine = baselines._pca(x, k)
+    ref = real_fit(decomposition.PCA(n_components=k, svd_solver="full"), x)
+    np.testing.assert_array_equal(mine.transform(y), ref.transform(y))
+    np.testing.assert_array_equal(mine.explained_variance_ratio_, ref.explained_variance_ratio_)
+  assert len(fits) == 1
+  baselines._pca(x + 1e-3, 5)  # another matrix: a new SVD
+  assert len(fits) == 2
