@@ -4,11 +4,11 @@ jaxlib 0.10 hands most convolutions to YNNPACK (`--xla_cpu_experimental_ynn_fusi
 includes `individual_convolution` by default). On the 2-core AMD EPYC (Zen 4) this
 project measures on, YNNPACK's convolutions and the layout transposes around their
 weight gradients made a ResNet-18 tower's forward and backward pass at 128x128 (batch
-64) take about twice as long as XLA's own (Eigen) convolutions: 1.8-2.0 s against
-0.9-1.1 s, and PyTorch's oneDNN 1.15-1.27 s (README, Performance). Eigen's per-layer
-times were at or below PyTorch's in every layer. So `prefer_eigen_convolutions` takes
-convolutions out of YNNPACK's fusion types and leaves the other types (dots,
-elementwise, reductions) as jaxlib ships them.
+64) take about twice as long as XLA's own (Eigen) convolutions: 1.80-2.18 s against
+0.85-1.11 s, and PyTorch's oneDNN 1.15-1.27 s (README, Performance). Summed over a
+tower's layers, Eigen's forward and both gradients were at or below PyTorch's. So
+`prefer_eigen_convolutions` takes convolutions out of YNNPACK's fusion types and leaves
+the other types (dots, elementwise, reductions) as jaxlib ships them.
 
 The choice changes which kernel computes a convolution, so results differ from
 YNNPACK's in the last bits (float sums in another order), not in what is computed.
@@ -20,10 +20,10 @@ import os
 
 YNN_FLAG = "--xla_cpu_experimental_ynn_fusion_type"
 EIGEN_CONVOLUTIONS = f"{YNN_FLAG}=-individual_convolution"
-# jaxlib versions whose XLA knows the flag and its "-type" (remove one type) syntax: an
-# unknown flag in XLA_FLAGS aborts the process, so newer versions are left alone until
-# checked (tests/xla_cpu_test.py).
-TESTED_JAXLIB = ((0, 10), (0, 12))
+# jaxlib versions checked to know the flag and its "-type" (remove one type) syntax
+# (0.10.2; tests/xla_cpu_test.py): an unknown flag in XLA_FLAGS aborts the process, so
+# other versions are left alone until checked.
+TESTED_JAXLIB = ((0, 10), (0, 11))
 
 
 def _jaxlib_version() -> tuple[int, ...]:
