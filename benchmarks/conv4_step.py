@@ -34,8 +34,7 @@ import statistics
 
 import numpy as np
 
-from benchmarks.train_step import time_steps
-from jaxsim import xla_cpu
+from benchmarks.train_step import configure_xla, time_steps
 
 TRAINING_CHARACTERS = 602  # of the default split's 20 training alphabets
 
@@ -167,10 +166,7 @@ def main() -> None:
     "--sampled", type=int, default=0, help="jaxsim sides: proxies per step (0: all; Partial FC)"
   )
   args = parser.parse_args()
-  # As `experiments.run` does: XLA's own convolutions instead of YNNPACK's (`jaxsim.xla_cpu`;
-  # JAXSIM_YNN_CONVOLUTIONS=1 keeps jaxlib's default, for an A/B).
-  xla_cpu.prefer_eigen_convolutions()
-  print(f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}", flush=True)
+  configure_xla()
   features, classes, size, s2d = _default_net()
   if args.features:
     features = tuple(int(w) for w in args.features.split(","))

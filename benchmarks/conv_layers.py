@@ -15,13 +15,12 @@ behind the train-step ratio printed by `python -m benchmarks.train_step`.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import time
 
 import numpy as np
 
-from jaxsim import xla_cpu
+from benchmarks.train_step import configure_xla
 
 NHWC = ("NHWC", "HWIO", "NHWC")
 
@@ -111,10 +110,7 @@ def main() -> None:
   parser.add_argument("--repeats", type=int, default=5)
   parser.add_argument("--impls", default="xla,im2col,auto,torch")
   args = parser.parse_args()
-  # As `experiments.run` does: XLA's own convolutions instead of YNNPACK's (`jaxsim.xla_cpu`;
-  # JAXSIM_YNN_CONVOLUTIONS=1 keeps jaxlib's default, for an A/B).
-  xla_cpu.prefer_eigen_convolutions()
-  print(f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}", flush=True)
+  configure_xla()
   impls = args.impls.split(",")
 
   import jax  # noqa: PLC0415

@@ -39,6 +39,14 @@ import numpy as np
 from jaxsim import xla_cpu
 
 
+def configure_xla() -> None:
+  """As `experiments.run` does: XLA's own convolutions instead of YNNPACK's
+  (`jaxsim.xla_cpu`; JAXSIM_YNN_CONVOLUTIONS=1 keeps jaxlib's default, for an A/B).
+  Call before JAX starts; prints the flags in effect."""
+  xla_cpu.prefer_eigen_convolutions()
+  print(f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}", flush=True)
+
+
 def _batch(rng, batch, size):
   return {
     "image_a": rng.uniform(size=(batch, size, size, 3)).astype(np.float32),
@@ -168,10 +176,7 @@ def main() -> None:
     help="torch.set_flush_denormal (XLA's CPU code already flushes denormals to zero)",
   )
   args = parser.parse_args()
-  # As `experiments.run` does: XLA's own convolutions instead of YNNPACK's (`jaxsim.xla_cpu`;
-  # JAXSIM_YNN_CONVOLUTIONS=1 keeps jaxlib's default, for an A/B).
-  xla_cpu.prefer_eigen_convolutions()
-  print(f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}", flush=True)
+  configure_xla()
   if "torch" in args.frameworks:
     import torch  # noqa: PLC0415
 
