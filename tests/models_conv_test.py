@@ -53,6 +53,38 @@ def test_im2col_matches_xla_values_and_gradients(side, kernel, stride, padding):
 
 
 @pytest.mark.parametrize(
+  "shape,kernel,stride,padding",
+  [
+    ((8, 32, 32, 64), 3, 1, [(1, 1), (1, 1)]),
+    ((8, 32, 32, 64), 3, 2, "SAME"),
+    ((8, 32, 32, 64), 1, 2, [(0, 0), (0, 0)]),
+    ((48, 64, 64, 3), 7, 2, [(3, 3), (3, 3)]),
+  ],
+)
+def test_xla_conv_stores_its_input_and_matches_xla_bit_for_bit(shape, kernel, stride, padding):
+  rng = np.random.default_rng(kernel * 10 + stride)
+  x = jnp.asarray(rng.normal(size=shape), jnp.float32)
+  w = jnp.asarray(rng.normal(size=(kernel, kernel, shape[-1], 16)) / kernel, jnp.float32)
+  assert x.size >= conv.STORED_INPUT_MIN_SIZE
+
+  def loss(f):
+    # Batch norm and ReLU before the convolution: the producers XLA would fuse.
+    def fn(x, w):
+      h = jax.nn.relu((x - x.mean((0, 1, 2))) * jax.lax.rsqrt(x.var((0, 1, 2)) + 1e-5))
+      return jnp.sum(jnp.sin(f(h, w, (stride, stride), padding, dimension_numbers=NHWC)))
+
+    return jax.jit(jax.value_and_grad(fn, (0, 1)))
+
+  got, ref = loss(conv.xla_conv)(x, w), loss(jax.lax.conv_general_dilated)(x, w)
+  for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(ref), strict=True):
+    np.testing.assert_array_equal(a, b)
+  compiled = loss(conv.xla_conv).lower(x, w).compile().as_text()
+  assert "conditional" in compiled  # the stored input's fusion boundary survived XLA
+  small = jnp.zeros((2, 8, 8, shape[-1]))
+  assert "conditional" not in loss(conv.xla_conv).lower(small, w).compile().as_text()
+
+
+@pytest.mark.parametrize(
   "shape,window,strides,padding",
   [
     ((2, 8, 8, 3), (2, 2), (2, 2), "VALID"),

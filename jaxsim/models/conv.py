@@ -9,8 +9,9 @@ pads and two matrix products, which XLA's CPU dot kernels run well
 (`python -m benchmarks.conv_layers` prints the per-layer comparison).
 
 At the spatial sizes where XLA's kernels are fast they beat the patch matrix,
-so `auto_conv`, the default of jaxsim's ResNets, uses im2col only where an output
-side is smaller than the kernel: the 3x3 convolutions of the last stage at 2x2
+so `auto_conv`, the default of jaxsim's ResNets, uses `xla_conv` (XLA's convolution with
+a weight gradient that reads a stored input, see there) except where an output side is
+smaller than the kernel, which gets im2col: the 3x3 convolutions of the last stage at 2x2
 (a 64 px input) and the strided convolution that leads into it. Measured
 2026-11-23 on a 2-core AMD EPYC (Zen 4), batch 64: a 3x3 512-channel convolution
 at 2x2 took 559 ms forward and 569 ms for the input gradient in XLA against 12.9
@@ -115,6 +116,99 @@ def im2col_conv(
   return out.reshape(n, ho, wo, cout)
 
 
+def _kept(x: jax.Array, key: jax.Array) -> jax.Array:
+  """`x`, computed into a buffer of its own that XLA cannot fuse into the consumers.
+
+  A conditional is the fusion boundary: its predicate, `(bits of key[0]) | 1 != 0`, is
+  always true, but XLA cannot fold it (an optimization barrier is expanded before XLA:CPU
+  fuses). The other branch is never taken. If a later XLA folded the predicate, the only
+  loss would be speed (`tests/conv_test.py` checks that the conditional is compiled in).
+  """
+  first = key.reshape(-1)[0]
+  bits = lax.bitcast_convert_type(
+    first, {2: jnp.int16, 4: jnp.int32, 8: jnp.int64}[first.dtype.itemsize]
+  )
+  return lax.cond((bits | 1) != 0, lambda v: v, lambda v: -v, x)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _conv_nchw_residual(lhs, rhs, window_strides, padding):
+  return lax.conv_general_dilated(lhs, rhs, window_strides, padding, dimension_numbers=_NHWC)
+
+
+def _conv_nchw_residual_fwd(lhs, rhs, window_strides, padding):
+  y = _conv_nchw_residual(lhs, rhs, window_strides, padding)
+  return y, (_kept(lhs.transpose(0, 3, 1, 2), rhs), rhs)
+
+
+def _conv_nchw_residual_bwd(window_strides, padding, res, g):
+  lhs_nchw, rhs = res
+  _, vjp = jax.vjp(
+    lambda x, k: lax.conv_general_dilated(x, k, window_strides, padding, dimension_numbers=_NHWC),
+    lhs_nchw.transpose(0, 2, 3, 1),
+    rhs,
+  )
+  return vjp(g)
+
+
+_conv_nchw_residual.defvjp(_conv_nchw_residual_fwd, _conv_nchw_residual_bwd)
+
+
+# Inputs with fewer elements keep XLA's own plan: on face_fp's [64, 24, 24, 8] maps the
+# stored input was no faster (its conditionals and transposes cost what they save).
+STORED_INPUT_MIN_SIZE = 2**19
+
+
+def xla_conv(
+  lhs: jax.Array,
+  rhs: jax.Array,
+  window_strides: Sequence[int],
+  padding,
+  lhs_dilation: Sequence[int] | None = None,
+  rhs_dilation: Sequence[int] | None = None,
+  dimension_numbers=None,
+  **kwargs,
+) -> jax.Array:
+  """XLA's convolution, whose weight gradient reads a stored, per-sample transposed input.
+
+  Values and gradients equal `lax.conv_general_dilated`'s bit for bit (tested); only where
+  the weight gradient's input comes from changes. XLA:CPU computes the weight gradient
+  with batch and channels swapped (a [C, H, W, N] input) and by default recomputes that
+  input from its producers (batch norm, residual add, ReLU: four or five [N, H, W, C]
+  maps) inside the transposing loop, which then reads each of them with a stride of
+  H * W * C. Here the forward pass stores the input as [N, C, H, W] in a buffer of its
+  own (`_kept`), and the backward pass transposes that one buffer back.
+
+  Measured 2026-12-03 on the 2-core EPYC (AVX-512), ResNet-18 two-tower train step of
+  `benchmarks.train_step`, huge pages: the transposes' share of the step's traced kernel
+  time went from 120 to 37 ms at 64 px; wall time per step, the two programs alternating
+  in one process, 474 -> 456 ms at 64 px and 2250 -> 2093 ms at 128 px, with identical
+  parameters after the steps. Maps under `STORED_INPUT_MIN_SIZE` elements keep XLA's own
+  plan (face_fp's 48 px, width-8 towers: no faster either way).
+
+  Used on the CPU backend for NHWC/HWIO convolutions without dilation or groups; every
+  other case (and every other backend) is `lax.conv_general_dilated` itself.
+  """
+  plain = (
+    jax.default_backend() == "cpu"
+    and _is_nhwc(dimension_numbers, lhs.ndim)
+    and all(d == 1 for d in (lhs_dilation or (1, 1)))
+    and all(d == 1 for d in (rhs_dilation or (1, 1)))
+    and kwargs.get("feature_group_count", 1) == 1
+    and kwargs.get("batch_group_count", 1) == 1
+    and kwargs.get("precision") is None
+    and kwargs.get("preferred_element_type") is None
+  )
+  if not plain or lhs.size < STORED_INPUT_MIN_SIZE:
+    return lax.conv_general_dilated(
+      lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation, dimension_numbers, **kwargs
+    )
+  if isinstance(padding, str):
+    padding = _explicit_padding(padding, lhs.shape[1:3], rhs.shape[:2], window_strides)
+  pads = tuple(tuple(int(p) for p in pair) for pair in padding)
+  return _conv_nchw_residual(lhs, rhs, tuple(int(s) for s in window_strides), pads)
+
+
 def auto_conv(
   lhs: jax.Array,
   rhs: jax.Array,
@@ -125,11 +219,11 @@ def auto_conv(
   dimension_numbers=None,
   **kwargs,
 ) -> jax.Array:
-  """`im2col_conv` where an output side is smaller than the kernel, else XLA's conv.
+  """`im2col_conv` where an output side is smaller than the kernel, else `xla_conv`.
 
   Further keyword arguments (`feature_group_count`, `precision`, ...) pass through.
   """
-  conv = lax.conv_general_dilated
+  conv = xla_conv
   if _is_nhwc(dimension_numbers, lhs.ndim):
     kh, kw = rhs.shape[:2]
     pads = _explicit_padding(padding, lhs.shape[1:3], (kh, kw), window_strides)
