@@ -130,6 +130,15 @@ class Checkpointer:
   def all_steps(self) -> list[int]:
     return list(self._manager.all_steps())
 
+  def rank(self, metrics: Mapping[str, float]) -> float:
+    """The value that ranks a checkpoint saved with `metrics` (missing or NaN: last)."""
+    return self._metric(metrics)
+
+  def better(self, a: tuple[float, int], b: tuple[float, int]) -> bool:
+    """Whether (rank, step) `a` beats `b` as `best_step` orders them (ties: the later
+    step with "max", the earlier with "min")."""
+    return a > b if self.best_mode == "max" else a < b
+
   def best_step(self) -> int | None:
     """The saved step with the best `best_metric` (None without ranking or metrics)."""
     if self.best_metric is None:

@@ -578,6 +578,10 @@ def fit(
   eval_metrics.pop("step", None)
   pending = None  # (step, device metrics) of the step in flight
   window_start, window_steps = time.perf_counter(), 0
+  # The best evaluated state of this run, kept on the host: the selected state is then
+  # not read back from disk when it is the checkpoint that `ckpt.best_step` ranks first
+  # (0.6 s an Orbax restore in face_fp; a resumed run restores when the best is older).
+  kept: tuple[tuple[float, int], Any] | None = None
 
   def settle(step, metrics):
     """Pulls one step's metrics to the host; stops on a non-finite loss or gradient."""
@@ -639,6 +643,10 @@ def fit(
             record={"history": history, "last_train_metrics": last_metrics},
             force=True,
           )
+          if do_eval and ckpt.best_metric is not None and jax.process_count() == 1:
+            rank = (ckpt.rank(eval_metrics), step)
+            if kept is None or ckpt.better(rank, kept[0]):
+              kept = (rank, jax.tree.map(np.array, state))  # copies: `state` is donated
       if do_log or do_eval:
         write(record)
         if progress is not None:
@@ -651,7 +659,12 @@ def fit(
       best = ckpt.best_step()
       final_step = int(state["step"])
       selected_step = best if cfg.best_metric and best is not None else final_step
-      selected = state if selected_step == final_step else ckpt.restore(selected_step, state)
+      if selected_step == final_step:
+        selected = state
+      elif kept is not None and kept[0][1] == selected_step:
+        selected = jax.tree.map(lambda h, s: jax.device_put(h, s.sharding), kept[1], state)
+      else:
+        selected = ckpt.restore(selected_step, state)
   finally:
     with profiling.phase(_CHECKPOINTS):
       ckpt.close()

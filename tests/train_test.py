@@ -10,7 +10,7 @@ import optax
 import pytest
 from _train_worker import dataset, pair_contrastive_loss
 
-from jaxsim import models, parallel, train
+from jaxsim import checkpoint, models, parallel, train
 
 
 def _cfg(**overrides):
@@ -194,14 +194,30 @@ def test_fit_logs_checkpoints_and_resumes(tmp_path, capsys):
   assert again.resumed_from == 6 and int(again.state["step"]) == 8
 
 
-def test_fit_selects_on_validation_and_a_resumed_run_selects_the_same(tmp_path):
+def test_fit_selects_on_validation_and_a_resumed_run_selects_the_same(tmp_path, monkeypatch):
   # A validation metric that peaks at step 4: the selected state is step 4's, not the last.
   def eval_fn(state):
     return {"score": -abs(float(state["step"]) - 4)}
 
+  restored = []
+  restore = checkpoint.Checkpointer.restore
+  monkeypatch.setattr(
+    checkpoint.Checkpointer,
+    "restore",
+    lambda self, step, *a: restored.append(step) or restore(self, step, *a),
+  )
   kw = {"eval_every": 2, "best_metric": "score", "checkpoint_every": 2, "keep_checkpoints": 1}
   first = _fit(tmp_path / "a", _batches(6), 6, eval_fn=eval_fn, **kw)
   assert first.selected_step == 4 and int(first.selected_state["step"]) == 4
+  # Served from the host copy taken at step 4, equal to the checkpoint on disk.
+  assert restored == []
+  on_disk = restore(
+    checkpoint.Checkpointer(tmp_path / "a" / "checkpoints", save_every=2),
+    4,
+    first.selected_state,
+  )
+  for a, b in zip(jax.tree.leaves(first.selected_state), jax.tree.leaves(on_disk), strict=True):
+    np.testing.assert_array_equal(a, b)
   assert [h["step"] for h in first.history] == [2, 4, 6]
   sel = first.selection("score")
   assert sel == {
@@ -213,8 +229,10 @@ def test_fit_selects_on_validation_and_a_resumed_run_selects_the_same(tmp_path):
   }
   # Stopped after step 4 (a shorter schedule), then resumed: the whole history, the same choice.
   _fit(tmp_path / "b", _batches(4), 4, eval_fn=eval_fn, **kw)
+  restored.clear()
   resumed = _fit(tmp_path / "b", _batches(2), 6, eval_fn=eval_fn, **kw)
   assert resumed.resumed_from == 4 and resumed.selected_step == 4
+  assert restored == [4, 4]  # the resume point, then the best, evaluated before the resume
   assert [h["step"] for h in resumed.history] == [2, 4, 6]
   # A finished run re-opened trains nothing and still reports its selection and last loss.
   done = _fit(tmp_path / "a", _batches(1), 6, eval_fn=eval_fn, **kw)
