@@ -21,8 +21,9 @@ benchmarks.train_step` gives both frameworks transparent huge pages for buffers 
 32 MB (README, Performance: jaxsim's ratio at 64x64 went from 0.78 to 0.99).
 
 `jax` is jaxsim's ResNet as the tasks use it (`conv_impl="auto"`: im2col where an
-output side is smaller than the kernel, see `jaxsim.models.conv`); `jax_xla` is the
-same model with XLA's convolution everywhere, the plain Flax ResNet. The per-layer
+output side is smaller than the kernel, elsewhere XLA's convolution with the weight
+gradient's input stored per sample on large maps, see `jaxsim.models.conv`); `jax_xla`
+is the same model with XLA's plain convolution everywhere, the Flax ResNet. The per-layer
 breakdown is `python -m benchmarks.conv_layers`.
 """
 
