@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -126,8 +127,9 @@ def im2col_conv(
   return out.reshape(n, ho, wo, cout)
 
 
-def _kept(x: jax.Array, key: jax.Array) -> jax.Array:
-  """`x`, computed into a buffer of its own that XLA cannot fuse into the consumers.
+def _kept(x: Any, key: jax.Array) -> Any:
+  """`x` (an array or a tuple of arrays), computed into buffers of its own that XLA
+  cannot fuse into their consumers.
 
   A conditional is the fusion boundary: its predicate, `(bits of key[0]) | 1 != 0`, is
   always true, but XLA cannot fold it (an optimization barrier is expanded before XLA:CPU
@@ -187,10 +189,11 @@ def xla_conv(
   Values and gradients equal `lax.conv_general_dilated`'s bit for bit (tested); only where
   the weight gradient's input comes from changes. XLA:CPU computes the weight gradient
   with batch and channels swapped (a [C, H, W, N] input) and by default recomputes that
-  input from its producers (batch norm, residual add, ReLU: four or five [N, H, W, C]
-  maps) inside the transposing loop, which then reads each of them with a stride of
-  H * W * C. Here the forward pass stores the input as [N, C, H, W] in a buffer of its
-  own (`_kept`), and the backward pass transposes that one buffer back.
+  input from its producers (batch norm, residual add, ReLU: up to eleven operands, four
+  or five of them [N, H, W, C] maps) inside the transposing loop, which then reads each
+  map with a stride of H * W * C. Here the forward pass stores the input as
+  [N, C, H, W] in a buffer of its own (`_kept`), and the backward pass transposes that
+  one buffer back.
 
   Measured 2026-12-03 on the 2-core EPYC (AVX-512), ResNet-18 two-tower train step of
   `benchmarks.train_step`, huge pages: the transposes' share of the step's traced kernel
