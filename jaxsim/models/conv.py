@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -127,9 +126,8 @@ def im2col_conv(
   return out.reshape(n, ho, wo, cout)
 
 
-def _kept(x: Any, key: jax.Array) -> Any:
-  """`x` (an array or a tuple of arrays), computed into buffers of its own that XLA
-  cannot fuse into their consumers.
+def _kept(x: jax.Array, key: jax.Array) -> jax.Array:
+  """`x`, computed into a buffer of its own that XLA cannot fuse into its consumers.
 
   A conditional is the fusion boundary: its predicate, `(bits of key[0]) | 1 != 0`, is
   always true, but XLA cannot fold it (an optimization barrier is expanded before XLA:CPU
@@ -143,7 +141,7 @@ def _kept(x: Any, key: jax.Array) -> Any:
   bits = lax.bitcast_convert_type(
     first, {2: jnp.int16, 4: jnp.int32, 8: jnp.int64}[first.dtype.itemsize]
   )
-  return lax.cond((bits | 1) != 0, lambda v: v, lambda v: jax.tree.map(jnp.negative, v), x)
+  return lax.cond((bits | 1) != 0, lambda v: v, lambda v: -v, x)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
@@ -343,10 +341,6 @@ def _max_pool_bwd(window, strides, pads, res, g):
             mine, zero, ((0, 0, 0), (q, hq - q - ho, 0), (p, wq - p - wo, 0), (0, 0, 0))
           )
       phases.append(acc)
-    if b * h * w * c >= STORED_INPUT_MIN_SIZE:
-      # Each phase in a buffer of its own: fused into the interleave below (and the
-      # batch norm gradient after it), XLA evaluated every offset's select per element.
-      phases = _kept(tuple(phases), g)
     phase_rows.append(jnp.stack(phases, axis=3))  # [b, hq, wq, sw, c]
   dxp = jnp.stack(phase_rows, axis=2).reshape(b, hq * sh, wq * sw, c)
   top, left = pads[0][0], pads[1][0]
@@ -375,11 +369,7 @@ def max_pool(x: jax.Array, window=(2, 2), strides=None, padding="VALID") -> jax.
   `nn.max_pool`: the gradients equal flax's, ties included (up to the order in which
   overlapping windows' gradients are summed). (Sharing the gradient among ties, also a
   subgradient, changed training on images with flat regions: positive ties after a
-  ReLU are common there.) On maps of `STORED_INPUT_MIN_SIZE` elements or more each phase
-  sum goes to a buffer of its own (`_kept`): fused with the interleave and the batch norm
-  gradient after it, the stem's pooling gradient took 275 ms of traced kernel time per
-  128 px two-tower step (2026-12-03); kept, the phase sums took 82 ms, and the step
-  2037 against 2111 ms (median of 8, alternating in one process), identical values.
+  ReLU are common there.)
 
   Args:
     x: [B, H, W, C].
