@@ -133,10 +133,8 @@ def _kept(x: jax.Array, key: jax.Array) -> jax.Array:
   always true, but XLA cannot fold it (an optimization barrier is expanded before XLA:CPU
   fuses). The other branch is never taken. If a later XLA folded the predicate, the only
   loss would be speed (`tests/models_conv_test.py` checks that the conditional is
-  compiled in). Other backends fuse differently: there `x` is returned as it is.
+  compiled in). Only `xla_conv` calls it, on the CPU backend.
   """
-  if jax.default_backend() != "cpu":
-    return x
   first = key.reshape(-1)[0]
   bits = lax.bitcast_convert_type(
     first, {2: jnp.int16, 4: jnp.int32, 8: jnp.int64}[first.dtype.itemsize]
