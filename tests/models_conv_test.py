@@ -98,6 +98,7 @@ def test_xla_conv_stores_its_input_and_matches_xla_bit_for_bit(shape, kernel, st
     ((1, 6, 6, 2), (2, 2), (1, 1), "VALID"),
     ((2, 10, 11, 2), (2, 2), (3, 3), "VALID"),  # gaps between windows
     ((2, 8, 8, 2), (2, 2), (2, 2), ((1, 0), (0, 1))),  # 2x2 blocks, shifted by padding
+    ((8, 32, 32, 64), (3, 3), (2, 2), ((1, 1), (1, 1))),  # phases kept in own buffers
   ],
 )
 def test_max_pool_matches_flax_values_and_gradients(shape, window, strides, padding):
@@ -112,6 +113,10 @@ def test_max_pool_matches_flax_values_and_gradients(shape, window, strides, padd
   )
   if window == strides == (2, 2) and padding == "VALID":
     np.testing.assert_array_equal(conv.max_pool_2x2(x), ref(x))
+  # The cotangent as an argument: a constant one would let XLA fold the conditional away.
+  grad = jax.jit(jax.grad(lambda x, w: jnp.sum(conv.max_pool(x, window, strides, padding) * w)))
+  kept = "conditional" in grad.lower(x, w).compile().as_text()
+  assert kept == (window != strides and x.size >= conv.STORED_INPUT_MIN_SIZE)
 
 
 @pytest.mark.parametrize(

@@ -133,13 +133,13 @@ def _kept(x: jax.Array, key: jax.Array) -> jax.Array:
   always true, but XLA cannot fold it (an optimization barrier is expanded before XLA:CPU
   fuses). The other branch is never taken. If a later XLA folded the predicate, the only
   loss would be speed (`tests/models_conv_test.py` checks that the conditional is
-  compiled in). Only `xla_conv` calls it, on the CPU backend.
+  compiled in). Only `xla_conv` and `max_pool`'s gradient call it, on the CPU backend.
   """
   first = key.reshape(-1)[0]
   bits = lax.bitcast_convert_type(
     first, {2: jnp.int16, 4: jnp.int32, 8: jnp.int64}[first.dtype.itemsize]
   )
-  return lax.cond((bits | 1) != 0, lambda v: v, lambda v: -v, x)
+  return lax.cond((bits | 1) != 0, lambda v: v, lambda v: jax.tree.map(jnp.negative, v), x)
 
 
 # The layout of XLA's weight-gradient convolution: the input with batch and channels
@@ -352,6 +352,10 @@ def _max_pool_bwd(window, strides, pads, res, g):
             mine, zero, ((0, 0, 0), (q, hq - q - ho, 0), (p, wq - p - wo, 0), (0, 0, 0))
           )
       phases.append(acc)
+    if jax.default_backend() == "cpu" and b * h * w * c >= STORED_INPUT_MIN_SIZE:
+      # Each phase in a buffer of its own: fused into the interleave below (and the
+      # batch norm gradient after it), XLA evaluated every offset's select per element.
+      phases = list(_kept(tuple(phases), g))
     phase_rows.append(jnp.stack(phases, axis=3))  # [b, hq, wq, sw, c]
   dxp = jnp.stack(phase_rows, axis=2).reshape(b, hq * sh, wq * sw, c)
   top, left = pads[0][0], pads[1][0]
@@ -381,6 +385,19 @@ def max_pool(x: jax.Array, window=(2, 2), strides=None, padding="VALID") -> jax.
   overlapping windows' gradients are summed). (Sharing the gradient among ties, also a
   subgradient, changed training on images with flat regions: positive ties after a
   ReLU are common there.)
+
+  On the CPU backend, maps of `STORED_INPUT_MIN_SIZE` elements or more compute each
+  phase sum into a buffer of its own (`_kept`); fused into the interleave, XLA evaluated
+  every offset's select per element (the stem pooling's gradient: 146 ms of traced kernel
+  time per 128 px two-tower step of `benchmarks.train_step`). The two-tower step, the two
+  programs alternating in one process (2026-12-04): 1479 -> 1422 ms at 128 px and 370 ->
+  357 ms at 64 px (medians of 8 and 10 rounds). The pooling gradient is the same either
+  way, ties included (tested on stored inputs), but the whole train step is not bit for
+  bit: the face_verify default's contrastive step on tied inputs first differed at step
+  16, in one channel of the stem. The likely cause (not proven): XLA recomputes the
+  pooled map, batch norm and ReLU included, inside whichever fusion reads it, and a
+  changed plan can round that recomputation differently and move a window's first
+  maximum among near-ties.
 
   Args:
     x: [B, H, W, C].
