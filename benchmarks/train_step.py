@@ -1,6 +1,6 @@
 r"""Training throughput of the face_fp two-tower ResNet-18 step: jaxsim vs PyTorch (CPU).
 
-    python -m benchmarks.train_step [--resolutions=128,64] [--batch=64] [--steps=3] [--repeats=3]
+    python -m benchmarks.train_step [--resolutions=128,64] [--batch=64] [--steps=3] [--repeats=5]
         [--frameworks=jax,jax_xla,torch] [--dtype=float32|bfloat16]
 
 The step: two separate ResNet-18 towers (face RGB, fingerprint grayscale),
@@ -8,9 +8,12 @@ The step: two separate ResNet-18 towers (face RGB, fingerprint grayscale),
 Euclidean distance (margin 2.0), Adam 1e-4; one forward, backward and update
 per step, batch 64 pairs. Both frameworks run the same architecture
 (torchvision-style ResNet-18, ImageNet stem, batch norm in training mode) one
-after the other in this process; each figure is the median of `--repeats`
-timings of `--steps` steps after two warm-up steps. The machine's other load
-shows up as noise: compare the runs of one invocation, and repeat it.
+in this process, interleaved: after two warm-up steps each, every round times `--steps`
+steps of each framework in turn, and each rate is the median over `--repeats` rounds.
+The ratio printed is the median of the rounds' ratios, each taken within one round, so
+that a change in the machine's speed between rounds (which moved PyTorch's own rate by
+up to 25% between invocations on the 2-core EPYC) cancels; the ratio of the two medians
+follows it. The machine's other load still shows up as noise: repeat the invocation.
 XLA flags are read from $XLA_FLAGS when JAX starts (set them on the command line).
 Like `experiments.run`, it first takes convolutions out of YNNPACK
 (`jaxsim.xla_cpu.prefer_eigen_convolutions`); `JAXSIM_YNN_CONVOLUTIONS=1` keeps jaxlib's
@@ -68,7 +71,9 @@ def time_steps(step_fn, steps, repeats):
   return times
 
 
-def bench_jax(batch, size, steps, repeats, dtype, conv_impl="auto"):
+def make_jax_step(batch, size, dtype, conv_impl="auto"):
+  """jaxsim's two-tower step on one fixed batch, as a no-argument function that waits
+  for the step's loss."""
   import jax  # noqa: PLC0415
   import jax.numpy as jnp  # noqa: PLC0415
 
@@ -98,10 +103,11 @@ def bench_jax(batch, size, steps, repeats, dtype, conv_impl="auto"):
     holder["state"], metrics = step(holder["state"], device_batch)
     jax.block_until_ready(metrics["loss"])
 
-  return time_steps(run, steps, repeats)
+  return run
 
 
-def bench_torch(batch, size, steps, repeats, dtype):
+def make_torch_step(batch, size, dtype):
+  """The same step in PyTorch (eager, NCHW), as a no-argument function."""
   import torch  # noqa: PLC0415
   from torch import nn  # noqa: PLC0415
 
@@ -159,7 +165,23 @@ def bench_torch(batch, size, steps, repeats, dtype):
     loss.backward()
     opt.step()
 
-  return time_steps(run, steps, repeats)
+  return run
+
+
+def time_interleaved(step_fns: dict, steps: int, repeats: int) -> dict:
+  """Seconds per step of each function, `repeats` rounds; each round times `steps`
+  steps of every function in turn, so all of them see the same phase of the machine."""
+  for fn in step_fns.values():
+    fn()  # compile / allocate
+    fn()
+  times = {name: [] for name in step_fns}
+  for _ in range(repeats):
+    for name, fn in step_fns.items():
+      t0 = time.perf_counter()
+      for _ in range(steps):
+        fn()
+      times[name].append((time.perf_counter() - t0) / steps)
+  return times
 
 
 def main() -> None:
@@ -167,7 +189,7 @@ def main() -> None:
   parser.add_argument("--resolutions", default="128,64")
   parser.add_argument("--batch", type=int, default=64)
   parser.add_argument("--steps", type=int, default=3)
-  parser.add_argument("--repeats", type=int, default=3)
+  parser.add_argument("--repeats", type=int, default=5)
   parser.add_argument("--frameworks", default="jax,jax_xla,torch")
   parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
   parser.add_argument(
@@ -183,28 +205,34 @@ def main() -> None:
 
     torch.set_flush_denormal(bool(args.torch_flush_denormal))
   frameworks = args.frameworks.split(",")
+  makers = {
+    "jax": make_jax_step,
+    "jax_xla": functools.partial(make_jax_step, conv_impl="xla"),
+    "torch": make_torch_step,
+  }
   for size in (int(s) for s in args.resolutions.split(",")):
-    result = {}
-    for name in frameworks:
-      fn = {
-        "jax": bench_jax,
-        "jax_xla": functools.partial(bench_jax, conv_impl="xla"),
-        "torch": bench_torch,
-      }[name]
-      times = fn(args.batch, size, args.steps, args.repeats, args.dtype)
-      result[name] = args.batch / statistics.median(times)
-      spread = [round(args.batch / t, 1) for t in times]
+    fns = {name: makers[name](args.batch, size, args.dtype) for name in frameworks}
+    times = time_interleaved(fns, args.steps, args.repeats)
+    rate = {name: args.batch / statistics.median(t) for name, t in times.items()}
+    for name, t in times.items():
+      spread = [round(args.batch / x, 1) for x in t]
       print(
         f"{name:7s} {size}x{size} batch {args.batch} {args.dtype}: "
-        f"{result[name]:.1f} pairs/s = {2 * result[name]:.1f} images/s "
-        f"(median; pairs/s of each repeat {spread})",
+        f"{rate[name]:.1f} pairs/s = {2 * rate[name]:.1f} images/s "
+        f"(median; pairs/s of each round {spread})",
         flush=True,
       )
     for name in ("jax", "jax_xla"):
-      if name in result and "torch" in result:
+      if name in times and "torch" in times:
+        # Each round's ratio compares the two under the same phase of the machine.
+        rounds = [t / j for j, t in zip(times[name], times["torch"], strict=True)]
         print(
-          f"ratio {name}/pytorch at {size}x{size}: {result[name] / result['torch']:.2f}", flush=True
+          f"ratio {name}/pytorch at {size}x{size}: {statistics.median(rounds):.2f} "
+          f"(median of the rounds' ratios {[round(r, 2) for r in rounds]}; "
+          f"ratio of the medians {rate[name] / rate['torch']:.2f})",
+          flush=True,
         )
+    del fns
 
 
 if __name__ == "__main__":
