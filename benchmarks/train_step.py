@@ -7,12 +7,13 @@ The step: two separate ResNet-18 towers (face RGB, fingerprint grayscale),
 256-d L2-normalised embeddings, the seed's pair contrastive loss on the
 Euclidean distance (margin 2.0), Adam 1e-4; one forward, backward and update
 per step, batch 64 pairs. Both frameworks run the same architecture
-(torchvision-style ResNet-18, ImageNet stem, batch norm in training mode) one
-in this process, interleaved: after two warm-up steps each, every round times `--steps`
-steps of each framework in turn, and each rate is the median over `--repeats` rounds.
-The ratio printed is the median of the rounds' ratios, each taken within one round, so
-that a change in the machine's speed between rounds (which moved PyTorch's own rate by
-up to 25% between invocations on the 2-core EPYC) cancels; the ratio of the two medians
+(torchvision-style ResNet-18, ImageNet stem, batch norm in training mode)
+in this process, interleaved: after two warm-up steps each, every round times
+`--steps` steps of each framework in turn (after one untimed step), and each rate
+is the median over `--repeats` rounds. The ratio printed is the median of the
+rounds' ratios, each taken within one round, so that a change in the machine's
+speed between rounds (which moved PyTorch's own rate by up to 25% between
+invocations on the 2-core EPYC) cancels; the ratio of the two medians
 follows it. The machine's other load still shows up as noise: repeat the invocation.
 XLA flags are read from $XLA_FLAGS when JAX starts (set them on the command line).
 Like `experiments.run`, it first takes convolutions out of YNNPACK
@@ -170,13 +171,19 @@ def make_torch_step(batch, size, dtype):
 
 def time_interleaved(step_fns: dict, steps: int, repeats: int) -> dict:
   """Seconds per step of each function, `repeats` rounds; each round times `steps`
-  steps of every function in turn, so all of them see the same phase of the machine."""
+  steps of every function in turn, so all of them see the same phase of the machine.
+
+  Each function's turn starts with one untimed step: the first jaxsim step after
+  PyTorch's ran at about 75% of the rate of the steps after it at 128 px (2026-12-04),
+  a cost that a training loop, which never switches, does not pay.
+  """
   for fn in step_fns.values():
     fn()  # compile / allocate
     fn()
   times = {name: [] for name in step_fns}
   for _ in range(repeats):
     for name, fn in step_fns.items():
+      fn()  # untimed: the first step after another framework ran pays to re-fault memory
       t0 = time.perf_counter()
       for _ in range(steps):
         fn()
