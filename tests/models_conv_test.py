@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxsim import models, train
+from jaxsim import models, parallel, train
 from jaxsim.models import conv
 
 NHWC = ("NHWC", "HWIO", "NHWC")
@@ -83,6 +83,29 @@ def test_xla_conv_stores_its_input_and_matches_xla_bit_for_bit(shape, kernel, st
   assert "conditional" in compiled  # the stored input's fusion boundary survived XLA
   small = jnp.zeros((2, 8, 8, shape[-1]))
   assert "conditional" not in loss(conv.xla_conv).lower(small, w).compile().as_text()
+
+
+def test_xla_conv_stored_input_sharded_over_the_batch_matches_xla():
+  # The stored input is [C, H, W, N]: sharded over the batch, its last axis is split.
+  if len(jax.devices()) < 2:
+    pytest.skip("needs 2 devices (tests/conftest.py simulates 8 CPU devices)")
+  mesh = parallel.data_mesh(jax.devices()[:2])
+  rng = np.random.default_rng(5)
+  x = jnp.asarray(np.round(rng.normal(size=(16, 32, 32, 64)) * 2) / 2, jnp.float32)
+  w = jnp.asarray(rng.normal(size=(3, 3, 64, 32)) / 9, jnp.float32)
+  x = jax.device_put(x, parallel.batch_sharding(mesh))
+
+  def loss(f):
+    def fn(x, w):
+      h = jax.nn.relu((x - x.mean((0, 1, 2))) * jax.lax.rsqrt(x.var((0, 1, 2)) + 1e-5))
+      return jnp.sum(jnp.sin(f(h, w, (2, 2), ((1, 1), (1, 1)), dimension_numbers=NHWC)))
+
+    return jax.jit(jax.value_and_grad(fn, (0, 1)))
+
+  assert x.size >= conv.STORED_INPUT_MIN_SIZE
+  got, ref = loss(conv.xla_conv)(x, w), loss(jax.lax.conv_general_dilated)(x, w)
+  for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(ref), strict=True):
+    np.testing.assert_array_equal(a, b)
 
 
 @pytest.mark.parametrize(
