@@ -14,6 +14,17 @@ from jaxsim.models import conv
 NHWC = ("NHWC", "HWIO", "NHWC")
 
 
+def _bn_relu_conv_value_and_grad(f, strides, padding):
+  """jit(value_and_grad) of sum(sin(f(relu(batch_norm(x)), w))): batch norm and ReLU
+  before the convolution are the producers XLA would fuse into its transposes."""
+
+  def fn(x, w):
+    h = jax.nn.relu((x - x.mean((0, 1, 2))) * jax.lax.rsqrt(x.var((0, 1, 2)) + 1e-5))
+    return jnp.sum(jnp.sin(f(h, w, strides, padding, dimension_numbers=NHWC)))
+
+  return jax.jit(jax.value_and_grad(fn, (0, 1)))
+
+
 def _conv_prims(fn, *args) -> int:
   return str(jax.make_jaxpr(fn)(*args)).count("conv_general_dilated")
 
@@ -67,15 +78,7 @@ def test_xla_conv_stores_its_input_and_matches_xla_bit_for_bit(shape, kernel, st
   x = jnp.asarray(np.round(rng.normal(size=shape) * 2) / 2, jnp.float32)
   w = jnp.asarray(rng.normal(size=(kernel, kernel, shape[-1], 16)) / kernel, jnp.float32)
   assert x.size >= conv.STORED_INPUT_MIN_SIZE
-
-  def loss(f):
-    # Batch norm and ReLU before the convolution: the producers XLA would fuse.
-    def fn(x, w):
-      h = jax.nn.relu((x - x.mean((0, 1, 2))) * jax.lax.rsqrt(x.var((0, 1, 2)) + 1e-5))
-      return jnp.sum(jnp.sin(f(h, w, (stride, stride), padding, dimension_numbers=NHWC)))
-
-    return jax.jit(jax.value_and_grad(fn, (0, 1)))
-
+  loss = functools.partial(_bn_relu_conv_value_and_grad, strides=(stride, stride), padding=padding)
   got, ref = loss(conv.xla_conv)(x, w), loss(jax.lax.conv_general_dilated)(x, w)
   for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(ref), strict=True):
     np.testing.assert_array_equal(a, b)
@@ -94,14 +97,7 @@ def test_xla_conv_stored_input_sharded_over_the_batch_matches_xla():
   x = jnp.asarray(np.round(rng.normal(size=(16, 32, 32, 64)) * 2) / 2, jnp.float32)
   w = jnp.asarray(rng.normal(size=(3, 3, 64, 32)) / 9, jnp.float32)
   x = jax.device_put(x, parallel.batch_sharding(mesh))
-
-  def loss(f):
-    def fn(x, w):
-      h = jax.nn.relu((x - x.mean((0, 1, 2))) * jax.lax.rsqrt(x.var((0, 1, 2)) + 1e-5))
-      return jnp.sum(jnp.sin(f(h, w, (2, 2), ((1, 1), (1, 1)), dimension_numbers=NHWC)))
-
-    return jax.jit(jax.value_and_grad(fn, (0, 1)))
-
+  loss = functools.partial(_bn_relu_conv_value_and_grad, strides=(2, 2), padding=((1, 1), (1, 1)))
   assert x.size >= conv.STORED_INPUT_MIN_SIZE
   got, ref = loss(conv.xla_conv)(x, w), loss(jax.lax.conv_general_dilated)(x, w)
   for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(ref), strict=True):
@@ -161,6 +157,27 @@ def test_max_pool_gives_tied_maxima_flax_gradient(window, strides, padding):
     rtol=0 if window == strides else 1e-6,
     atol=0,
   )
+
+
+def test_max_pool_gradient_kept_in_phases_equals_the_fused_one_bit_for_bit(monkeypatch):
+  # A ResNet stem's 3x3/2 pooling on a map above the threshold, with many tied maxima and
+  # cotangents of very different sizes (elements in four windows sum four of them).
+  rng = np.random.default_rng(7)
+  x = jnp.asarray(rng.integers(0, 3, size=(8, 32, 32, 64)), jnp.float32)
+  scale = 10.0 ** rng.integers(-4, 5, (8, 16, 16, 64))
+  g = jnp.asarray(rng.normal(size=(8, 16, 16, 64)) * scale, jnp.float32)
+
+  def grad():
+    f = lambda x: conv.max_pool(x, (3, 3), (2, 2), ((1, 1), (1, 1)))  # noqa: E731
+    fn = jax.jit(lambda x, g: jax.vjp(f, x)[1](g)[0])
+    return fn(x, g), "conditional" in fn.lower(x, g).compile().as_text()
+
+  assert x.size >= conv.STORED_INPUT_MIN_SIZE
+  kept, has_cond = grad()
+  monkeypatch.setattr(conv, "STORED_INPUT_MIN_SIZE", 2**40)
+  fused, has_cond_fused = grad()
+  assert has_cond and not has_cond_fused
+  np.testing.assert_array_equal(kept, fused)
 
 
 def test_max_pool_2x2_first_tie_takes_the_gradient_and_errors():

@@ -392,7 +392,7 @@ def max_pool(x: jax.Array, window=(2, 2), strides=None, padding="VALID") -> jax.
   time per 128 px two-tower step of `benchmarks.train_step`). The two-tower step, the two
   programs alternating in one process (2026-12-04): 1479 -> 1422 ms at 128 px and 370 ->
   357 ms at 64 px (medians of 8 and 10 rounds). The pooling gradient is the same either
-  way, ties included (tested on stored inputs), but the whole train step is not bit for
+  way, ties included (tested bit for bit), but the whole train step is not bit for
   bit: the face_verify default's contrastive step on tied inputs first differed at step
   16, in one channel of the stem. The likely cause (not proven): XLA recomputes the
   pooled map, batch norm and ReLU included, inside whichever fusion reads it, and a
