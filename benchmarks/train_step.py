@@ -12,7 +12,7 @@ in this process, interleaved: after two warm-up steps each, every round times
 `--steps` steps of each framework in turn (after one untimed step), and each rate
 is the median over `--repeats` rounds. The ratio printed is the median of the
 rounds' ratios, each taken within one round, so that a change in the machine's
-speed between rounds (which moved PyTorch's own rate by up to 25% between
+speed between rounds (which moved PyTorch's own rate by up to a third between
 invocations on the 2-core EPYC) cancels; the ratio of the two medians
 follows it. The machine's other load still shows up as noise: repeat the invocation.
 XLA flags are read from $XLA_FLAGS when JAX starts (set them on the command line).
