@@ -72,6 +72,7 @@ def main() -> None:
     ).strip()
   import jax
 
+  from jaxsim import report
   from jaxsim.evaluate import search
 
   if args.ann:
@@ -85,8 +86,8 @@ def main() -> None:
   queries /= np.linalg.norm(queries, axis=1, keepdims=True)
 
   print(
-    f"jax {jax.__version__} on {jax.devices()[0].platform}, {os.cpu_count()} CPUs, load "
-    f"average {os.getloadavg()[0]:.1f}; gallery {gallery.shape}, {args.num_queries} queries, "
+    f"jax {jax.__version__} on {jax.devices()[0].platform}, {report.machine_summary()}; "
+    f"gallery {gallery.shape}, {args.num_queries} queries, "
     f"exact top-{args.k}; best of {args.repeats} interleaved runs after a warm-up"
   )
 
@@ -121,7 +122,9 @@ def main() -> None:
     index.add(gallery)
     if args.single_thread:
       faiss.omp_set_num_threads(1)
-    faiss_name = f"faiss IndexFlatIP ({faiss.omp_get_max_threads()} threads)"
+    simd = getattr(faiss, "SIMDConfig", None)  # faiss >= 1.12 dispatches at run time
+    simd = f", {simd.get_level_name()}" if simd is not None else ""
+    faiss_name = f"faiss IndexFlatIP ({faiss.omp_get_max_threads()} threads{simd})"
     methods[faiss_name] = lambda: index.search(queries, args.k)
   except ImportError:
     faiss_name = None
@@ -192,6 +195,7 @@ def ann_benchmark(args) -> None:
   """Exact search against faiss indexes on a large synthetic gallery: build, q/s, recall."""
   import faiss
 
+  from jaxsim import report
   from jaxsim.evaluate import ann, search
 
   start = time.perf_counter()
@@ -203,7 +207,7 @@ def ann_benchmark(args) -> None:
   )
   print(
     f"gallery {g.shape} ({kind}), {q.shape[0]} queries, top-{args.k}, inner product; "
-    f"{os.cpu_count()} CPUs, faiss {faiss.__version__} on {faiss.omp_get_max_threads()} "
+    f"{report.machine_summary()}; faiss {faiss.__version__} on {faiss.omp_get_max_threads()} "
     f"threads; data drawn in {time.perf_counter() - start:.1f} s"
   )
   (_, exact), t_exact = _best_time(lambda: search.top_k_search(q, g, args.k, "dot"), args.repeats)

@@ -41,7 +41,7 @@ import time
 
 import numpy as np
 
-from jaxsim import xla_cpu
+from jaxsim import report, xla_cpu
 
 
 def configure_xla() -> None:
@@ -207,10 +207,13 @@ def main() -> None:
   )
   args = parser.parse_args()
   configure_xla()
+  torch_isa = ""
   if "torch" in args.frameworks:
     import torch  # noqa: PLC0415
 
     torch.set_flush_denormal(bool(args.torch_flush_denormal))
+    torch_isa = f"; PyTorch {torch.__version__} kernels: {torch.backends.cpu.get_cpu_capability()}"
+  print(f"machine: {report.machine_summary()}{torch_isa}", flush=True)
   frameworks = args.frameworks.split(",")
   makers = {
     "jax": make_jax_step,

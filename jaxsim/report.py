@@ -400,6 +400,60 @@ def _cpu_model() -> str:
   return platform.processor() or platform.machine()
 
 
+# Vector extensions that change which kernels XLA, oneDNN and faiss pick (and so speed,
+# and results in the last bits), widest last.
+ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16", "amx_tile")
+ISA_CAP_VARIABLES = (
+  "ATEN_CPU_CAPABILITY",
+  "ONEDNN_MAX_CPU_ISA",
+  "MKL_ENABLE_INSTRUCTIONS",
+  "FAISS_SIMD_LEVEL",
+  "OPENBLAS_CORETYPE",
+)
+
+
+def cpu_isa(cpuinfo: str | None = None) -> list[str]:
+  """The extensions of `ISA_FLAGS` that the CPU reports (/proc/cpuinfo's first "flags"
+  line, or `cpuinfo`'s), in `ISA_FLAGS`'s order; empty where there is no such line."""
+  if cpuinfo is None:
+    try:
+      cpuinfo = pathlib.Path("/proc/cpuinfo").read_text()
+    except OSError:
+      return []
+  for line in cpuinfo.splitlines():
+    if line.startswith("flags"):
+      present = set(line.partition(":")[2].split())
+      return [f for f in ISA_FLAGS if f in present]
+  return []
+
+
+def isa_caps(environ: dict | None = None) -> dict[str, str]:
+  """The instruction-set caps in force from the environment: XLA's `--xla_cpu_max_isa`
+  (in `$XLA_FLAGS`), PyTorch's `$ATEN_CPU_CAPABILITY`, oneDNN's `$ONEDNN_MAX_CPU_ISA`,
+  MKL's `$MKL_ENABLE_INSTRUCTIONS`, faiss's `$FAISS_SIMD_LEVEL` and the OpenBLAS that
+  faiss's wheel bundles, `$OPENBLAS_CORETYPE`. A benchmark run under
+  such caps stands in for a CPU with fewer extensions (README, Performance)."""
+  env = os.environ if environ is None else environ
+  caps = {}
+  for flag in env.get("XLA_FLAGS", "").split():
+    if flag.startswith("--xla_cpu_max_isa="):
+      caps["xla"] = flag.partition("=")[2]
+  for name in ISA_CAP_VARIABLES:
+    if env.get(name):
+      caps[name] = env[name]
+  return caps
+
+
+def machine_summary() -> str:
+  """One line for a benchmark's output: CPU model, core count, extensions and caps."""
+  caps = isa_caps()
+  capped = f"; capped: {', '.join(f'{k}={v}' for k, v in caps.items())}" if caps else ""
+  return (
+    f"{_cpu_model()}, {os.cpu_count()} CPUs, {' '.join(cpu_isa()) or 'extensions unknown'}"
+    f"{capped}; load average {os.getloadavg()[0]:.1f}"
+  )
+
+
 def environment() -> dict[str, Any]:
   """Versions, platform and CPU model the run used (results vary across CPUs)."""
   import jaxlib  # noqa: PLC0415
@@ -410,6 +464,8 @@ def environment() -> dict[str, Any]:
     "python": platform.python_version(),
     "platform": platform.platform(),
     "cpu": _cpu_model(),
+    "cpu_isa": cpu_isa(),
+    "isa_caps": isa_caps(),
     "cpu_count": os.cpu_count(),
     "devices": [str(d.device_kind) for d in jax.devices()],
     # The allocator's settings change speed, never results (`experiments.run`).

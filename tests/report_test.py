@@ -117,6 +117,23 @@ def test_environment_names_versions_and_cpu(tmp_path):
   assert all(env[k] for k in ("jax", "jaxlib", "python", "cpu"))
 
 
+def test_cpu_isa_reads_the_flags_line_and_keeps_the_listed_order():
+  cpuinfo = "processor\t: 0\nflags\t\t: fpu sse avx512f fma avx2 amx_tile\nflags : avx512_fp16\n"
+  assert report.cpu_isa(cpuinfo) == ["avx2", "fma", "avx512f", "amx_tile"]
+  assert report.cpu_isa("processor : 0\n") == []
+
+
+def test_isa_caps_names_each_cap_in_force():
+  env = {
+    "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false --xla_cpu_max_isa=AVX2",
+    "ATEN_CPU_CAPABILITY": "avx2",
+    "FAISS_SIMD_LEVEL": "",
+    "HOME": "/root",
+  }
+  assert report.isa_caps(env) == {"xla": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}
+  assert report.isa_caps({"XLA_FLAGS": "--xla_cpu_max_isa_x=1"}) == {}
+
+
 def test_jsonable_output_is_strict_json():
   text = json.dumps(report.jsonable({"a": float("nan"), "b": [np.float32("inf"), 1.0]}))
   assert json.loads(text) == {"a": None, "b": [None, 1.0]}
