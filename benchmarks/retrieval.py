@@ -4,7 +4,7 @@ Run from the repository root (faiss-cpu comes with the `bench` extra):
 
   python -m benchmarks.retrieval
   python -m benchmarks.retrieval --num_gallery=100000 --dim=256 --num_queries=2000 --repeats=5
-  taskset -c 1 python -m benchmarks.retrieval --single_thread   # work per core
+  python -m benchmarks.retrieval --single_thread   # work per core (pins itself to one CPU)
   python -m benchmarks.retrieval --ann     # approximate indexes at 1M x 128 (below)
 
 Prints queries per second for jaxsim's exact tiled search
@@ -24,6 +24,11 @@ any index), and ``--ann_num_queries`` fresh queries from the same
 centres. For exact search (jaxsim) and each faiss index it prints the build time,
 queries/s (best of ``--repeats``) and recall@k: the fraction of the exact top-k that the
 index returns.
+
+faiss's exact index scores with the OpenBLAS its wheel bundles, and that library's CPU
+detection picks the GEMM: `OPENBLAS_CORETYPE=SkylakeX` (AVX-512) or `=Haswell` (AVX2)
+overrides it, for faiss only (numpy's OpenBLAS is another library). The faiss line names
+the kernels it ran; compare against the fastest that the CPU supports.
 """
 
 from __future__ import annotations
@@ -66,6 +71,8 @@ def main() -> None:
   )
   args = parser.parse_args()
   if args.single_thread:
+    # One core for every thread pool (XLA's YNNPACK dots keep a pool of their own).
+    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     # Must be set before JAX starts its CPU backend.
     os.environ["XLA_FLAGS"] = (
       os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false"
@@ -124,7 +131,7 @@ def main() -> None:
       faiss.omp_set_num_threads(1)
     simd = getattr(faiss, "SIMDConfig", None)  # faiss >= 1.12 dispatches at run time
     simd = f", {simd.get_level_name()}" if simd is not None else ""
-    faiss_name = f"faiss IndexFlatIP ({faiss.omp_get_max_threads()} threads{simd})"
+    faiss_name = f"faiss IndexFlatIP ({faiss.omp_get_max_threads()} threads{simd}{_faiss_blas()})"
     methods[faiss_name] = lambda: index.search(queries, args.k)
   except ImportError:
     faiss_name = None
@@ -189,6 +196,20 @@ def _best_time(fn, repeats):
     fn()
     times.append(time.perf_counter() - start)
   return out, min(times)
+
+
+def _faiss_blas() -> str:
+  """Which BLAS kernels faiss's wheel runs: `IndexFlatIP` scores many queries with its
+  bundled OpenBLAS, whose CPU detection decides the GEMM (README, Performance: the
+  wheel's OpenBLAS 0.3.15 took a 2026 Intel Xeon for "Prescott", SSE3 kernels)."""
+  try:
+    import threadpoolctl  # noqa: PLC0415 (scikit-learn's dependency)
+  except ImportError:
+    return ""
+  for lib in threadpoolctl.threadpool_info():
+    if "faiss" in lib.get("filepath", "") and lib.get("internal_api") in ("openblas", "mkl"):
+      return f"; {lib['internal_api']} {lib.get('version')}, {lib.get('architecture')} kernels"
+  return ""
 
 
 def ann_benchmark(args) -> None:
