@@ -72,7 +72,8 @@ def main() -> None:
   args = parser.parse_args()
   if args.single_thread:
     # One core for every thread pool (XLA's YNNPACK dots keep a pool of their own).
-    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+    if hasattr(os, "sched_setaffinity"):  # Linux
+      os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     # Must be set before JAX starts its CPU backend.
     os.environ["XLA_FLAGS"] = (
       os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false"

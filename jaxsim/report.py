@@ -401,7 +401,7 @@ def _cpu_model() -> str:
 
 
 # Vector extensions that change which kernels XLA, oneDNN and faiss pick (and so speed,
-# and results in the last bits), widest last.
+# and results in the last bits), oldest first.
 ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16", "amx_tile")
 ISA_CAP_VARIABLES = (
   "ATEN_CPU_CAPABILITY",
@@ -430,9 +430,9 @@ def cpu_isa(cpuinfo: str | None = None) -> list[str]:
 def isa_caps(environ: dict | None = None) -> dict[str, str]:
   """The instruction-set caps in force from the environment: XLA's `--xla_cpu_max_isa`
   (in `$XLA_FLAGS`), PyTorch's `$ATEN_CPU_CAPABILITY`, oneDNN's `$ONEDNN_MAX_CPU_ISA`,
-  MKL's `$MKL_ENABLE_INSTRUCTIONS`, faiss's `$FAISS_SIMD_LEVEL` and the OpenBLAS that
-  faiss's wheel bundles, `$OPENBLAS_CORETYPE`. A benchmark run under
-  such caps stands in for a CPU with fewer extensions (README, Performance)."""
+  MKL's `$MKL_ENABLE_INSTRUCTIONS`, faiss's `$FAISS_SIMD_LEVEL` and OpenBLAS's
+  `$OPENBLAS_CORETYPE` (faiss's wheel bundles an OpenBLAS). A benchmark run under such
+  caps stands in for a CPU with fewer extensions (README, Performance)."""
   env = os.environ if environ is None else environ
   caps = {}
   for flag in env.get("XLA_FLAGS", "").split():
