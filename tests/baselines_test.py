@@ -182,6 +182,14 @@ def test_every_baseline_has_the_interface(name):
     model.embed(np.zeros((1, 32, 32, 1), np.float32))
 
 
+def test_grey_images_are_the_float64_channel_mean_bit_for_bit():
+  rgb = np.random.default_rng(3).random((5, 9, 7, 3), dtype=np.float32)
+  grey = baselines._check_images(rgb)
+  assert grey.dtype == np.float64
+  np.testing.assert_array_equal(grey, rgb.astype(np.float64).mean(axis=-1))
+  np.testing.assert_array_equal(baselines._check_images(rgb[..., :1]), rgb[..., 0])
+
+
 def test_bad_input_errors_say_what_to_do():
   rng = np.random.default_rng(0)
   images = rng.uniform(size=(6, 32, 32, 1)).astype(np.float32)
