@@ -207,10 +207,26 @@ def _faiss_blas() -> str:
     import threadpoolctl  # noqa: PLC0415 (scikit-learn's dependency)
   except ImportError:
     return ""
+  from jaxsim import report  # noqa: PLC0415
+
   for lib in threadpoolctl.threadpool_info():
     if "faiss" in lib.get("filepath", "") and lib.get("internal_api") in ("openblas", "mkl"):
-      return f"; {lib['internal_api']} {lib.get('version')}, {lib.get('architecture')} kernels"
+      arch, isa = lib.get("architecture"), report.cpu_isa()
+      best = "SkylakeX" if "avx512f" in isa else "Haswell" if "avx2" in isa else ""
+      if lib["internal_api"] == "openblas" and best and arch not in _FAST_CORETYPES:
+        print(
+          f"note: faiss's OpenBLAS runs {arch} kernels on a CPU with "
+          f"{' '.join(isa)}; for a fair ratio rerun with "
+          f"OPENBLAS_CORETYPE={best} (README, Performance)",
+          flush=True,
+        )
+      return f"; {lib['internal_api']} {lib.get('version')}, {arch} kernels"
   return ""
+
+
+# OpenBLAS core types whose SGEMM uses AVX2 or AVX-512 (an older OpenBLAS that does not
+# know a CPU falls back to "Prescott", SSE3).
+_FAST_CORETYPES = ("Haswell", "Zen", "SkylakeX", "Cooperlake", "SapphireRapids")
 
 
 def ann_benchmark(args) -> None:
