@@ -118,8 +118,8 @@ def _check_images(images, what: str = "images", min_count: int = 1) -> np.ndarra
       f"{what} must lie in [0, 1], got values in [{images.min():.3g}, {images.max():.3g}]; "
       "divide 8-bit images by 255"
     )
-  # The channel mean in float64 without a float64 copy of the images (the copy took 4.4 s
-  # of 5.2 for face_verify's 7,680 RGB images); the same numbers bit for bit.
+  # The channel mean in float64 without a float64 copy of the images (0.75 s against 4.4 s
+  # with the copy for face_verify's 7,680 RGB 72x72 images); the same numbers bit for bit.
   return images.mean(axis=-1, dtype=np.float64)
 
 
