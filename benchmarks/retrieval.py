@@ -48,7 +48,7 @@ def main() -> None:
   parser.add_argument("--k", type=int, default=10)
   parser.add_argument("--repeats", type=int, default=3)
   parser.add_argument("--query_chunk", type=int, default=512)
-  parser.add_argument("--gallery_tile", type=int, default=4096)
+  parser.add_argument("--gallery_tile", type=int, default=8192)
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--ann", action="store_true", help="approximate indexes, large gallery")
   parser.add_argument("--ann_num_gallery", type=int, default=1_000_000)

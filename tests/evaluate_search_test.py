@@ -43,8 +43,8 @@ def test_ties_go_to_lower_gallery_index_across_tiles():
 
 @pytest.mark.parametrize("k", [1, 5, 16, 17, 40])
 def test_both_selection_paths_equal_a_stable_sort(k):
-  # k <= 16 selects gallery-major by max extraction over blocks and sub-blocks; k > 16
-  # uses lax.top_k over block maxima. Duplicated rows make ties inside and across tiles.
+  # k <= 16 selects gallery-major by a max tree and max extraction; k > 16 uses
+  # lax.top_k over block maxima. Duplicated rows make ties inside and across tiles.
   rng = np.random.default_rng(7)
   base = rng.standard_normal((700, 6)).astype(np.float32)
   g = np.concatenate([base, base[::-1], base[:300]])
@@ -68,9 +68,10 @@ def test_both_selection_paths_equal_a_stable_sort(k):
 
 
 @pytest.mark.parametrize("k", [2, 20])
-def test_the_overlapping_last_tile_counts_each_item_once(k):
-  # 1,500 items in tiles of 256: the last tile starts at 1,244, inside the fifth tile
-  # (1,024-1,279), so items 1,244-1,279 are scanned twice and must be counted once.
+def test_the_last_tile_counts_each_item_once(k):
+  # 1,500 items in tiles of 256: k > 16 scans an overlapping last tile from 1,244, inside
+  # the fifth tile (1,024-1,279), so items 1,244-1,279 are scanned twice and must be
+  # counted once; k <= 16 scans a 220-item remainder after the five whole tiles.
   q, g = _data(8, 2, 1500, 6)
   g[1250], g[1270] = 50 * q[0], 40 * q[1]
   for metric in ("dot", "cosine"):
@@ -80,6 +81,35 @@ def test_the_overlapping_last_tile_counts_each_item_once(k):
     np.testing.assert_allclose(s, ref_s, rtol=1e-5, atol=1e-5)
     assert i[0, 0] == 1250 and i[1, 0] == 1270
     assert all(len(set(row)) == k for row in i)
+
+
+@pytest.mark.parametrize("repeats", [1, 3])
+def test_exclusion_through_the_max_tree_equals_a_stable_sort(repeats):
+  # Leave-one-out search (each query is a gallery item) with ids shared by `repeats`
+  # items: the tree keeps k + repeats nodes per level and excludes at the candidates. A
+  # remainder of 2,501 - 2 * 1,024 = 453 rows is not a multiple of 8 (tail rows unreduced).
+  rng = np.random.default_rng(11)
+  g = rng.standard_normal((2501, 6)).astype(np.float32)
+  g[1:40] = g[0]  # ties that cross the excluded items
+  g_ids = np.arange(2501) // repeats
+  pick = np.array([0, 5, 1030, 2047, 2048, 2500] + list(range(100, 400, 7)))
+  q, q_ids = g[pick], g_ids[pick]
+  for metric in ("dot", "squared_euclidean"):
+    full = np.array(search.pairwise_scores(q, g, metric))
+    full[q_ids[:, None] == g_ids[None, :]] = -np.inf
+    ref_s, ref_i = _stable_top_k(full, 9)
+    s, i = search.top_k_search(q, g, 9, metric, q_ids, g_ids, query_chunk=16, gallery_tile=1024)
+    np.testing.assert_array_equal(i, ref_i)
+    np.testing.assert_allclose(s, ref_s, rtol=1e-5, atol=1e-5)
+
+
+def test_queries_selected_in_parts_equal_a_stable_sort():
+  # A chunk of 256 queries is scored and selected in parts of `search._PART` queries.
+  q, g = _data(12, 300, 5000, 16)
+  ref_s, ref_i = _stable_top_k(np.asarray(search.pairwise_scores(q, g, "cosine")), 10)
+  s, i = search.top_k_search(q, g, 10, "cosine", query_chunk=256, gallery_tile=2048)
+  np.testing.assert_array_equal(i, ref_i)
+  np.testing.assert_allclose(s, ref_s, rtol=1e-5, atol=1e-5)
 
 
 def test_exclusion_is_by_id_not_position():

@@ -192,74 +192,76 @@ def _block_top_k(s: jax.Array, k: int) -> tuple[jax.Array, jax.Array]:
   return vals, jnp.take_along_axis(cand_idx, pos, axis=1)
 
 
-# Up to this k, a tile's top-k is found gallery-major by repeated max extraction
-# (`_extract_top_k`): each pass is a reduction over the gallery axis that vectorises
-# across queries, where XLA:CPU's `lax.top_k` sorts row by row (about 1.5x slower per
-# search at k = 10). Larger k uses `_block_top_k`.
+# Up to this k, a tile's top k is found gallery-major ([W, R] scores, so every step is a
+# reduction over the gallery axis that vectorises across queries, where XLA:CPU's
+# `lax.top_k` sorts row by row) by a max tree (`_tree_candidates`) and max extraction
+# (`_extract_top_k`). Larger k uses `_block_top_k`.
 _SMALL_K = 16
-_SUB = 8  # sub-blocks of a _BLOCK in the gallery-major path
+_FAN = 8  # children per node of the max tree
+_NO_ID = np.iinfo(np.int32).max
+# Queries per selection in `_search_chunk_small_k`: a chunk's queries are scored and
+# selected in independent parts, which XLA's thunk executor runs side by side (the
+# selection's small reductions run on one thread each).
+_PART = 128
 
 
-def _extract_top_k(x: jax.Array, k: int) -> tuple[jax.Array, jax.Array]:
-  """Top k along axis 0 of x [W, R] by k max-extraction passes; ties to the lower index.
+def _extract_top_k(x: jax.Array, ids: jax.Array, k: int) -> tuple[jax.Array, jax.Array]:
+  """Top k along axis 0 of x [W, R] by (value desc, id asc), in k max-extraction passes.
 
-  A picked entry becomes -inf, so once fewer than k finite entries remain a position can
-  be picked again, always with value -inf: callers treat -inf picks as empty.
-  Returns (values [k, R], positions [k, R]).
+  ``ids`` [W, R] must be distinct within a column wherever x is finite. A picked entry
+  becomes -inf, so once fewer than k finite entries remain, picks repeat with value
+  -inf: callers treat -inf picks as empty. Returns (values [k, R], ids [k, R]).
   """
-  width = x.shape[0]
-  iota = jax.lax.broadcasted_iota(jnp.int32, x.shape, 0)
-  values, positions = [], []
+  values, picked = [], []
   for _ in range(k):
     v = x.max(0)
-    i = jnp.min(jnp.where(x == v[None], iota, width), axis=0)
-    x = jnp.where(iota == i[None], -jnp.inf, x)
+    i = jnp.min(jnp.where(x == v[None], ids, _NO_ID), axis=0)
+    x = jnp.where(ids == i[None], -jnp.inf, x)
     values.append(v)
-    positions.append(i)
-  return jnp.stack(values), jnp.stack(positions)
+    picked.append(i)
+  return jnp.stack(values), jnp.stack(picked)
 
 
-def _pick(maxima, ids, groups, k):
-  """The k groups with the largest maxima, gathered in gallery order.
-
-  Args:
-    maxima: [G', R] maximum of each candidate group.
-    ids: [G', R] the candidates' group ids (rows of `groups`), or None for 0..G'-1.
-    groups: [G, n, R] the groups' entries.
-    k: groups to pick.
-
-  Returns:
-    (entries [k, n, R], group ids [k, R]); a group picked with maximum -inf (a repeat,
-    see `_extract_top_k`) has its entries set to -inf, so nothing is counted twice.
-  """
-  v, pos = _extract_top_k(maxima, k)
-  if ids is not None:
-    pos = jnp.take_along_axis(ids, pos, axis=0)
-  pos, v = jax.lax.sort((pos, v), dimension=0, num_keys=1)
-  entries = jnp.take_along_axis(groups, pos[:, None, :], axis=0)
-  return jnp.where(jnp.isfinite(v)[:, None, :], entries, -jnp.inf), pos
+def _rows(shape: tuple[int, ...], start: int = 0) -> jax.Array:
+  return start + jax.lax.broadcasted_iota(jnp.int32, shape, 0)
 
 
-def _candidates(s_t: jax.Array, k: int) -> tuple[jax.Array, jax.Array]:
+def _tree_candidates(s_t: jax.Array, k: int) -> tuple[jax.Array, jax.Array]:
   """Entries of a gallery-major tile s_t [W, R] that hold each column's top k.
 
-  Two levels of the `_block_top_k` argument: the top k blocks (of _BLOCK) by maximum
-  hold the top k entries, and so do the top k of their sub-blocks (of _SUB). Returns
-  (scores [k * _SUB, R], positions [k * _SUB, R]) in gallery order, or the whole tile
-  when it is too narrow for blocks to pay.
+  A max tree: each node is the maximum of _FAN consecutive rows of the level below. A
+  node that holds one of the k best entries (value desc, row asc) has at most k - 1
+  nodes ranked above it by (maximum desc, node index asc), since each of those holds an
+  entry ranked above that one. So the top k nodes of every level hold the top k
+  entries, and the search descends from the top level keeping k nodes per level; no
+  ranking happens on the tile itself. Returns (scores [n, R], rows [n, R]): the
+  children of the k lowest-level nodes (n = _FAN * k) plus the last W % _FAN rows,
+  which no node covers; or the whole tile when it is too narrow for a tree to pay.
   """
-  width, rows = s_t.shape
-  num_blocks, per_block = width // _BLOCK, _BLOCK // _SUB
-  if width % _BLOCK or num_blocks <= 2 * k:
-    return s_t, jnp.broadcast_to(jnp.arange(width, dtype=jnp.int32)[:, None], s_t.shape)
-  entries = s_t.reshape(num_blocks * per_block, _SUB, rows)
-  sub_blocks = entries.max(1).reshape(num_blocks, per_block, rows)
-  sub_max, blocks = _pick(sub_blocks.max(1), None, sub_blocks, k)
-  sub_ids = blocks[:, None, :] * per_block + jnp.arange(per_block)[None, :, None]
-  flat = (k * per_block, rows)
-  cand, subs = _pick(sub_max.reshape(flat), sub_ids.reshape(flat), entries, k)
-  cand_ids = subs[:, None, :] * _SUB + jnp.arange(_SUB)[None, :, None]
-  return cand.reshape(k * _SUB, rows), cand_ids.reshape(k * _SUB, rows).astype(jnp.int32)
+  width, cols = s_t.shape
+  body = width - width % _FAN
+  if body // _FAN < 2 * k:
+    return s_t, _rows(s_t.shape)
+  tile = s_t[:body]
+  levels = [tile.reshape(-1, _FAN, cols).max(1)]
+  while levels[-1].shape[0] % _FAN == 0 and levels[-1].shape[0] // _FAN >= 2 * k:
+    levels.append(levels[-1].reshape(-1, _FAN, cols).max(1))
+  # Else XLA folds the nested maxima into one more pass over the whole tile.
+  levels = jax.lax.optimization_barrier(levels)
+  v, nodes = _extract_top_k(levels[-1], _rows(levels[-1].shape), k)
+  for level in reversed([tile, *levels[:-1]]):
+    vals = jnp.take_along_axis(level.reshape(-1, _FAN, cols), nodes[:, None, :], axis=0)
+    ids = nodes[:, None, :] * _FAN + jnp.arange(_FAN, dtype=jnp.int32)[None, :, None]
+    # A node picked again with maximum -inf (see `_extract_top_k`) adds nothing.
+    vals = jnp.where(jnp.isfinite(v)[:, None, :], vals, -jnp.inf)
+    vals, ids = vals.reshape(k * _FAN, cols), ids.reshape(k * _FAN, cols)
+    if level is tile:
+      break
+    v, nodes = _extract_top_k(vals, ids, k)
+  if body < width:
+    vals = jnp.concatenate([vals, s_t[body:]])
+    ids = jnp.concatenate([ids, _rows(s_t[body:].shape, body)])
+  return vals, ids
 
 
 def _gallery_tile(g, g_sq, g_ids, offset, tile):
@@ -272,16 +274,18 @@ def _gallery_tile(g, g_sq, g_ids, offset, tile):
   return take(g), take(g_sq), take(g_ids), rows >= offset, start
 
 
-@functools.partial(jax.jit, static_argnames=("k", "metric", "exclude", "tile"))
-def _search_chunk(q, q_ids, g, g_sq, g_ids, k, metric, exclude, tile):
-  """Running top-k of one query chunk over all gallery tiles (a scan, so memory is bounded)."""
+@functools.partial(jax.jit, static_argnames=("k", "metric", "exclude", "tile", "id_repeats"))
+def _search_chunk(q, q_ids, g, g_sq, g_ids, k, metric, exclude, tile, id_repeats):
+  """Running top-k of one query chunk over all gallery tiles (a scan, so memory is bounded).
+
+  ``id_repeats``: the most gallery items that share one id (see `_search_chunk_small_k`).
+  """
   rows = q.shape[0]
   if metric == "cosine":
     q = _normalize(q)
-  offsets = jnp.arange(-(-g.shape[0] // tile), dtype=jnp.int32) * tile
-
   if k <= _SMALL_K:
-    return _search_chunk_small_k(q, q_ids, (g, g_sq, g_ids), offsets, k, metric, exclude, tile)
+    return _search_chunk_small_k(q, q_ids, (g, g_sq, g_ids), k, metric, exclude, tile, id_repeats)
+  offsets = jnp.arange(-(-g.shape[0] // tile), dtype=jnp.int32) * tile
 
   def step(carry, offset):
     best_s, best_i = carry
@@ -317,29 +321,49 @@ def _finish(q, best_s, best_i, metric):
   return best_s, best_i
 
 
-def _search_chunk_small_k(q, q_ids, gallery, offsets, k, metric, exclude, tile):
-  """`_search_chunk` for k <= _SMALL_K, gallery-major: tiles are scored as [W, R]."""
-  rows = q.shape[0]
+def _search_chunk_small_k(q, q_ids, gallery, k, metric, exclude, tile, id_repeats):
+  """`_search_chunk` for k <= _SMALL_K, gallery-major: tiles are scored as [W, R].
 
-  def step(carry, offset):
-    best_s, best_i = carry  # [k, R], best first; earlier tiles' entries only
-    g_t, g_sq_t, g_ids_t, g_valid, start = _gallery_tile(*gallery, offset, tile)
-    s_t = jnp.matmul(g_t, q.T, precision="highest")
-    if metric in ("euclidean", "squared_euclidean"):
-      s_t = 2 * s_t - g_sq_t[:, None]  # as in `_search_chunk`
-    mask = jnp.broadcast_to(g_valid[:, None], s_t.shape)
-    if exclude:
-      mask = mask & (g_ids_t[:, None] != q_ids[None, :])
-    cand, cand_i = _candidates(jnp.where(mask, s_t, -jnp.inf), min(k, tile))
-    # The running best (lower gallery indices) first, so ties still go to the lower index.
-    all_s = jnp.concatenate([best_s, cand])
-    all_i = jnp.concatenate([best_i, cand_i + start])
-    new_s, pos = _extract_top_k(all_s, k)
-    return (new_s, jnp.take_along_axis(all_i, pos, axis=0)), None
+  The scan covers the gallery's whole tiles and one more step its remainder, so no
+  tile overlaps another and no entry needs masking for that. An excluded item (the
+  query's own id) can take a place in the tree: with at most ``id_repeats`` items per id,
+  k + id_repeats nodes per level keep the top k of the rest, so the exclusion is
+  applied to the candidates only. With more repeats than k, the tile is masked instead.
+  """
+  g, g_sq, g_ids = gallery
+  num_g, rows = g.shape[0], q.shape[0]
+  mask_tile = exclude and id_repeats > k
+  tree_k = k + id_repeats if exclude and not mask_tile else k
+  width = _PART if rows % _PART == 0 else rows
+  parts = [slice(p, p + width) for p in range(0, rows, width)]
 
-  init = (jnp.full((k, rows), -jnp.inf, jnp.float32), jnp.full((k, rows), -1, jnp.int32))
-  (best_s, best_i), _ = jax.lax.scan(step, init, offsets)
-  return _finish(q, best_s.T, best_i.T, metric)
+  def merge(best, start, g_t, g_sq_t, g_ids_t):
+    merged = []
+    for part in parts:
+      s_t = jnp.matmul(g_t, q[part].T, precision="highest")
+      if metric in ("euclidean", "squared_euclidean"):
+        s_t = 2 * s_t - g_sq_t[:, None]  # as in `_search_chunk`
+      if mask_tile:
+        s_t = jnp.where(g_ids_t[:, None] != q_ids[part][None, :], s_t, -jnp.inf)
+      cand, cand_rows = _tree_candidates(s_t, tree_k)
+      if exclude and not mask_tile:
+        cand = jnp.where(g_ids_t[cand_rows] != q_ids[part][None, :], cand, -jnp.inf)
+      all_s = jnp.concatenate([best[0][:, part], cand])
+      all_i = jnp.concatenate([best[1][:, part], cand_rows + start])
+      merged.append(_extract_top_k(all_s, all_i, k))
+    return tuple(jnp.concatenate(x, axis=1) for x in zip(*merged, strict=True))
+
+  def step(best, start):
+    take = functools.partial(jax.lax.dynamic_slice_in_dim, start_index=start, slice_size=tile)
+    return merge(best, start, take(g), take(g_sq), take(g_ids)), None
+
+  best = (jnp.full((k, rows), -jnp.inf, jnp.float32), jnp.full((k, rows), -1, jnp.int32))
+  whole = num_g // tile
+  best, _ = jax.lax.scan(step, best, jnp.arange(whole, dtype=jnp.int32) * tile)
+  if whole * tile < num_g:
+    rest = slice(whole * tile, num_g)
+    best = merge(best, whole * tile, g[rest], g_sq[rest], g_ids[rest])
+  return _finish(q, best[0].T, best[1].T, metric)
 
 
 def _aligned_copy(x: np.ndarray) -> np.ndarray:
@@ -376,7 +400,7 @@ class ExactIndex:
     gallery: jax.typing.ArrayLike,
     metric: str = "cosine",
     gallery_ids: jax.typing.ArrayLike | None = None,
-    gallery_tile: int = 4096,
+    gallery_tile: int = 8192,
   ):
     check_metric(metric)
     g = np.asarray(gallery, np.float32)
@@ -390,6 +414,7 @@ class ExactIndex:
       if gallery_ids.shape != (num_g,):
         raise ValueError(f"gallery_ids must be [{num_g}], got {gallery_ids.shape}")
     self.has_ids = gallery_ids is not None
+    self.id_repeats = int(np.unique(gallery_ids, return_counts=True)[1].max()) if self.has_ids else 0
     # No padding: the last tile overlaps the one before it (`_gallery_tile`).
     self.tile = min(gallery_tile, num_g)
     ids = np.zeros(num_g, np.int32) if gallery_ids is None else gallery_ids
@@ -433,6 +458,7 @@ class ExactIndex:
         metric=self.metric,
         exclude=exclude,
         tile=self.tile,
+        id_repeats=self.id_repeats,
       )
       scores[start:stop] = np.asarray(s)[: stop - start]
       indices[start:stop] = np.asarray(i)[: stop - start]
@@ -447,7 +473,7 @@ def top_k_search(
   query_ids: jax.typing.ArrayLike | None = None,
   gallery_ids: jax.typing.ArrayLike | None = None,
   query_chunk: int = 512,
-  gallery_tile: int = 4096,
+  gallery_tile: int = 8192,
 ) -> tuple[np.ndarray, np.ndarray]:
   """Exact top-k gallery items for each query, streamed over gallery tiles.
 
