@@ -414,8 +414,11 @@ class ExactIndex:
       if gallery_ids.shape != (num_g,):
         raise ValueError(f"gallery_ids must be [{num_g}], got {gallery_ids.shape}")
     self.has_ids = gallery_ids is not None
-    self.id_repeats = int(np.unique(gallery_ids, return_counts=True)[1].max()) if self.has_ids else 0
-    # No padding: the last tile overlaps the one before it (`_gallery_tile`).
+    # The most items that share one id: how many a query can exclude.
+    self.id_repeats = 0
+    if self.has_ids:
+      self.id_repeats = int(np.unique(gallery_ids, return_counts=True)[1].max())
+    # No padding: the last tile is narrower (k <= 16) or overlaps the one before it.
     self.tile = min(gallery_tile, num_g)
     ids = np.zeros(num_g, np.int32) if gallery_ids is None else gallery_ids
     g = jax.device_put(_aligned_copy(g))  # in place (jnp.asarray would copy it again)
