@@ -264,106 +264,108 @@ def _tree_candidates(s_t: jax.Array, k: int) -> tuple[jax.Array, jax.Array]:
   return vals, ids
 
 
-def _gallery_tile(g, g_sq, g_ids, offset, tile):
-  """Tile `offset // tile` of the unpadded gallery: rows [start, start + tile) with
-  start = min(offset, N - tile), so the last tile overlaps its predecessor instead of
-  needing padding; rows before `offset` (already scanned) are marked invalid."""
-  start = jnp.minimum(offset, g.shape[0] - tile)
-  rows = start + jnp.arange(tile, dtype=jnp.int32)
-  take = functools.partial(jax.lax.dynamic_slice_in_dim, start_index=start, slice_size=tile)
-  return take(g), take(g_sq), take(g_ids), rows >= offset, start
+def _merge_small_k(best, q, q_ids, g_t, g_sq_t, g_ids_t, start, k, metric, exclude, id_repeats):
+  """The running top k (gallery-major, [k, R] each) of a query chunk merged with one
+  gallery tile that starts at gallery row ``start``, for k <= _SMALL_K.
 
-
-@functools.partial(jax.jit, static_argnames=("k", "metric", "exclude", "tile", "id_repeats"))
-def _search_chunk(q, q_ids, g, g_sq, g_ids, k, metric, exclude, tile, id_repeats):
-  """Running top-k of one query chunk over all gallery tiles (a scan, so memory is bounded).
-
-  ``id_repeats``: the most gallery items that share one id (see `_search_chunk_small_k`).
+  The chunk's queries are scored and selected in parts of _PART. An excluded item (the
+  query's own id) can take a place in the tree: with at most ``id_repeats`` items per
+  id, k + id_repeats nodes per level keep the top k of the rest, so the exclusion is
+  applied to the candidates only; with more repeats than k, the tile is masked instead.
   """
   rows = q.shape[0]
-  if metric == "cosine":
-    q = _normalize(q)
-  if k <= _SMALL_K:
-    return _search_chunk_small_k(q, q_ids, (g, g_sq, g_ids), k, metric, exclude, tile, id_repeats)
-  offsets = jnp.arange(-(-g.shape[0] // tile), dtype=jnp.int32) * tile
+  mask_tile = exclude and id_repeats > k
+  tree_k = k + id_repeats if exclude and not mask_tile else k
+  width = _PART if rows % _PART == 0 else rows
+  merged = []
+  for part in (slice(p, p + width) for p in range(0, rows, width)):
+    s_t = jnp.matmul(g_t, q[part].T, precision="highest")
+    if metric in ("euclidean", "squared_euclidean"):
+      # |q - g|^2 = |q|^2 + |g|^2 - 2<q, g>; |q|^2 is constant per query, so rank on
+      # the rest and convert the k winners back to distances at the end (`_finish`).
+      s_t = 2 * s_t - g_sq_t[:, None]
+    if mask_tile:
+      s_t = jnp.where(g_ids_t[:, None] != q_ids[part][None, :], s_t, -jnp.inf)
+    cand, cand_rows = _tree_candidates(s_t, tree_k)
+    if exclude and not mask_tile:
+      cand = jnp.where(g_ids_t[cand_rows] != q_ids[part][None, :], cand, -jnp.inf)
+    all_s = jnp.concatenate([best[0][:, part], cand])
+    all_i = jnp.concatenate([best[1][:, part], cand_rows + start])
+    merged.append(_extract_top_k(all_s, all_i, k))
+  return tuple(jnp.concatenate(x, axis=1) for x in zip(*merged, strict=True))
 
-  def step(carry, offset):
-    best_s, best_i = carry
-    g_t, g_sq_t, g_ids_t, g_valid, start = _gallery_tile(g, g_sq, g_ids, offset, tile)
-    dots = jnp.matmul(q, g_t.T, precision="highest")
-    if metric in ("dot", "cosine"):
-      s = dots
+
+def _merge_large_k(best, q, q_ids, g_t, g_sq_t, g_ids_t, start, k, metric, exclude):
+  """`_merge_small_k` for k > _SMALL_K: query-major tiles and `_block_top_k`."""
+  s = jnp.matmul(q, g_t.T, precision="highest")
+  if metric in ("euclidean", "squared_euclidean"):
+    s = 2 * s - g_sq_t[None, :]  # as in `_merge_small_k`
+  if exclude:
+    s = jnp.where(g_ids_t[None, :] != q_ids[:, None], s, -jnp.inf)
+  tile_s, tile_i = _block_top_k(s, min(k, s.shape[1]))
+  # Earlier tiles (lower gallery indices) come first, so top_k's tie rule stays global.
+  all_s = jnp.concatenate([best[0].T, tile_s], axis=1)
+  all_i = jnp.concatenate([best[1].T, tile_i + start], axis=1)
+  new_s, pos = jax.lax.top_k(all_s, k)
+  return new_s.T, jnp.take_along_axis(all_i, pos, axis=1).T
+
+
+@functools.partial(
+  jax.jit,
+  static_argnames=("k", "metric", "exclude", "chunk", "id_repeats"),
+  donate_argnames="best",
+)
+def _search_tile(
+  queries,
+  query_ids,
+  best,
+  num_chunks,
+  g_t,
+  g_sq_t,
+  g_ids_t,
+  start,
+  *,
+  k,
+  metric,
+  exclude,
+  chunk,
+  id_repeats,
+):
+  """Merges one gallery tile into the running top k of every query ([k, Q] each): a loop
+  over the first ``num_chunks`` query chunks of ``chunk`` rows (a traced count, so one
+  compile serves every batch of the same padded size)."""
+
+  def body(c, best):
+    at = c * chunk
+    q = jax.lax.dynamic_slice_in_dim(queries, at, chunk)
+    q_ids = jax.lax.dynamic_slice_in_dim(query_ids, at, chunk)
+    mine = tuple(jax.lax.dynamic_slice_in_dim(b, at, chunk, axis=1) for b in best)
+    args = (mine, q, q_ids, g_t, g_sq_t, g_ids_t, start, k, metric, exclude)
+    if k <= _SMALL_K:
+      new = _merge_small_k(*args, id_repeats)
     else:
-      # |q - g|^2 = |q|^2 + |g|^2 - 2<q, g>; |q|^2 is constant per query, so rank on the
-      # rest and convert the k winners back to distances at the end.
-      s = 2 * dots - g_sq_t[None, :]
-    mask = jnp.broadcast_to(g_valid[None, :], s.shape)
-    if exclude:
-      mask = mask & (g_ids_t[None, :] != q_ids[:, None])
-    s = jnp.where(mask, s, -jnp.inf)
-    tile_s, tile_i = _block_top_k(s, min(k, tile))
-    # Earlier tiles (lower gallery indices) come first, so top_k's tie rule stays global.
-    all_s = jnp.concatenate([best_s, tile_s], axis=1)
-    all_i = jnp.concatenate([best_i, tile_i + start], axis=1)
-    new_s, pos = jax.lax.top_k(all_s, k)
-    return (new_s, jnp.take_along_axis(all_i, pos, axis=1)), None
+      new = _merge_large_k(*args)
+    update = functools.partial(jax.lax.dynamic_update_slice_in_dim, start_index=at, axis=1)
+    return tuple(update(b, n) for b, n in zip(best, new, strict=True))
 
-  init = (jnp.full((rows, k), -jnp.inf, jnp.float32), jnp.full((rows, k), -1, jnp.int32))
-  (best_s, best_i), _ = jax.lax.scan(step, init, offsets)
-  return _finish(q, best_s, best_i, metric)
+  return jax.lax.fori_loop(0, num_chunks, body, best)
 
 
-def _finish(q, best_s, best_i, metric):
+@functools.partial(jax.jit, static_argnames="metric")
+def _prepare_queries(q: jax.Array, metric: str) -> jax.Array:
+  return _normalize(q) if metric == "cosine" else q
+
+
+@functools.partial(jax.jit, static_argnames="metric")
+def _finish(q, best, metric):
+  """(scores [Q, k], indices [Q, k]) from the running top k: distances for the Euclidean
+  metrics, index -1 wherever the score is -inf (fewer than k items to return)."""
+  best_s, best_i = best[0].T, best[1].T
   if metric in ("euclidean", "squared_euclidean"):
     sq = jnp.maximum(jnp.sum(q * q, -1, keepdims=True) - best_s, 0.0)
     best_s = -sq if metric == "squared_euclidean" else -jnp.sqrt(sq)
   best_i = jnp.where(jnp.isfinite(best_s), best_i, -1)
   return best_s, best_i
-
-
-def _search_chunk_small_k(q, q_ids, gallery, k, metric, exclude, tile, id_repeats):
-  """`_search_chunk` for k <= _SMALL_K, gallery-major: tiles are scored as [W, R].
-
-  The scan covers the gallery's whole tiles and one more step its remainder, so no
-  tile overlaps another and no entry needs masking for that. An excluded item (the
-  query's own id) can take a place in the tree: with at most ``id_repeats`` items per id,
-  k + id_repeats nodes per level keep the top k of the rest, so the exclusion is
-  applied to the candidates only. With more repeats than k, the tile is masked instead.
-  """
-  g, g_sq, g_ids = gallery
-  num_g, rows = g.shape[0], q.shape[0]
-  mask_tile = exclude and id_repeats > k
-  tree_k = k + id_repeats if exclude and not mask_tile else k
-  width = _PART if rows % _PART == 0 else rows
-  parts = [slice(p, p + width) for p in range(0, rows, width)]
-
-  def merge(best, start, g_t, g_sq_t, g_ids_t):
-    merged = []
-    for part in parts:
-      s_t = jnp.matmul(g_t, q[part].T, precision="highest")
-      if metric in ("euclidean", "squared_euclidean"):
-        s_t = 2 * s_t - g_sq_t[:, None]  # as in `_search_chunk`
-      if mask_tile:
-        s_t = jnp.where(g_ids_t[:, None] != q_ids[part][None, :], s_t, -jnp.inf)
-      cand, cand_rows = _tree_candidates(s_t, tree_k)
-      if exclude and not mask_tile:
-        cand = jnp.where(g_ids_t[cand_rows] != q_ids[part][None, :], cand, -jnp.inf)
-      all_s = jnp.concatenate([best[0][:, part], cand])
-      all_i = jnp.concatenate([best[1][:, part], cand_rows + start])
-      merged.append(_extract_top_k(all_s, all_i, k))
-    return tuple(jnp.concatenate(x, axis=1) for x in zip(*merged, strict=True))
-
-  def step(best, start):
-    take = functools.partial(jax.lax.dynamic_slice_in_dim, start_index=start, slice_size=tile)
-    return merge(best, start, take(g), take(g_sq), take(g_ids)), None
-
-  best = (jnp.full((k, rows), -jnp.inf, jnp.float32), jnp.full((k, rows), -1, jnp.int32))
-  whole = num_g // tile
-  best, _ = jax.lax.scan(step, best, jnp.arange(whole, dtype=jnp.int32) * tile)
-  if whole * tile < num_g:
-    rest = slice(whole * tile, num_g)
-    best = merge(best, whole * tile, g[rest], g_sq[rest], g_ids[rest])
-  return _finish(q, best[0].T, best[1].T, metric)
 
 
 def _aligned_copy(x: np.ndarray) -> np.ndarray:
@@ -378,21 +380,33 @@ def _aligned_copy(x: np.ndarray) -> np.ndarray:
 
 @functools.partial(jax.jit, static_argnames="metric")
 def _prepare_gallery(g: jax.Array, metric: str) -> tuple[jax.Array, jax.Array]:
-  """(gallery as searched, squared norms for the Euclidean metrics); for "dot" the
-  gallery is used as it is, without this program (which would copy it)."""
+  """(gallery as searched, squared norms for the Euclidean metrics), computed on the
+  whole gallery, so equal rows stay equal in every tile; for "dot" the gallery is used
+  as it is, without this program (which would copy it)."""
   g = _normalize(g) if metric == "cosine" else g
   return g, jnp.sum(g * g, -1) if metric in ("euclidean", "squared_euclidean") else g[:, 0]
 
 
+# Queries on the device at once, in query chunks (their running top k stays there).
+_QUERY_BATCH_CHUNKS = 128
+
+
 class ExactIndex:
-  """A gallery prepared once for exact tiled search: copied to the device once,
-  normalised (cosine), with squared norms (Euclidean) and ids; searches scan it in tiles.
+  """A gallery prepared once for exact tiled search: split into tiles of
+  ``gallery_tile`` rows (the last one narrower), copied to the device once, normalised
+  (cosine), with squared norms (Euclidean) and ids.
+
+  A search goes tile by tile (gallery-major), and within a tile over query chunks: each
+  tile's scores for one query chunk are selected and merged into that chunk's running
+  top k. The device holds the gallery, one batch of queries with their running top k,
+  and one chunk's score tiles: memory stays bounded however large the gallery or the
+  batch of queries. No tile overlaps another, so none is masked for that.
 
   Args:
     gallery: [N, D] embeddings; held on the device whole.
     metric: one of `METRICS`.
     gallery_ids: [N] int item ids, for searches that exclude a query's own item.
-    gallery_tile: gallery items scored per scan step.
+    gallery_tile: gallery items per tile.
   """
 
   def __init__(
@@ -408,6 +422,8 @@ class ExactIndex:
     num_g = g.shape[0]
     if num_g == 0:
       raise ValueError("the gallery is empty: pass at least one [D] embedding to search")
+    if gallery_tile < 1:
+      raise ValueError(f"gallery_tile must be >= 1, got {gallery_tile}")
     self.metric, self.size, self.dim = metric, num_g, g.shape[1]
     if gallery_ids is not None:
       gallery_ids = np.asarray(gallery_ids, np.int64).astype(np.int32)
@@ -418,12 +434,18 @@ class ExactIndex:
     self.id_repeats = 0
     if self.has_ids:
       self.id_repeats = int(np.unique(gallery_ids, return_counts=True)[1].max())
-    # No padding: the last tile is narrower (k <= 16) or overlaps the one before it.
-    self.tile = min(gallery_tile, num_g)
     ids = np.zeros(num_g, np.int32) if gallery_ids is None else gallery_ids
-    g = jax.device_put(_aligned_copy(g))  # in place (jnp.asarray would copy it again)
-    g, g_sq = (g, g[:, 0]) if metric == "dot" else _prepare_gallery(g, metric)
-    self.gallery = (g, g_sq, jnp.asarray(ids))  # g_sq is unused unless Euclidean
+    self.tile = min(gallery_tile, num_g)
+    g_sq = np.zeros(num_g, np.float32)  # unused unless Euclidean
+    if metric != "dot":
+      g, g_sq = (np.asarray(x) for x in _prepare_gallery(g, metric))
+    self.tiles = []  # (first gallery row, tile, squared norms, ids)
+    for start, stop in _chunks(num_g, self.tile):
+      # Each tile on its own aligned buffer, used in place (jnp.asarray would copy it).
+      g_t = jax.device_put(_aligned_copy(g[start:stop]))
+      self.tiles.append(
+        (np.int32(start), g_t, jnp.asarray(g_sq[start:stop]), jnp.asarray(ids[start:stop]))
+      )
 
   def search(
     self,
@@ -439,6 +461,8 @@ class ExactIndex:
       raise ValueError(f"queries and gallery must share the dimension: {q.shape} vs D={self.dim}")
     if k < 1:
       raise ValueError(f"k must be >= 1, got {k}")
+    if query_chunk < 1:
+      raise ValueError(f"query_chunk must be >= 1, got {query_chunk}")
     if (query_ids is None) != (not self.has_ids):
       raise ValueError("pass both query_ids and gallery_ids, or neither")
     num_q = q.shape[0]
@@ -450,21 +474,24 @@ class ExactIndex:
     else:
       query_ids = np.zeros(num_q, np.int32)
     chunk = min(query_chunk, max(num_q, 1))
+    static = dict(k=k, metric=self.metric, exclude=exclude, chunk=chunk)
+    static["id_repeats"] = self.id_repeats
     scores = np.empty((num_q, k), np.float32)
     indices = np.empty((num_q, k), np.int32)
-    for start, stop in _chunks(num_q, chunk):
-      s, i = _search_chunk(
-        _pad_rows(q[start:stop], chunk),
-        _pad_rows(query_ids[start:stop], chunk),
-        *self.gallery,
-        k=k,
-        metric=self.metric,
-        exclude=exclude,
-        tile=self.tile,
-        id_repeats=self.id_repeats,
-      )
-      scores[start:stop] = np.asarray(s)[: stop - start]
-      indices[start:stop] = np.asarray(i)[: stop - start]
+    for b0, b1 in _chunks(num_q, chunk * _QUERY_BATCH_CHUNKS):
+      num_chunks = -(-(b1 - b0) // chunk)
+      # Padded to a power of two of chunks: a few compiles serve every batch size.
+      rows = chunk * 2 ** (num_chunks - 1).bit_length()
+      batch = _prepare_queries(_pad_rows(q[b0:b1], rows), self.metric)
+      batch_ids = jnp.asarray(_pad_rows(query_ids[b0:b1], rows))
+      best = (jnp.full((k, rows), -jnp.inf, jnp.float32), jnp.full((k, rows), -1, jnp.int32))
+      for start, g_t, g_sq_t, g_ids_t in self.tiles:
+        best = _search_tile(
+          batch, batch_ids, best, np.int32(num_chunks), g_t, g_sq_t, g_ids_t, start, **static
+        )
+      s, i = _finish(batch, best, self.metric)
+      scores[b0:b1] = np.asarray(s)[: b1 - b0]
+      indices[b0:b1] = np.asarray(i)[: b1 - b0]
     return scores, indices
 
 
