@@ -8,8 +8,9 @@ Convention used throughout `jaxsim.evaluate`: a *score* is a similarity, higher 
 - ``"euclidean"``: ``-|x - y|``.
 - ``"squared_euclidean"``: ``-|x - y|^2``.
 
-Everything here streams: the device only ever holds one query chunk, the gallery and
-one ``[query_chunk, gallery_tile]`` score tile, so evaluating 166,800 pairs or searching
+Everything here streams: pair scoring holds one chunk or tile at a time, and search
+holds the gallery, one batch of queries with their running top k and one query chunk's
+``[gallery_tile, query_chunk]`` score tile, so evaluating 166,800 pairs or searching
 2,000 queries in a 100,000 x 256 gallery runs in bounded memory. Results come back as
 NumPy arrays on the host.
 
@@ -399,8 +400,8 @@ class ExactIndex:
   A search goes tile by tile (gallery-major), and within a tile over query chunks: each
   tile's scores for one query chunk are selected and merged into that chunk's running
   top k. The device holds the gallery, one batch of queries with their running top k,
-  and one chunk's score tiles: memory stays bounded however large the gallery or the
-  batch of queries. No tile overlaps another, so none is masked for that.
+  and one chunk's score tiles, so memory does not grow with the number of queries
+  beyond their results. No tile overlaps another, so none is masked for that.
 
   Args:
     gallery: [N, D] embeddings; held on the device whole.
@@ -519,8 +520,8 @@ def top_k_search(
     metric: one of `METRICS`.
     query_ids: [Q] int item ids of the queries.
     gallery_ids: [N] int item ids of the gallery items.
-    query_chunk: queries per device call (the last chunk is padded).
-    gallery_tile: gallery items scored per scan step.
+    query_chunk: queries scored and selected together (the last chunk is padded).
+    gallery_tile: gallery items per tile (the index splits the gallery into tiles).
 
   Returns:
     (scores [Q, k] float32, indices [Q, k] int32 into the gallery), best first; ties go
