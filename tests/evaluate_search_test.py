@@ -47,7 +47,8 @@ def test_both_selection_paths_equal_a_stable_sort(k):
   # lax.top_k over block maxima. Duplicated rows make ties inside and across tiles.
   rng = np.random.default_rng(7)
   base = rng.standard_normal((700, 6)).astype(np.float32)
-  g = np.concatenate([base, base[::-1], base[:300]])
+  # 2,048 rows: two whole tiles of 1,024 (the remainder tile has tests of its own).
+  g = np.concatenate([base, base[::-1], base[:648]])
   q = rng.standard_normal((9, 6)).astype(np.float32)
   for metric in ("dot", "squared_euclidean"):
     full = np.asarray(search.pairwise_scores(q, g, metric))
