@@ -199,6 +199,7 @@ def _block_top_k(s: jax.Array, k: int) -> tuple[jax.Array, jax.Array]:
 # (`_extract_top_k`). Larger k uses `_block_top_k`.
 _SMALL_K = 16
 _FAN = 8  # children per node of the max tree
+_TREE_MIN = 128  # narrower tiles, per unit of k, are searched whole (`_tree_candidates`)
 _NO_ID = np.iinfo(np.int32).max
 # Queries per selection in `_search_chunk_small_k`: a chunk's queries are scored and
 # selected in independent parts, which XLA's thunk executor runs side by side (the
@@ -237,11 +238,12 @@ def _tree_candidates(s_t: jax.Array, k: int) -> tuple[jax.Array, jax.Array]:
   entries, and the search descends from the top level keeping k nodes per level; no
   ranking happens on the tile itself. Returns (scores [n, R], rows [n, R]): the
   children of the k lowest-level nodes (n = _FAN * k) plus the last W % _FAN rows,
-  which no node covers; or the whole tile when it is too narrow for a tree to pay.
+  which no node covers; or the whole tile when it is narrower than _TREE_MIN * k rows
+  (too narrow for a tree to pay for its larger program).
   """
   width, cols = s_t.shape
   body = width - width % _FAN
-  if body // _FAN < 2 * k:
+  if width < _TREE_MIN * k:
     return s_t, _rows(s_t.shape)
   tile = s_t[:body]
   levels = [tile.reshape(-1, _FAN, cols).max(1)]
@@ -339,6 +341,8 @@ def _search_tile(
   def body(c, best):
     at = c * chunk
     q = jax.lax.dynamic_slice_in_dim(queries, at, chunk)
+    if metric == "cosine":
+      q = _normalize(q)  # again for every tile: cheaper than a program of its own
     q_ids = jax.lax.dynamic_slice_in_dim(query_ids, at, chunk)
     mine = tuple(jax.lax.dynamic_slice_in_dim(b, at, chunk, axis=1) for b in best)
     args = (mine, q, q_ids, g_t, g_sq_t, g_ids_t, start, k, metric, exclude)
@@ -352,21 +356,15 @@ def _search_tile(
   return jax.lax.fori_loop(0, num_chunks, body, best)
 
 
-@functools.partial(jax.jit, static_argnames="metric")
-def _prepare_queries(q: jax.Array, metric: str) -> jax.Array:
-  return _normalize(q) if metric == "cosine" else q
-
-
-@functools.partial(jax.jit, static_argnames="metric")
-def _finish(q, best, metric):
-  """(scores [Q, k], indices [Q, k]) from the running top k: distances for the Euclidean
-  metrics, index -1 wherever the score is -inf (fewer than k items to return)."""
-  best_s, best_i = best[0].T, best[1].T
+def _finish(q: np.ndarray, best_s: np.ndarray, best_i: np.ndarray, metric: str):
+  """(scores [Q, k], indices [Q, k]) from the running top k ([k, Q] each), on the host:
+  distances for the Euclidean metrics, index -1 wherever the score is -inf (fewer than
+  k items to return)."""
+  best_s, best_i = best_s.T, best_i.T
   if metric in ("euclidean", "squared_euclidean"):
-    sq = jnp.maximum(jnp.sum(q * q, -1, keepdims=True) - best_s, 0.0)
-    best_s = -sq if metric == "squared_euclidean" else -jnp.sqrt(sq)
-  best_i = jnp.where(jnp.isfinite(best_s), best_i, -1)
-  return best_s, best_i
+    sq = np.maximum(np.einsum("ij,ij->i", q, q)[:, None] - best_s, np.float32(0))
+    best_s = -sq if metric == "squared_euclidean" else -np.sqrt(sq)
+  return best_s, np.where(np.isfinite(best_s), best_i, -1)
 
 
 def _aligned_copy(x: np.ndarray) -> np.ndarray:
@@ -483,16 +481,16 @@ class ExactIndex:
       num_chunks = -(-(b1 - b0) // chunk)
       # Padded to a power of two of chunks: a few compiles serve every batch size.
       rows = chunk * 2 ** (num_chunks - 1).bit_length()
-      batch = _prepare_queries(_pad_rows(q[b0:b1], rows), self.metric)
+      batch = jnp.asarray(_pad_rows(q[b0:b1], rows))
       batch_ids = jnp.asarray(_pad_rows(query_ids[b0:b1], rows))
-      best = (jnp.full((k, rows), -jnp.inf, jnp.float32), jnp.full((k, rows), -1, jnp.int32))
+      # From NumPy: jnp.full would compile a program for each shape.
+      best = (np.full((k, rows), -np.inf, np.float32), np.full((k, rows), -1, np.int32))
       for start, g_t, g_sq_t, g_ids_t in self.tiles:
         best = _search_tile(
           batch, batch_ids, best, np.int32(num_chunks), g_t, g_sq_t, g_ids_t, start, **static
         )
-      s, i = _finish(batch, best, self.metric)
-      scores[b0:b1] = np.asarray(s)[: b1 - b0]
-      indices[b0:b1] = np.asarray(i)[: b1 - b0]
+      best_s, best_i = (np.asarray(b)[:, : b1 - b0] for b in best)
+      scores[b0:b1], indices[b0:b1] = _finish(q[b0:b1], best_s, best_i, self.metric)
     return scores, indices
 
 
