@@ -201,7 +201,7 @@ _SMALL_K = 16
 _FAN = 8  # children per node of the max tree
 _TREE_MIN = 128  # narrower tiles, per unit of k, are searched whole (`_tree_candidates`)
 _NO_ID = np.iinfo(np.int32).max
-# Queries per selection in `_search_chunk_small_k`: a chunk's queries are scored and
+# Queries per selection in `_merge_small_k`: a chunk's queries are scored and
 # selected in independent parts, which XLA's thunk executor runs side by side (the
 # selection's small reductions run on one thread each).
 _PART = 128
