@@ -240,6 +240,22 @@ def test_rotation_classes_turn_each_class_into_new_ones():
   np.testing.assert_array_equal(rows, [0, 0, 0, 0])
   corners = [tuple(np.argwhere(mirrored[i, ..., 0])[0]) for i in range(4)]
   assert corners == [(0, 2), (2, 0), (0, 0), (2, 2)]  # 0, 180 degrees, then their mirrors
+  # The lazy source: the same records, labels and rows, over a subset of the images.
+  stack = np.random.default_rng(0).random((6, 4, 4, 2)).astype(np.float32)
+  records = np.array([4, 1, 5])
+  for num, mirror in ((1, False), (2, True), (4, False), (4, True)):
+    want, want_labels, want_rows = pipeline.rotation_classes(
+      stack[records], records + 10, num, mirror
+    )
+    src = pipeline.RotationClassSource(stack, records + 10, num, mirror, records=records)
+    assert len(src) == len(want)
+    np.testing.assert_array_equal(src.identities, want_labels)
+    np.testing.assert_array_equal(src.rows, records[want_rows])
+    for i in range(len(src)):
+      np.testing.assert_array_equal(src[i]["image"], want[i])
+      assert src[i]["identity"] == want_labels[i]
+  with pytest.raises(ValueError, match="one label per record"):
+    pipeline.RotationClassSource(stack, np.arange(2), 1, records=records)
   with pytest.raises(ValueError, match="1, 2 or 4"):
     pipeline.rotation_classes(images, labels, 3)
   with pytest.raises(ValueError, match="square"):

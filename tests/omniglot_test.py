@@ -76,6 +76,13 @@ def test_loader_reads_zip_and_folder_alike(omniglot_zip, omniglot_folder):
   name = z.members[7]
   with zipfile.ZipFile(omniglot_zip) as zf:
     assert z.png_bytes(7) == zf.read(name)
+  # Several sizes from one decode equal one load per size, and `decode_png` per file.
+  both = omniglot.load_omniglot_sizes(omniglot_zip, (105, 21))
+  np.testing.assert_array_equal(both[21].images, z.images)
+  np.testing.assert_array_equal(both[21].identities, z.identities)
+  with zipfile.ZipFile(omniglot_zip) as zf:
+    one = omniglot.decode_png(zf.read(name), 105, name)
+  np.testing.assert_array_equal(both[105].images[7, ..., 0], one)
 
 
 def test_loader_errors_name_the_path_and_how_to_pass_one(tmp_path):

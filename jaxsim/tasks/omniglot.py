@@ -35,7 +35,7 @@ import numpy as np
 
 from jaxsim import describe, inference, objectives, report, train
 from jaxsim.data import pipeline, splits
-from jaxsim.data.sources import ArrayImageSource, omniglot
+from jaxsim.data.sources import omniglot
 from jaxsim.evaluate import oneshot
 
 PUBLISHED = {  # 20-way one-shot accuracy, as published (protocol in the README)
@@ -66,7 +66,7 @@ def prepare(config, workdir: pathlib.Path) -> dict:
       f"eval.tta_step={config.eval.tta_step}; change one of them"
     )
   sizes = sorted({int(m.input_size) for m in config.model.values()})
-  sources = {s: omniglot.load_omniglot(config.data.root, s) for s in sizes}
+  sources = omniglot.load_omniglot_sizes(config.data.root, sizes)
   src, ev = sources[sizes[0]], config.eval
   split = split_and_manifest(config, src, workdir)
   val, test, way = split["records"]["val"], split["records"]["test"], max(ev.ways)
@@ -206,22 +206,26 @@ def train_model(config, name: str, data, workdir: pathlib.Path):
   records = data["split"]["records"]["train"]
   _, labels = np.unique(src.identities[records], return_inverse=True)
   d = config.data
-  images, labels, rows = pipeline.rotation_classes(
-    src.images[records], labels, int(d.get("rotation_classes", 1)), d.get("mirror_classes", False)
+  train_source = pipeline.RotationClassSource(
+    src.images,
+    labels,
+    int(d.get("rotation_classes", 1)),
+    d.get("mirror_classes", False),
+    records=records,
+    modality=d.get("augmentation", "character"),
   )
-  train_source = ArrayImageSource(images, labels, modality=d.get("augmentation", "character"))
   if objectives.uses_proxies(config.loss[name]):
-    model_cfg = {**model_cfg.to_dict(), "num_proxies": int(labels.max()) + 1}
+    model_cfg = {**model_cfg.to_dict(), "num_proxies": int(train_source.identities.max()) + 1}
   return train.fit_on_records(
     name,
     model_cfg,
     config.loss[name],
     tcfg,
     train_source,
-    np.arange(len(labels)),
+    np.arange(len(train_source)),
     workdir,
     eval_fn=val_accuracy,
-    groups=src.alphabets[records][rows],
+    groups=src.alphabets[train_source.rows],
   )
 
 

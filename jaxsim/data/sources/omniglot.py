@@ -41,12 +41,22 @@ _HOW_TO = (
 
 def decode_png(data: bytes | pathlib.Path, image_size: int, what: str) -> np.ndarray:
   """One Omniglot PNG -> float32 [S, S] with ink 1 and paper 0, area-averaged to S x S."""
+  out = np.empty((image_size, image_size), np.float32)
+  _decode_into(data, what, [out])
+  return out
+
+
+def _decode_into(data: bytes | pathlib.Path, what: str, outs: list[np.ndarray]) -> None:
+  """Decodes one PNG once and writes it, ink 1, into each [S, S] array of `outs` at its
+  own size (PIL's BOX filter from the decoded image)."""
   try:
     with Image.open(io.BytesIO(data) if isinstance(data, bytes) else data) as im:
       im = im.convert("L")
-      if im.size != (image_size, image_size):
-        im = im.resize((image_size, image_size), Image.BOX)
-      return 1.0 - np.asarray(im, np.float32) / 255.0
+      for out in outs:
+        size = out.shape[::-1]
+        sized = im if im.size == size else im.resize(size, Image.BOX)
+        np.divide(np.asarray(sized, np.float32), 255.0, out=out)
+        np.subtract(1.0, out, out=out)
   except (OSError, SyntaxError, ValueError) as e:
     raise ValueError(f"cannot read Omniglot image {what}: {e}; replace or delete the file") from e
 
@@ -81,6 +91,23 @@ class _Reader:
     return f"{self.root}:{name}" if self.zip is not None else str(self.root / name)
 
 
+def _parse(reader: _Reader) -> list[tuple[str, str, int, str]]:
+  """(alphabet, character, drawer, member) of each `<Alphabet>/<character>/<id>_<drawer>.png`."""
+  parsed = []
+  for name in reader.names:
+    parts = name.split("/")
+    match = _FILE.match(parts[-1])
+    if len(parts) < 3 or match is None:
+      continue  # not <Alphabet>/<character>/<id>_<drawer>.png
+    parsed.append((parts[-3], parts[-2], int(match["drawer"]), name))
+  if not parsed:
+    raise ValueError(
+      f"Omniglot data {reader.root} holds no <Alphabet>/<character>/<id>_<drawer>.png images; "
+      + _HOW_TO
+    )
+  return parsed
+
+
 class OmniglotSource(ArrayImageSource):
   """In-memory Omniglot images; identity = character.
 
@@ -91,19 +118,8 @@ class OmniglotSource(ArrayImageSource):
   `character_alphabet`.
   """
 
-  def __init__(self, reader: _Reader, image_size: int):
-    parsed = []
-    for name in reader.names:
-      parts = name.split("/")
-      match = _FILE.match(parts[-1])
-      if len(parts) < 3 or match is None:
-        continue  # not <Alphabet>/<character>/<id>_<drawer>.png
-      parsed.append((parts[-3], parts[-2], int(match["drawer"]), name))
-    if not parsed:
-      raise ValueError(
-        f"Omniglot data {reader.root} holds no <Alphabet>/<character>/<id>_<drawer>.png images; "
-        + _HOW_TO
-      )
+  def __init__(self, reader: _Reader, image_size: int, images: np.ndarray | None = None):
+    parsed = _parse(reader)
     self.root = reader.root
     self._reader = reader
     self.alphabet_names = sorted({a for a, _, _, _ in parsed})
@@ -116,10 +132,9 @@ class OmniglotSource(ArrayImageSource):
     self.members = [m for _, _, _, m in parsed]
     self.drawers = np.array([d for _, _, d, _ in parsed], np.int64)
     labels = np.array([char_index[f"{a}/{c}"] for a, c, _, _ in parsed], np.int64)
-    images = np.stack(
-      [decode_png(reader.read(m), image_size, reader.where(m)) for m in self.members]
-    )
-    super().__init__(images[..., None], labels, modality="character")
+    if images is None:
+      images = _decode_all(reader, self.members, (image_size,))[image_size]
+    super().__init__(images, labels, modality="character")
     self.alphabets = self.character_alphabet[labels]
     self.image_size = image_size
 
@@ -135,6 +150,15 @@ class OmniglotSource(ArrayImageSource):
     )
 
 
+def _decode_all(reader: _Reader, members: list[str], sizes) -> dict[int, np.ndarray]:
+  """Every member decoded once into one [N, S, S, 1] array per size S (filled in place:
+  no per-image arrays to stack, which cost as much as decoding at 105x105)."""
+  out = {s: np.empty((len(members), s, s, 1), np.float32) for s in sizes}
+  for i, m in enumerate(members):
+    _decode_into(reader.read(m), reader.where(m), [a[i, ..., 0] for a in out.values()])
+  return out
+
+
 def load_omniglot(root: str | pathlib.Path, image_size: int = 28) -> OmniglotSource:
   """Decodes an Omniglot zip or folder (see the module docstring).
 
@@ -143,8 +167,17 @@ def load_omniglot(root: str | pathlib.Path, image_size: int = 28) -> OmniglotSou
     ValueError: `root` is neither a zip nor a folder of Omniglot PNGs, or an image is
       unreadable (the message names the file).
   """
+  return load_omniglot_sizes(root, (image_size,))[image_size]
+
+
+def load_omniglot_sizes(root: str | pathlib.Path, sizes) -> dict[int, OmniglotSource]:
+  """`load_omniglot` at each of `sizes`, decoding every PNG once: {size: source}."""
   if not str(root):
     raise FileNotFoundError(f"no Omniglot path given; {_HOW_TO}")
-  if not 8 <= image_size <= 4 * ORIGINAL_SIZE:
-    raise ValueError(f"Omniglot image_size must be in [8, {4 * ORIGINAL_SIZE}], got {image_size}")
-  return OmniglotSource(_Reader(pathlib.Path(root).expanduser()), image_size)
+  sizes = sorted({int(s) for s in sizes})
+  for s in sizes:
+    if not 8 <= s <= 4 * ORIGINAL_SIZE:
+      raise ValueError(f"Omniglot image_size must be in [8, {4 * ORIGINAL_SIZE}], got {s}")
+  reader = _Reader(pathlib.Path(root).expanduser())
+  images = _decode_all(reader, [m for *_, m in _parse(reader)], sizes)
+  return {s: OmniglotSource(reader, s, images=images[s]) for s in sizes}
