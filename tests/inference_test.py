@@ -1,5 +1,6 @@
 """Chunked inference equals one direct model call, for any number of rows."""
 
+import _jitted
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -18,14 +19,14 @@ def _model_and_vars(kind="siamese"):
   )
   model = models.model_from_config(cfg)
   x = np.random.default_rng(0).random((11, 8, 8, 3), dtype=np.float32)
-  variables = model.init(jax.random.key(0), x[:2], x[:2], train=False)
+  variables = _jitted.init(model, jax.random.key(0), x[:2], x[:2], train=False)
   return model, variables, x
 
 
 @pytest.mark.parametrize("batch_size", [4, 11, 32])
 def test_embed_matches_direct_apply(batch_size):
   model, variables, x = _model_and_vars()
-  direct = model.apply(variables, x, train=False)["embeddings_a"]
+  direct = _jitted.apply(model, variables, x, train=False)["embeddings_a"]
   np.testing.assert_allclose(
     inference.embed(model, variables, x, batch_size=batch_size), direct, rtol=1e-5, atol=1e-6
   )
@@ -33,7 +34,7 @@ def test_embed_matches_direct_apply(batch_size):
 
 def test_two_tower_embeds_each_tower_alone():
   model, variables, x = _model_and_vars("two_tower")
-  both = model.apply(variables, x, x, train=False)
+  both = _jitted.apply(model, variables, x, x, train=False)
   np.testing.assert_allclose(
     inference.embed(model, variables, x, tower="b", batch_size=4),
     both["embeddings_b"],
@@ -45,9 +46,9 @@ def test_two_tower_embeds_each_tower_alone():
 def test_pair_logits_of_koch_model():
   model = models.model_from_config({"kind": "koch"})
   x = np.random.default_rng(1).random((5, 105, 105, 1), dtype=np.float32)
-  variables = model.init(jax.random.key(0), x[:2], x[:2], train=False)
+  variables = _jitted.init(model, jax.random.key(0), x[:2], x[:2], train=False)
   logits, rate = inference.pair_logits(model, variables, x, x[::-1], batch_size=4)
-  direct = model.apply(variables, x, x[::-1], train=False)["logits"]
+  direct = _jitted.apply(model, variables, x, x[::-1], train=False)["logits"]
   np.testing.assert_allclose(logits, direct, rtol=1e-4, atol=1e-5)
   assert rate > 0
 

@@ -2,6 +2,7 @@
 
 import inspect
 
+import _jitted
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -53,9 +54,9 @@ def test_resnet_encoder_outputs_unit_embeddings():
 def test_bfloat16_block_computes_in_bf16_with_float32_params():
   block = resnet.BasicBlock(filters=4, strides=2, dtype=jnp.bfloat16)
   x = jnp.ones((2, 8, 8, 3))
-  variables = block.init(jax.random.key(0), x, train=False)
+  variables = _jitted.init(block, jax.random.key(0), x, train=False)
   assert all(p.dtype == jnp.float32 for p in jax.tree.leaves(variables["params"]))
-  y = block.apply(variables, x, train=False)
+  y = _jitted.apply(block, variables, x, train=False)
   assert y.dtype == jnp.bfloat16 and y.shape == (2, 4, 4, 4)
   enc = models.encoder_from_config({"name": "resnet34", "dtype": "bfloat16", "dim": 32})
   assert (enc.depth, enc.dtype, enc.dim) == (34, jnp.bfloat16, 32)
@@ -80,49 +81,52 @@ def test_koch_pair_head_is_weighted_l1_and_symmetric():
   model = models.KochSiameseModel(models.KochEncoder(features=(4, 4, 4, 4), dense=8))
   a = jax.random.uniform(jax.random.key(1), (3, 65, 65, 1))
   b = jax.random.uniform(jax.random.key(2), (3, 65, 65, 1))
-  variables = jax.jit(model.init)(jax.random.key(0), a, b)
-  out = jax.jit(model.apply)(variables, a, b)
+  variables = _jitted.init(model, jax.random.key(0), a, b)
+  out = _jitted.apply(model, variables, a, b)
   head = variables["params"]["pair_head"]["Dense_0"]
   h_a, h_b = out["embeddings_a"], out["embeddings_b"]
   assert h_a.shape == (3, 8) and np.all((h_a > 0) & (h_a < 1))  # sigmoid features
   expected = jnp.abs(h_a - h_b) @ head["kernel"][:, 0] + head["bias"][0]
   np.testing.assert_allclose(out["logits"], expected, rtol=1e-5)
-  np.testing.assert_allclose(model.apply(variables, b, a)["logits"], out["logits"], rtol=1e-6)
+  np.testing.assert_allclose(
+    _jitted.apply(model, variables, b, a)["logits"], out["logits"], rtol=1e-6
+  )
   # The head as a method: pair logits from features embedded once.
-  logits = model.apply(variables, h_a, h_b, method=model.pair_logits)
+  logits = _jitted.apply(model, variables, h_a, h_b, method=model.pair_logits)
   np.testing.assert_allclose(logits, out["logits"], rtol=1e-6)
 
 
 def test_face_auth_cnn_gives_48_dims():
   enc = models.FaceAuthCNN()
   x = jnp.ones((2, 32, 32, 3))
-  y = jax.jit(enc.apply)(jax.jit(enc.init)(jax.random.key(0), x), x)
+  y = _jitted.apply(enc, _jitted.init(enc, jax.random.key(0), x), x)
   assert y.shape == (2, 48)
 
 
 def test_conv4_pooled_flatten_and_input_standardisation():
   enc = models.Conv4(features=(4, 8, 8, 8), dim=16, flatten=True, pool_last=True, standardize=True)
   x = jax.random.uniform(jax.random.key(1), (3, 56, 46, 1))
-  variables = enc.init(jax.random.key(0), x)
+  variables = _jitted.init(enc, jax.random.key(0), x)
   # 56x46 pooled four times is 3x2: the Dense kernel sees 3 * 2 * 8 inputs.
   assert variables["params"]["Dense_0"]["kernel"].shape == (3 * 2 * 8, 16)
   unpooled = models.Conv4(features=(4, 8, 8, 8), dim=16, flatten=True)
-  assert unpooled.init(jax.random.key(0), x)["params"]["Dense_0"]["kernel"].shape[0] == 7 * 5 * 8
+  shapes = jax.eval_shape(unpooled.init, jax.random.key(0), x)
+  assert shapes["params"]["Dense_0"]["kernel"].shape[0] == 7 * 5 * 8
   # Standardised inputs: a global gain and offset of the image changes nothing.
-  y = enc.apply(variables, x)
-  np.testing.assert_allclose(enc.apply(variables, 0.5 * x + 0.2), y, atol=1e-4)
+  y = _jitted.apply(enc, variables, x)
+  np.testing.assert_allclose(_jitted.apply(enc, variables, 0.5 * x + 0.2), y, atol=1e-4)
 
 
 def test_conv4_strided_stem_halves_the_input_without_pooling():
   enc = models.Conv4(features=(4, 8, 8), stem=5, dim=0)
   x = jnp.ones((2, 32, 32, 1))
-  variables = enc.init(jax.random.key(0), x)
+  variables = _jitted.init(enc, jax.random.key(0), x)
   assert variables["params"]["Conv_0"]["kernel"].shape == (5, 5, 1, 4)
-  _, state = enc.apply(variables, x, capture_intermediates=True, mutable=["intermediates"])
+  _, state = _jitted.apply(enc, variables, x, capture_intermediates=True, mutable=["intermediates"])
   # stem 32 -> 16 (stride 2, no pool), then two conv-pool blocks: 16 -> 8 -> 4.
   assert state["intermediates"]["Conv_0"]["__call__"][0].shape == (2, 16, 16, 4)
   assert state["intermediates"]["Conv_2"]["__call__"][0].shape == (2, 8, 8, 8)
-  assert enc.apply(variables, x).shape == (2, 8)
+  assert _jitted.apply(enc, variables, x).shape == (2, 8)
 
 
 def test_space_to_depth_folds_blocks_into_channels_and_conv4_uses_it():
@@ -132,10 +136,10 @@ def test_space_to_depth_folds_blocks_into_channels_and_conv4_uses_it():
   # Pixel (i, j) of the folded map holds the 2x2 patch at (2i, 2j), row-major, then C.
   np.testing.assert_array_equal(y[1, 1, 2].reshape(2, 2, 3), x[1, 2:4, 4:6])
   enc = models.Conv4(features=(4, 8), flatten=True, space_to_depth=2)
-  variables = enc.init(jax.random.key(0), jnp.ones((2, 16, 16, 1)))
+  variables = _jitted.init(enc, jax.random.key(0), jnp.ones((2, 16, 16, 1)))
   # The first convolution sees 4 channels; 16 -> 8 -> pool 4 (the last block unpooled).
   assert variables["params"]["Conv_0"]["kernel"].shape == (3, 3, 4, 4)
-  assert enc.apply(variables, jnp.ones((2, 16, 16, 1))).shape == (2, 4 * 4 * 8)
+  assert _jitted.apply(enc, variables, jnp.ones((2, 16, 16, 1))).shape == (2, 4 * 4 * 8)
   with pytest.raises(ValueError, match="space_to_depth=2 needs image sides divisible"):
     small_cnn.space_to_depth(jnp.ones((1, 5, 4, 1)), 2)
 
@@ -146,7 +150,7 @@ def test_conv4_im2col_train_uses_im2col_only_when_training_and_same_values():
     impl: models.Conv4(features=(4, 8), flatten=True, conv_impl=impl)
     for impl in ("xla", "im2col", "im2col_train")
   }
-  variables = nets["xla"].init(jax.random.key(0), x)
+  variables = _jitted.init(nets["xla"], jax.random.key(0), x)
   convs = lambda impl, train: str(  # noqa: E731
     jax.make_jaxpr(lambda v: nets[impl].apply(v, x, train=train, mutable=["batch_stats"]))(
       variables
@@ -154,8 +158,9 @@ def test_conv4_im2col_train_uses_im2col_only_when_training_and_same_values():
   ).count("conv_general_dilated")
   assert convs("im2col_train", False) == 2 and convs("im2col_train", True) == 0
   for train in (False, True):
-    out = nets["im2col_train"].apply(variables, x, train=train, mutable=["batch_stats"])[0]
-    ref = nets["xla"].apply(variables, x, train=train, mutable=["batch_stats"])[0]
+    out = _jitted.apply(nets["im2col_train"], variables, x, train=train, mutable=["batch_stats"])
+    ref = _jitted.apply(nets["xla"], variables, x, train=train, mutable=["batch_stats"])
+    out, ref = out[0], ref[0]
     np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-5)
   with pytest.raises(ValueError, match="conv_impl"):
     models.Conv4(conv_impl="winograd").init(jax.random.key(0), x)
@@ -164,7 +169,7 @@ def test_conv4_im2col_train_uses_im2col_only_when_training_and_same_values():
 def test_digit_cnn_unit_embeddings():
   enc = models.DigitCNN(dim=10)
   x = jax.random.uniform(jax.random.key(0), (3, 28, 28, 1))
-  y = enc.apply(enc.init(jax.random.key(0), x), x)
+  y = _jitted.apply(enc, _jitted.init(enc, jax.random.key(0), x), x)
   assert y.shape == (3, 10)
   np.testing.assert_allclose(jnp.linalg.norm(y, axis=-1), 1.0, rtol=1e-5)
 
@@ -183,17 +188,17 @@ def test_text_encoder_reads_text_not_labels_and_ignores_padding():
   # Its only inputs are the characters and their mask: no class id can reach it.
   assert list(inspect.signature(enc.__call__).parameters) == ["text_ids", "text_mask", "train"]
   ids, mask = _text(["Three", "3", "tree", "tHREE"], 8)
-  variables = enc.init(jax.random.key(0), ids, mask)
-  y = enc.apply(variables, ids, mask)
+  variables = _jitted.init(enc, jax.random.key(0), ids, mask)
+  y = _jitted.apply(enc, variables, ids, mask)
   assert y.shape == (4, 16)
   # Different spellings of the same digit get different embeddings (it reads the text).
   assert float(jnp.min(jnp.linalg.norm(y[:, None] - y[None], axis=-1) + 10 * jnp.eye(4))) > 1e-3
   # Longer padding, with garbage ids under a zero mask, changes nothing.
   ids2, mask2 = _text(["Three", "3", "tree", "tHREE"], 12)
   ids2[~mask2] = 77
-  np.testing.assert_allclose(enc.apply(variables, ids2, mask2), y, atol=1e-6)
+  np.testing.assert_allclose(_jitted.apply(enc, variables, ids2, mask2), y, atol=1e-6)
   # An all-padding row stays finite.
-  empty = enc.apply(variables, np.zeros((1, 8), np.int32), np.zeros((1, 8), bool))
+  empty = _jitted.apply(enc, variables, np.zeros((1, 8), np.int32), np.zeros((1, 8), bool))
   assert np.all(np.isfinite(empty))
 
 
@@ -202,15 +207,16 @@ def test_siamese_shares_weights_and_two_tower_does_not():
   a = jax.random.uniform(jax.random.key(1), (2, 12, 12, 1))
   b = jax.random.uniform(jax.random.key(2), (2, 12, 12, 1))
   siamese = models.SiameseModel(enc, log_temperature_init=np.log(10.0), bias_init=-10.0)
-  v = siamese.init(jax.random.key(0), a, b)
-  out = siamese.apply(v, a, b)
-  np.testing.assert_allclose(out["embeddings_b"], siamese.apply(v, b)["embeddings_a"], rtol=1e-6)
+  v = _jitted.init(siamese, jax.random.key(0), a, b)
+  out = _jitted.apply(siamese, v, a, b)
+  one = _jitted.apply(siamese, v, b)
+  np.testing.assert_allclose(out["embeddings_b"], one["embeddings_a"], rtol=1e-6)
   np.testing.assert_allclose(out["log_temperature"], np.log(10.0), rtol=1e-6)
   assert float(out["bias"]) == -10.0
   towers = models.TwoTowerModel(enc, enc.clone())
-  v2 = towers.init(jax.random.key(0), a, b)
+  v2 = _jitted.init(towers, jax.random.key(0), a, b)
   assert set(v2["params"]) == {"encoder_a", "encoder_b"}
-  out2 = towers.apply(v2, a, b)
+  out2 = _jitted.apply(towers, v2, a, b)
   assert "log_temperature" not in out2
   # Separate weights: the same image gives different embeddings in the two towers.
   assert not np.allclose(
@@ -224,8 +230,8 @@ def test_two_tower_image_text():
   )
   ids, mask = _text(["seven", "7"], 6)
   images = jnp.ones((2, 28, 28, 1))
-  v = model.init(jax.random.key(0), images, (ids, mask))
-  out = model.apply(v, images, (ids, mask))
+  v = _jitted.init(model, jax.random.key(0), images, (ids, mask))
+  out = _jitted.apply(model, v, images, (ids, mask))
   assert out["embeddings_a"].shape == out["embeddings_b"].shape == (2, 8)
 
 
@@ -246,8 +252,8 @@ def test_model_from_config(cfg):
   model = models.model_from_config(cfg)
   size = 65 if cfg["kind"] == "koch" else 16
   x = jnp.ones((2, size, size, 1))
-  variables = jax.jit(model.init)(jax.random.key(0), x, x)
-  out = jax.jit(model.apply)(variables, x, x)
+  variables = _jitted.init(model, jax.random.key(0), x, x)
+  out = _jitted.apply(model, variables, x, x)
   assert out["embeddings_a"].shape[0] == 2
   assert all(np.all(np.isfinite(v)) for v in out.values())
   assert all(p.dtype == jnp.float32 for p in jax.tree.leaves(variables["params"]))
