@@ -1,6 +1,7 @@
 """The entry point: config resolution, overrides, errors and the workdir."""
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -10,8 +11,19 @@ import pytest
 
 from experiments import run
 
+# From the test session (tests/conftest.py): its compilation cache, so that these runs read
+# back what earlier runs and tests compiled, and one XLA thread per process beside the
+# other test worker. Neither changes what a run computes or prints.
+_SESSION_ENV = (
+  "JAX_COMPILATION_CACHE_DIR",
+  "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS",
+  "XLA_FLAGS",
+)
+
 
 def _run(*args, cwd, **env):
+  """`python -m experiments.run ARGS` in a bare environment plus `env`."""
+  session = {k: os.environ[k] for k in _SESSION_ENV if k in os.environ}
   return subprocess.run(
     [sys.executable, "-m", "experiments.run", *args],
     cwd=cwd,
@@ -22,6 +34,7 @@ def _run(*args, cwd, **env):
       "PYTHONPATH": str(run.CONFIG_DIR.parents[1]),
       "PATH": "/usr/bin:/bin",
       "JAX_PLATFORMS": "cpu",
+      **session,
       **env,
     },
   )
