@@ -5,7 +5,8 @@ or under a folder: `<Alphabet>/<characterNN>/<id>_<drawer>.png`, 105x105 1-bit P
 with black strokes on white. Nothing is downloaded; the user passes the path
 (`--config.data.root=PATH`).
 
-`load_omniglot(root, image_size)` decodes every image once into memory, inverted so
+`load_omniglot(root, image_size)` decodes every image once into memory
+(`load_omniglot_sizes(root, sizes)`: once for several sizes), inverted so
 that ink is 1 and paper 0 (zero padding then means "no ink"), area-averaged down to
 `image_size` (PIL's BOX filter: an anti-aliased reduction of the 1-bit strokes).
 Records are single images whose identity is the character (0..C-1, alphabets in
