@@ -281,25 +281,28 @@ def test_prototypical_loss_matches_leave_one_out_prototypes_by_hand():
 
 
 def test_sampled_proxies_cover_the_batch_and_equal_the_softmax_over_the_sample():
+  # Jitted (the class counts fix shapes): a few programs instead of one per operation.
+  sampled_classes = jax.jit(losses.sampled_classes, static_argnums=(1, 2))
+  softmax = jax.jit(losses.normalized_softmax_loss, static_argnames="num_sampled")
   rng = np.random.default_rng(0)
   e = jnp.asarray(rng.normal(size=(6, 5)), jnp.float32)
   p = jnp.asarray(rng.normal(size=(40, 5)), jnp.float32)
   labels = jnp.array([3, 3, 17, 25, 39, 0])
-  classes = np.asarray(losses.sampled_classes(labels, 40, 8))
+  classes = np.asarray(sampled_classes(labels, 40, 8))
   assert len(set(classes.tolist())) == 8 and {0, 3, 17, 25, 39} <= set(classes.tolist())
-  np.testing.assert_array_equal(losses.sampled_classes(labels, 40, 8), classes)  # a function
-  other = np.asarray(losses.sampled_classes(labels[::-1], 40, 8))
+  np.testing.assert_array_equal(sampled_classes(labels, 40, 8), classes)  # a function
+  other = np.asarray(sampled_classes(labels[::-1], 40, 8))
   assert set(other.tolist()) != set(classes.tolist())  # another batch, another draw
-  loss, acc = losses.normalized_softmax_loss(e, p, labels, 16.0, 0.1, num_sampled=8)
+  loss, acc = softmax(e, p, labels, 16.0, 0.1, num_sampled=8)
   # The same as the full loss over the sampled proxies, labels renumbered into them.
   inside = jnp.asarray([int(np.flatnonzero(classes == y)[0]) for y in labels])
-  ref_loss, ref_acc = losses.normalized_softmax_loss(e, p[classes], inside, 16.0, 0.1)
+  ref_loss, ref_acc = softmax(e, p[classes], inside, 16.0, 0.1)
   np.testing.assert_allclose([loss, acc], [ref_loss, ref_acc], rtol=1e-6)
   # Only the sampled proxies get a gradient; K >= C is the full loss.
-  grad = jax.grad(lambda q: losses.normalized_softmax_loss(e, q, labels, num_sampled=8)[0])(p)
+  grad = jax.grad(lambda q: softmax(e, q, labels, num_sampled=8)[0])(p)
   touched = np.flatnonzero(np.abs(np.asarray(grad)).sum(1) > 0)
   assert set(touched.tolist()) <= set(classes.tolist())
-  full = losses.normalized_softmax_loss(e, p, labels, 16.0, 0.1)
-  np.testing.assert_allclose(losses.normalized_softmax_loss(e, p, labels, num_sampled=40), full)
+  full = softmax(e, p, labels, 16.0, 0.1)
+  np.testing.assert_allclose(softmax(e, p, labels, num_sampled=40), full)
   with pytest.raises(ValueError, match="num_sampled=4 is below the batch size 6"):
     losses.normalized_softmax_loss(e, p, labels, num_sampled=4)
