@@ -206,26 +206,21 @@ def train_model(config, name: str, data, workdir: pathlib.Path):
   records = data["split"]["records"]["train"]
   _, labels = np.unique(src.identities[records], return_inverse=True)
   d = config.data
-  train_source = pipeline.RotationClassSource(
-    src.images,
-    labels,
-    int(d.get("rotation_classes", 1)),
-    d.get("mirror_classes", False),
-    records=records,
-    modality=d.get("augmentation", "character"),
-  )
+  turns = int(d.get("rotation_classes", 1)), d.get("mirror_classes", False)
+  aug = d.get("augmentation", "character")
+  rotated = pipeline.RotationClassSource(src.images, labels, *turns, records=records, modality=aug)
   if objectives.uses_proxies(config.loss[name]):
-    model_cfg = {**model_cfg.to_dict(), "num_proxies": int(train_source.identities.max()) + 1}
+    model_cfg = {**model_cfg.to_dict(), "num_proxies": int(rotated.identities.max()) + 1}
   return train.fit_on_records(
     name,
     model_cfg,
     config.loss[name],
     tcfg,
-    train_source,
-    np.arange(len(train_source)),
+    rotated,
+    np.arange(len(rotated)),
     workdir,
     eval_fn=val_accuracy,
-    groups=src.alphabets[train_source.rows],
+    groups=src.alphabets[rotated.rows],
   )
 
 
