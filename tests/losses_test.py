@@ -147,7 +147,7 @@ def test_batch_loss_finite_gradient_with_identical_embeddings(name):
   emb, labels = _pxk_batch()
   emb[1] = emb[0]  # same identity, zero distance
   emb[3] = emb[0]  # different identity, zero distance
-  g = jax.grad(lambda e: BATCH_LOSSES[name](e, jnp.asarray(labels))[0])(jnp.asarray(emb))
+  g = jax.jit(jax.grad(lambda e: BATCH_LOSSES[name](e, jnp.asarray(labels))[0]))(jnp.asarray(emb))
   assert np.all(np.isfinite(g))
 
 
@@ -181,9 +181,10 @@ def test_where_ignores_padding_rows():
   padded_labels = np.concatenate([labels, [0, 9]])
   where = np.arange(len(padded_labels)) < len(labels)
   for name, fn in BATCH_LOSSES.items():
+    jitted = jax.jit(fn)  # one program per shape, not one per operation
     np.testing.assert_allclose(
-      fn(jnp.asarray(padded), jnp.asarray(padded_labels), where=jnp.asarray(where)),
-      fn(jnp.asarray(emb), jnp.asarray(labels)),
+      jitted(jnp.asarray(padded), jnp.asarray(padded_labels), where=jnp.asarray(where)),
+      jitted(jnp.asarray(emb), jnp.asarray(labels)),
       rtol=1e-5,
       atol=1e-6,
       err_msg=name,
