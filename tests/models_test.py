@@ -10,7 +10,6 @@ import pytest
 
 from jaxsim import models
 from jaxsim.models import resnet, small_cnn
-from jaxsim.train import INIT_COMPILER_OPTIONS
 
 
 def _param_count(module, *args):
@@ -38,11 +37,9 @@ def test_small_input_stem_swaps_only_the_first_convolution():
 def test_resnet_encoder_outputs_unit_embeddings():
   enc = models.ResNetEncoder(depth=18, width=4, small_inputs=True, dim=16, head_batch_norm=True)
   x = jax.random.uniform(jax.random.key(1), (4, 16, 16, 3))
-  variables = jax.jit(enc.init, compiler_options=INIT_COMPILER_OPTIONS)(jax.random.key(0), x)
+  variables = _jitted.init(enc, jax.random.key(0), x)
   assert "batch_stats" in variables
-  y, updates = jax.jit(lambda v, x: enc.apply(v, x, train=True, mutable=["batch_stats"]))(
-    variables, x
-  )
+  y, updates = _jitted.apply(enc, variables, x, train=True, mutable=["batch_stats"])
   assert y.shape == (4, 16)
   np.testing.assert_allclose(jnp.linalg.norm(y, axis=-1), 1.0, rtol=1e-5)
   # Train mode updates the running statistics.
