@@ -55,6 +55,28 @@ def test_verification_statistic_matches_unweighted_functions_and_repeated_rows()
   assert verification.roc_auc(s, y, weights=w) == pytest.approx(rep["auc"])
 
 
+def test_weighted_counts_and_pair_weights_equal_their_direct_formulas_exactly():
+  # `_SortedScores.counts` takes false accepts as all accepts minus true accepts, and
+  # `pair_weights` is one product: exact for integer weights, so equal to the bit.
+  rng = np.random.default_rng(3)
+  for s in (rng.normal(size=500), rng.normal(size=500).round(1)):  # distinct, then ties
+    y = rng.integers(0, 2, s.size)
+    ss = clustered._SortedScores(s, y)
+    w = rng.integers(0, 7, s.size).astype(np.float64)
+    order = np.argsort(-s, kind="mergesort")
+    last = np.r_[np.flatnonzero(np.diff(s[order])), s.size - 1]
+    fp, tp = ss.counts(w)
+    np.testing.assert_array_equal(tp, np.r_[0.0, np.cumsum(w[order] * y[order])[last]])
+    np.testing.assert_array_equal(fp, np.r_[0.0, np.cumsum(w[order] * (1 - y[order]))[last]])
+    assert fp.size == ss.thresholds.size
+  sa, sb = rng.integers(0, 20, 300), rng.integers(0, 20, 300)
+  sb[:50] = sa[:50]
+  subj = clustered._Subjects(sa, sb)
+  c = subj.draw(rng)
+  direct = np.where(subj.ia == subj.ib, c[subj.ia], c[subj.ia] * c[subj.ib])
+  np.testing.assert_array_equal(subj.pair_weights(c), direct)
+
+
 def test_overlap_statistic_matches_overlap_module():
   rng = np.random.default_rng(1)
   g, i = rng.normal(1, 1, 150), rng.normal(0, 1.5, 400)

@@ -66,6 +66,9 @@ class _Subjects:
       if np.any(self.stratum[self.ia] != st) or np.any(self.stratum[self.ib] != st):
         raise ValueError("a subject appears in pairs of two strata; strata must not share subjects")
     self.groups = [np.flatnonzero(self.stratum == k) for k in np.unique(self.stratum)]
+    # `pair_weights` as one product: a pair within one subject multiplies by the 1 that
+    # `pair_weights` appends to the counts (index S) instead of by its count again.
+    self.ib_or_one = np.where(self.ia == self.ib, self.ids.size, self.ib)
 
   def draw(self, rng: np.random.Generator) -> np.ndarray:
     """How often each subject is drawn in one replicate (each stratum keeps its size)."""
@@ -77,7 +80,7 @@ class _Subjects:
   def pair_weights(self, counts: np.ndarray) -> np.ndarray:
     if self.one_sided:
       return counts[self.ia]
-    return np.where(self.ia == self.ib, counts[self.ia], counts[self.ia] * counts[self.ib])
+    return counts[self.ia] * np.append(counts, 1.0)[self.ib_or_one]
 
 
 def _as_dict(value) -> dict[str, float]:
@@ -164,15 +167,27 @@ class _SortedScores:
     self.order = np.argsort(-self.scores, kind="mergesort")
     s = self.scores[self.order]
     self.y = self.labels[self.order]
-    self.last = np.r_[np.flatnonzero(np.diff(s)), s.size - 1]
-    self.thresholds = np.r_[np.inf, s[self.last]]
+    self.genuine = self.y.astype(np.float64)
+    last = np.r_[np.flatnonzero(np.diff(s)), s.size - 1]
+    self.thresholds = np.r_[np.inf, s[last]]
+    # Where `counts`' running sums (0 first) are read; None: every score is distinct.
+    self.at = None if last.size == s.size else np.r_[0, last + 1]
 
   def counts(self, weights) -> tuple[np.ndarray, np.ndarray]:
-    """Weighted (false, true) accepts at each distinct threshold, from +inf down."""
+    """Weighted (false, true) accepts at each distinct threshold, from +inf down.
+
+    Weights are integer-valued (replicate counts), so every partial sum below 2**53 is
+    exact: false accepts are all accepts minus true accepts, with no second product.
+    """
     w = np.asarray(weights, np.float64)[self.order]
-    tp = np.cumsum(w * self.y)[self.last]
-    fp = np.cumsum(w * (1 - self.y))[self.last]
-    return np.r_[0.0, fp], np.r_[0.0, tp]
+    tp, fp = np.zeros(w.size + 1), np.zeros(w.size + 1)
+    np.multiply(w, self.genuine, out=tp[1:])
+    np.cumsum(tp[1:], out=tp[1:])
+    np.cumsum(w, out=fp[1:])
+    fp -= tp
+    if self.at is not None:
+      return fp[self.at], tp[self.at]
+    return fp, tp
 
 
 def verification_statistic(
@@ -193,8 +208,11 @@ def verification_statistic(
     (``f"{far:.0e}"`` keys) and, with ``threshold``, ``accuracy``, ``far``, ``frr``.
   """
   ss = _SortedScores(scores, labels)
-  accept = ss.scores >= threshold if threshold is not None else None
   resolvable = [f for f in fars if (ss.labels == 0).sum() * f >= 1]
+  if threshold is not None:  # as floats once: the products below would cast them each time
+    accept = (ss.scores >= threshold).astype(np.float64)
+    reject = 1.0 - accept
+    is_gen, is_imp = (ss.labels == 1).astype(np.float64), (ss.labels == 0).astype(np.float64)
 
   def statistic(weights):
     fp, tp = ss.counts(weights)
@@ -207,12 +225,12 @@ def verification_statistic(
     }
     for f in resolvable:
       out[f"tar_at_far_{verification.far_key(f)}"] = float(tpr[np.flatnonzero(fpr <= f)[-1]])
-    if accept is not None:
+    if threshold is not None:
       w = np.asarray(weights, np.float64)
-      gen, imp = w * (ss.labels == 1), w * (ss.labels == 0)
-      out["accuracy"] = float((gen @ accept + imp @ ~accept) / w.sum())
+      gen, imp = w * is_gen, w * is_imp
+      out["accuracy"] = float((gen @ accept + imp @ reject) / w.sum())
       out["far"] = float(imp @ accept / imp.sum())
-      out["frr"] = float(gen @ ~accept / gen.sum())
+      out["frr"] = float(gen @ reject / gen.sum())
     return out
 
   return statistic
