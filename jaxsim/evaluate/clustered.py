@@ -166,8 +166,7 @@ class _SortedScores:
     self.scores, self.labels = verification._check_scores_labels(scores, labels)
     self.order = np.argsort(-self.scores, kind="mergesort")
     s = self.scores[self.order]
-    self.y = self.labels[self.order]
-    self.genuine = self.y.astype(np.float64)
+    self.genuine = self.labels[self.order].astype(np.float64)  # 1.0 for a genuine pair
     last = np.r_[np.flatnonzero(np.diff(s)), s.size - 1]
     self.thresholds = np.r_[np.inf, s[last]]
     # Where `counts`' running sums (0 first) are read; None: every score is distinct.
