@@ -77,6 +77,18 @@ def test_weighted_counts_and_pair_weights_equal_their_direct_formulas_exactly():
   np.testing.assert_array_equal(subj.pair_weights(c), direct)
 
 
+def test_subject_bootstrap_on_threads_equals_the_sequential_bootstrap(monkeypatch):
+  rng = np.random.default_rng(4)
+  score, label, sa, sb = _clustered_pairs(rng, num_pairs=2000, effect=1.0)
+  stat = clustered.verification_statistic(score, label, threshold=0.5, fars=(0.01,))
+  assert clustered._bootstrap_threads(10) == 1  # short pair lists stay on one thread
+  out = {}
+  for threads in (1, 3):
+    monkeypatch.setattr(clustered, "_bootstrap_threads", lambda n, t=threads: t)
+    out[threads] = clustered.subject_bootstrap(stat, sa, sb, num_resamples=60, seed=2)
+  assert out[1] == out[3]
+
+
 def test_overlap_statistic_matches_overlap_module():
   rng = np.random.default_rng(1)
   g, i = rng.normal(1, 1, 150), rng.normal(0, 1.5, 400)

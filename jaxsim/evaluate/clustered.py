@@ -27,7 +27,9 @@ Scores follow the package convention: higher = more likely the same identity.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Mapping, Sequence
+from concurrent import futures
 
 import numpy as np
 from scipy import stats
@@ -35,6 +37,19 @@ from scipy import stats
 from jaxsim.evaluate import verification
 
 Statistic = Callable[[np.ndarray], float | Mapping[str, float]]
+
+# `subject_bootstrap` computes replicates on up to this many threads (at most one per
+# CPU it may use), for pair lists of at least _THREADED_PAIRS pairs; shorter lists spend
+# their time in Python, where threads would only take turns.
+_BOOTSTRAP_THREADS = 4
+_THREADED_PAIRS = 20_000
+
+
+def _bootstrap_threads(num_pairs: int) -> int:
+  if num_pairs < _THREADED_PAIRS:
+    return 1
+  cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+  return max(1, min(_BOOTSTRAP_THREADS, cpus or 1))
 
 
 # ---------------------------------------------------------------------------
@@ -128,10 +143,21 @@ def subject_bootstrap(
   subj = _Subjects(subjects_a, subjects_b, strata)
   estimate = _as_dict(statistic(np.ones(subj.ia.size)))
   rng = np.random.default_rng([seed, 0xB005])
-  reps = np.empty((num_resamples, len(estimate)))
-  for r in range(num_resamples):
-    value = _as_dict(statistic(subj.pair_weights(subj.draw(rng))))
-    reps[r] = [value[k] for k in estimate]
+  draws = [subj.draw(rng) for _ in range(num_resamples)]  # [S] counts each, in seed order
+
+  def replicate(counts):
+    value = _as_dict(statistic(subj.pair_weights(counts)))
+    return [value[k] for k in estimate]
+
+  # Replicates are independent and NumPy releases the GIL in their array operations,
+  # so long pair lists take them on threads; each replicate's values do not depend on
+  # which thread computes them.
+  threads = _bootstrap_threads(subj.ia.size) if num_resamples > 1 else 1
+  if threads > 1:
+    with futures.ThreadPoolExecutor(threads) as pool:
+      reps = np.array(list(pool.map(replicate, draws)), np.float64)
+  else:
+    reps = np.array([replicate(c) for c in draws], np.float64)
   alpha = (1 - confidence) / 2
   out: dict[str, float] = {}
   for j, (name, value) in enumerate(estimate.items()):
