@@ -13,6 +13,8 @@ the time, the subject bootstrap 94%). Everything here resamples or permutes subj
   different subjects (s, t) then counts c_s c_t times and a pair within one subject c_s
   times, where c is how often each subject was drawn. The statistic sees these counts as
   integer pair weights, so weighted statistics need no resampled copies of the data.
+  All draws come first, in seed order; with 20,000 pairs or more the replicates are then
+  computed on threads, so the intervals do not depend on the thread count.
 - Weighted statistics for that bootstrap: `verification_statistic` (AUC, EER, TAR at
   FAR, accuracy at a fixed threshold), `auc_difference_statistic` (two matchers on the
   same pairs, paired) and `overlap_statistic` (AUC, d', Bhattacharyya,
@@ -119,7 +121,8 @@ def subject_bootstrap(
   Args:
     statistic: function of ``[N]`` integer pair weights (all ones for the observed data)
       returning a float or a flat dict of floats; see `verification_statistic`,
-      `overlap_statistic` and `repeat_statistic`.
+      `overlap_statistic` and `repeat_statistic`. It must not change shared state: for
+      long pair lists several threads call it at once.
     subjects_a: ``[N]`` the subject of the first side of each pair (a probe, a query or a
       one-sided record when ``subjects_b`` is None).
     subjects_b: ``[N]`` the subject of the second side, or None when each item belongs
