@@ -304,8 +304,9 @@ def test_identification_report_finds_separable_identities():
   assert {"dir_ci_low", "dir_ci_high", "fpir", "threshold", "val_dir"} <= set(row)
 
 
-def test_pair_scores_and_score_matrix_in_chunks_equal_one_pass():
+def test_pair_scores_and_score_matrix_in_chunks_equal_one_pass(monkeypatch):
   """Scoring in chunks of `_PAIR_CHUNK` pairs gives the one-pass scores, across chunk edges."""
+  monkeypatch.setattr(baselines, "_GRAM_PAIRS", 0)  # the chunked path, not the Gram matrix
   rng = np.random.default_rng(0)
   images = rng.uniform(size=(30, 6, 6, 1)).astype(np.float32)
   model = baselines.make_baseline("raw_pixels").fit(images, np.arange(30) % 5)
@@ -319,16 +320,36 @@ def test_pair_scores_and_score_matrix_in_chunks_equal_one_pass():
   np.testing.assert_allclose(baselines.score_matrix(model, q, g), full, rtol=1e-12)
 
 
+def test_cosine_pair_scores_from_the_gram_matrix_equal_the_row_formula(monkeypatch):
+  # Many pairs of few images are scored from blocks of the Gram matrix of unit rows: the
+  # row-wise cosine to rounding, across block edges, with a zero row scoring 0.
+  monkeypatch.setattr(baselines, "_GRAM_ROWS", 7)
+  rng = np.random.default_rng(2)
+  images = rng.uniform(size=(20, 5, 5, 1)).astype(np.float32)
+  images[3] = 0.5  # a constant image: a zero row after standardising
+  model = baselines.make_baseline("raw_pixels").fit(images, np.arange(20) % 4)
+  pairs = {"a": rng.integers(0, 20, 300), "b": rng.integers(0, 20, 300)}
+  pairs["a"][:5] = 3
+  emb = model.embed(images)
+  expected = baselines.cosine_similarity(emb[pairs["a"]], emb[pairs["b"]])
+  got = baselines.pair_scores(model, images, pairs)
+  np.testing.assert_allclose(got, expected, rtol=0, atol=1e-14)
+  assert np.all(got[:5] == 0.0)
+  monkeypatch.setattr(baselines, "_GRAM_PAIRS", 0)  # the chunked row formula instead
+  np.testing.assert_array_equal(baselines.pair_scores(model, images, pairs), expected)
+
+
 def test_pca_of_any_size_is_sklearns_and_the_svd_runs_once_per_matrix(monkeypatch):
   # Eigenfaces and every Fisherfaces candidate fit a PCA of the same training pixels;
   # one full SVD serves them all, with exactly sklearn's numbers for each size.
+  monkeypatch.setattr(baselines, "_LEADING_MIN", 1000)  # this matrix is small: the full SVD
   rng = np.random.default_rng(0)
   x = rng.normal(size=(60, 80)) @ rng.normal(size=(80, 80))
   y = rng.normal(size=(5, 80))
   fits = []
   real_fit = decomposition.PCA.fit
   monkeypatch.setattr(decomposition.PCA, "fit", lambda self, a: fits.append(1) or real_fit(self, a))
-  baselines._FULL_PCA.clear()
+  baselines._PCA_CACHE.clear()
   for k in (5, 20, 59):
     mine = baselines._pca(x, k)
     ref = real_fit(decomposition.PCA(n_components=k, svd_solver="full"), x)
@@ -337,3 +358,30 @@ def test_pca_of_any_size_is_sklearns_and_the_svd_runs_once_per_matrix(monkeypatc
   assert len(fits) == 1
   baselines._pca(x + 1e-3, 5)  # another matrix: a new SVD
   assert len(fits) == 2
+
+
+@pytest.mark.parametrize("shape", [(60, 80), (80, 60)])
+def test_leading_pca_equals_sklearns_full_pca_on_large_matrices(monkeypatch, shape):
+  # On a large matrix a PCA of at most _LEADING components computes only those (from the
+  # Gram or covariance matrix's top eigenpairs): sklearn's full-SVD PCA to rounding, with
+  # the same signs, ratios and transform; more components fall back to the full SVD.
+  monkeypatch.setattr(baselines, "_LEADING", 12)
+  monkeypatch.setattr(baselines, "_LEADING_MIN", 40)
+  rng = np.random.default_rng(1)
+  x = (rng.normal(size=shape) * np.geomspace(3.0, 0.1, shape[1])) @ rng.normal(
+    size=(shape[1], shape[1])
+  )
+  y = rng.normal(size=(7, shape[1]))
+  baselines._PCA_CACHE.clear()
+  for k in (12, 3):  # one leading decomposition serves both sizes
+    mine = baselines._pca(x, k)
+    assert mine.n_components_ == k and next(iter(baselines._PCA_CACHE.values())).n_components_ == 12
+    ref = decomposition.PCA(n_components=k, svd_solver="full").fit(x)
+    for name in ("components_", "explained_variance_", "explained_variance_ratio_", "mean_"):
+      np.testing.assert_allclose(getattr(mine, name), getattr(ref, name), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(mine.transform(y), ref.transform(y), rtol=1e-9, atol=1e-10)
+    if k == 12:  # noise_variance_ is kept for the size computed only
+      np.testing.assert_allclose(mine.noise_variance_, ref.noise_variance_, rtol=1e-9)
+  full = baselines._pca(x, 20)  # more than _LEADING: the exact full SVD, bit for bit
+  ref = decomposition.PCA(n_components=20, svd_solver="full").fit(x)
+  np.testing.assert_array_equal(full.transform(y), ref.transform(y))

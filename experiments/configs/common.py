@@ -291,6 +291,7 @@ RULES: list[tuple[str, Rule]] = [
   ("*.checkpoint_every", Int(0)),
   ("*.keep_checkpoints", Int(1)),
   ("*.best_mode", OneOf("max", "min")),
+  ("data.render_workers", Int(0, 64)),  # procedural data: 0 = one process per CPU core
   # switches
   ("*.async_checkpoints", Bool()),
   ("*.tensorboard", Bool()),
@@ -373,7 +374,6 @@ TASK_RULES: dict[str, list[tuple[str, Rule]]] = {
     ("data.unimodal.num_subjects", Int(0)),  # 0: as in data
     ("data.unimodal.images_per_subject", Int(0)),  # 0: as in data
     ("data.unimodal.difficulty", Real(-1)),  # < 0: as in data
-    ("data.render_workers", Int(0, 64)),  # 0: one per CPU core
     ("split.train", Real(0, 1, open_lo=True)),
     ("loss.cross_modal.positive_fraction", PROBABILITY),
     ("train.cross_modal.best_metric", OneOf("", "val_auc")),

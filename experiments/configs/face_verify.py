@@ -63,6 +63,7 @@ def get_config(arg=None):
   c.data.image_size = 72  # Koch's valid convolutions need at least 65
   c.data.difficulty = 1.0
   c.data.data_seed = 0
+  c.data.render_workers = 0  # synthetic: processes that render the faces (0: one per core)
   # The training batches' augmentation family (jaxsim.data.pipeline): "" = the data's
   # modality (face; fingerprint for fvc2002), face_gamma, fingerprint or none.
   c.data.augmentation = ""
@@ -177,6 +178,7 @@ def get_config(arg=None):
 
   if "runlocal" in args:
     c.data.num_identities = 48
+    c.data.render_workers = 1  # its test shares the machine with the other test worker
     c.data.images_per_identity = 6
     if c.data.source == "synthetic":  # real data keep their variant's split
       c.split.train, c.split.val, c.split.test = 0.5, 0.25, 0.25

@@ -44,6 +44,7 @@ def get_config(arg=None):
   # reaches DIR 0.24 at 1% FPIR (closed-set rank 1 0.89); see the README.
   c.data.difficulty = 0.5
   c.data.data_seed = 0
+  c.data.render_workers = 0  # synthetic: processes that render the faces (0: one per core)
 
   c.split = ml_collections.ConfigDict()  # identity counts; they may sum to less than all
   # Many outsiders: false accepts cluster by identity (an outsider who resembles an
@@ -119,6 +120,7 @@ def get_config(arg=None):
 
   if "runlocal" in args:
     c.data.num_identities = 44
+    c.data.render_workers = 1  # its test shares the machine with the other test worker
     c.data.images_per_identity = 6
     c.split.train, c.split.enrolled, c.split.outsider_val, c.split.outsider_test = 16, 8, 10, 10
     c.split.gallery_per_identity = 2

@@ -86,7 +86,11 @@ def load_faces(data_cfg: Any) -> tuple[ArrayImageSource, list[str], str]:
       f"data.source must be 'synthetic', 'folders' or 'fvc2002', got {data_cfg.source!r}"
     )
   start = time.perf_counter()
-  arrays = load_arrays(faces)
+  if data_cfg.source == "synthetic":  # rendered in `data.render_workers` processes
+    images = faces.render(data_cfg.get("render_workers", 1))
+    arrays = {"image": images, "identity": faces.identities.astype(np.int32)}
+  else:
+    arrays = load_arrays(faces)
   modality = "fingerprint" if data_cfg.source == "fvc2002" else "face"
   seconds = time.perf_counter() - start
   print(f"loaded {len(faces)} {modality} images ({what}) in {seconds:.1f}s", flush=True)
