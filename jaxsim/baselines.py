@@ -39,6 +39,8 @@ from scipy import ndimage, signal
 from skimage import feature, filters, transform
 from sklearn import decomposition, discriminant_analysis
 
+from jaxsim import host_threads
+
 # Pairs are scored in chunks so that [pairs, D] temporaries stay small and in cache:
 # 512 pairs of 5,184-pixel rows scored 166,800 pairs in 3.3 s against 9.4 s for 2,048
 # (the same floats: every score is a row's own sum).
@@ -48,14 +50,25 @@ _CHI_CHUNK = 256  # rows per step of `chi_square_distance`
 # at most _GRAM_PAIRS entries per pair (`_cosine_pair_scores`), _GRAM_ROWS rows at a time.
 _GRAM_PAIRS = 16
 _GRAM_ROWS = 512
+# Other scores of at least _THREADED_PAIRS pairs are computed on up to _PAIR_THREADS
+# threads (`jaxsim.host_threads`): `Baseline.score` must be a pure function.
+_PAIR_THREADS = 4
+_THREADED_PAIRS = 20_000
 
-# The last PCA computed (`_pca`), keyed by its training matrix's shape and bytes.
+# The last PCA computed (`_pca`), keyed by its training matrix's shape and bytes, and
+# the last training images' standardised pixels (`_Fitted._standardised_pixels`).
 _PCA_CACHE: dict[tuple, decomposition.PCA] = {}
+_PIXELS_CACHE: dict[tuple, np.ndarray] = {}
 # A PCA of at most _LEADING components of a matrix with at least _LEADING_MIN rows and
 # columns computes only the _LEADING leading components (`_leading_pca`). Eigenfaces
 # keeps at most 100 and Fisherfaces' validation grid at most 80.
 _LEADING = 128
 _LEADING_MIN = 4 * _LEADING
+
+
+def _digest(x: np.ndarray) -> tuple:
+  """A cache key of an array: shape, dtype and a hash of its bytes."""
+  return (x.shape, x.dtype.str, hashlib.blake2b(np.ascontiguousarray(x), digest_size=16).digest())
 
 
 def _pca(x: np.ndarray, num_components: int) -> decomposition.PCA:
@@ -71,7 +84,7 @@ def _pca(x: np.ndarray, num_components: int) -> decomposition.PCA:
   pixels on 2 cores; the same components to about 1e-14). `noise_variance_`, which
   `transform` does not use, is only kept right for the size computed.
   """
-  key = (x.shape, x.dtype.str, hashlib.blake2b(np.ascontiguousarray(x), digest_size=16).digest())
+  key = _digest(x)
   fitted = _PCA_CACHE.get(key)
   if fitted is None or fitted.n_components_ < num_components:
     if num_components <= _LEADING and min(x.shape) >= _LEADING_MIN:
@@ -139,7 +152,10 @@ class Baseline(Protocol):
 
   def embed(self, images: np.ndarray) -> np.ndarray: ...
 
-  def score(self, emb_a: np.ndarray, emb_b: np.ndarray) -> np.ndarray: ...
+  def score(self, emb_a: np.ndarray, emb_b: np.ndarray) -> np.ndarray:
+    """[P] scores of row pairs (higher = same); a pure function, as `pair_scores` may
+    call it from several threads at once."""
+    ...
 
 
 # ---------------------------------------------------------------------------
@@ -244,6 +260,26 @@ class _Fitted:
     self._image_shape = grey.shape[1:]
     return grey, ids
 
+  def _standardised_pixels(self, images, identities) -> tuple[np.ndarray, np.ndarray]:
+    """`_fit_images`, as standardised grey pixels [N, H * W] (read-only) and identities.
+
+    Eigenfaces and every Fisherfaces candidate fit on the same training images, so the
+    last images' pixels are kept, keyed by their bytes (face_verify: 5,376 images, about
+    2 s of conversion per fit).
+    """
+    images = np.asarray(images)
+    key = _digest(images)
+    x = _PIXELS_CACHE.get(key)
+    if x is None:
+      grey, ids = self._fit_images(images, identities)
+      x = _standardise(grey.reshape(grey.shape[0], -1))
+      x.flags.writeable = False
+      _PIXELS_CACHE.clear()  # one set of images at a time
+      _PIXELS_CACHE[key] = x
+      return x, ids
+    self._image_shape = images.shape[1:3]  # images passed `_fit_images` when cached
+    return x, _check_identities(identities, x.shape[0])
+
   def _embed_images(self, images) -> np.ndarray:
     if self._image_shape is None:
       raise RuntimeError(
@@ -310,8 +346,7 @@ class Eigenfaces(_Fitted):
     self.num_components = 0
 
   def fit(self, images, identities) -> Eigenfaces:
-    grey, _ = self._fit_images(images, identities)
-    x = _standardise(grey.reshape(grey.shape[0], -1))
+    x, _ = self._standardised_pixels(images, identities)
     cap = min(self.max_components, x.shape[0] - 1, x.shape[1])
     self.pca = _pca(x, cap)
     explained = np.cumsum(self.pca.explained_variance_ratio_)
@@ -353,9 +388,9 @@ class Fisherfaces(_Fitted):
     self.lda: discriminant_analysis.LinearDiscriminantAnalysis | None = None
 
   def fit(self, images, identities) -> Fisherfaces:
-    grey, ids = self._fit_images(images, identities)
+    x, ids = self._standardised_pixels(images, identities)
     classes = np.unique(ids)
-    n, c = grey.shape[0], classes.size
+    n, c = x.shape[0], classes.size
     if c < 2:
       raise ValueError(
         f"fisherfaces: LDA needs training images of at least 2 identities, got {c}; "
@@ -366,7 +401,6 @@ class Fisherfaces(_Fitted):
         f"fisherfaces: every one of the {c} training identities has a single image, so there "
         "is no within-identity variation to learn from; give some identities 2+ images"
       )
-    x = _standardise(grey.reshape(n, -1))
     pca_dims = min(n - c, x.shape[1])
     if self.pca_components is not None:
       pca_dims = min(pca_dims, self.pca_components)
@@ -643,14 +677,16 @@ def pair_scores(
   ia, ib = inverse[: a.size], inverse[a.size :]
   if type(baseline).score is _Fitted.score and used.size**2 <= _GRAM_PAIRS * a.size:
     return _cosine_pair_scores(emb, ia, ib)
+
   # In chunks of pairs: gathering [P, D] float64 rows for 166,800 pairs of 4,096-pixel
-  # embeddings at once took a face_verify run to 22 GB.
-  return np.concatenate(
-    [
-      np.asarray(baseline.score(emb[ia[s : s + _PAIR_CHUNK]], emb[ib[s : s + _PAIR_CHUNK]]))
-      for s in range(0, a.size, _PAIR_CHUNK)
-    ]
-  )
+  # embeddings at once took a face_verify run to 22 GB. Long lists take the chunks on
+  # threads (NumPy releases the GIL; each chunk's scores are its own).
+  def score(start: int) -> np.ndarray:
+    chunk = slice(start, start + _PAIR_CHUNK)
+    return np.asarray(baseline.score(emb[ia[chunk]], emb[ib[chunk]]))
+
+  threads = host_threads.usable(_PAIR_THREADS) if a.size >= _THREADED_PAIRS else 1
+  return np.concatenate(host_threads.map_in_order(score, range(0, a.size, _PAIR_CHUNK), threads))
 
 
 # Options tried on validation (the first listed wins ties). Fisherfaces' N - c PCA
@@ -677,18 +713,25 @@ def fit_on_validation(
   Returns:
     (fitted baseline, its options, its validation AUC).
   """
-  return _fit_on_validation(name, images, identities, train_records, val_pairs, candidates)[:3]
+  images = np.asarray(images)
+  train = _training_set(images, identities, train_records)
+  return _fit_on_validation(name, train, images, val_pairs, candidates)[:3]
 
 
-def _fit_on_validation(name, images, identities, train_records, val_pairs, candidates=None):
-  """`fit_on_validation`, plus the chosen baseline's scores of `val_pairs`."""
+def _training_set(images: np.ndarray, identities, train_records) -> tuple[np.ndarray, np.ndarray]:
+  """(images, identities) of the training records, gathered once for every fit."""
+  train = np.asarray(train_records)
+  return images[train], np.asarray(identities)[train]
+
+
+def _fit_on_validation(name, train, images, val_pairs, candidates=None):
+  """`fit_on_validation` on `train` = (images, identities), plus the chosen baseline's
+  scores of `val_pairs` (indices into `images`)."""
   from jaxsim.evaluate import verification  # noqa: PLC0415 -- evaluate imports no baselines
 
-  images, identities = np.asarray(images), np.asarray(identities)
-  train = np.asarray(train_records)
   best = None
   for options in candidates or VALIDATION_GRIDS.get(name, ({},)):
-    model = make_baseline(name, **options).fit(images[train], identities[train])
+    model = make_baseline(name, **options).fit(*train)
     scores = pair_scores(model, images, val_pairs)
     auc = verification.roc_auc(scores, val_pairs["label"])
     if best is None or auc > best[2]:
@@ -720,12 +763,11 @@ def baseline_report(
   """
   from jaxsim.evaluate import clustered  # noqa: PLC0415
 
-  ids = np.asarray(identities)
+  images, ids = np.asarray(images), np.asarray(identities)
+  train = _training_set(images, ids, train_records)
   out = {}
   for name in names:
-    model, options, val_auc, on_val = _fit_on_validation(
-      name, images, ids, train_records, val_pairs
-    )
+    model, options, val_auc, on_val = _fit_on_validation(name, train, images, val_pairs)
     scores = pair_scores(model, images, test_pairs)
     if test_scores is not None:
       test_scores[name] = scores

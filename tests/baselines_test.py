@@ -339,6 +339,19 @@ def test_cosine_pair_scores_from_the_gram_matrix_equal_the_row_formula(monkeypat
   np.testing.assert_array_equal(baselines.pair_scores(model, images, pairs), expected)
 
 
+def test_pair_scores_on_threads_equal_one_thread(monkeypatch):
+  # Long pair lists are scored chunk by chunk on threads; the scores are bit-identical.
+  rng = np.random.default_rng(3)
+  images = rng.uniform(size=(12, 16, 16, 1)).astype(np.float32)
+  model = baselines.make_baseline("lbp").fit(images, np.arange(12) % 3)
+  pairs = {"a": rng.integers(0, 12, 3000), "b": rng.integers(0, 12, 3000)}
+  monkeypatch.setattr(baselines, "_PAIR_CHUNK", 64)
+  one = baselines.pair_scores(model, images, pairs)
+  monkeypatch.setattr(baselines, "_THREADED_PAIRS", 1)
+  monkeypatch.setattr(baselines.host_threads, "usable", lambda limit: 3)
+  np.testing.assert_array_equal(baselines.pair_scores(model, images, pairs), one)
+
+
 def test_pca_of_any_size_is_sklearns_and_the_svd_runs_once_per_matrix(monkeypatch):
   # Eigenfaces and every Fisherfaces candidate fit a PCA of the same training pixels;
   # one full SVD serves them all, with exactly sklearn's numbers for each size.

@@ -29,13 +29,12 @@ Scores follow the package convention: higher = more likely the same identity.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable, Mapping, Sequence
-from concurrent import futures
 
 import numpy as np
 from scipy import stats
 
+from jaxsim import host_threads
 from jaxsim.evaluate import verification
 
 Statistic = Callable[[np.ndarray], float | Mapping[str, float]]
@@ -48,10 +47,7 @@ _THREADED_PAIRS = 20_000
 
 
 def _bootstrap_threads(num_pairs: int) -> int:
-  if num_pairs < _THREADED_PAIRS:
-    return 1
-  cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-  return max(1, min(_BOOTSTRAP_THREADS, cpus or 1))
+  return 1 if num_pairs < _THREADED_PAIRS else host_threads.usable(_BOOTSTRAP_THREADS)
 
 
 # ---------------------------------------------------------------------------
@@ -156,11 +152,7 @@ def subject_bootstrap(
   # so long pair lists take them on threads; each replicate's values do not depend on
   # which thread computes them.
   threads = _bootstrap_threads(subj.ia.size) if num_resamples > 1 else 1
-  if threads > 1:
-    with futures.ThreadPoolExecutor(threads) as pool:
-      reps = np.array(list(pool.map(replicate, draws)), np.float64)
-  else:
-    reps = np.array([replicate(c) for c in draws], np.float64)
+  reps = np.array(host_threads.map_in_order(replicate, draws, threads), np.float64)
   alpha = (1 - confidence) / 2
   out: dict[str, float] = {}
   for j, (name, value) in enumerate(estimate.items()):
