@@ -191,6 +191,60 @@ def test_per_channel_warps_equal_one_3d_warp_bit_for_bit():
     np.testing.assert_array_equal(per_channel, ref)
 
 
+def test_batch_warps_equal_scipys_per_image_warps_bit_for_bit(monkeypatch):
+  # warp_batch redoes scipy's order-1 "nearest" affine_transform arithmetic for a whole
+  # batch: rotations, flips, scales and shifts, coordinates outside the image, chunks.
+  monkeypatch.setattr(pipeline, "_WARP_CHUNK", 3)
+  rng = np.random.default_rng(1)
+  for h, w, c in ((20, 27, 3), (33, 33, 1), (8, 40, 2)):
+    images = rng.uniform(size=(7, h, w, c)).astype(np.float32)
+    angle, scale = rng.uniform(-0.5, 0.5, 7), np.exp(rng.uniform(-0.3, 0.3, 7))
+    cos, sin = np.cos(angle) / scale, np.sin(angle) / scale
+    matrices = np.stack([np.stack([cos, -sin], -1), np.stack([sin, cos], -1)], 1)
+    matrices[::2] = matrices[::2] @ np.diag([1.0, -1.0])
+    matrices[3] = np.eye(2)  # a pure shift
+    offsets = rng.uniform(-8, 8, (7, 2))
+    got = pipeline.warp_batch(images, matrices, offsets)
+    for i in range(7):
+      ref = pipeline.warp_channels(images[i], matrices[i], offsets[i], mode="nearest")
+      np.testing.assert_array_equal(got[i].view(np.uint32), ref.view(np.uint32))
+
+
+def _augment_reference(image, rng, modality):
+  """augment_image as it was, image by image with scipy's warp (the batch path's spec)."""
+  max_rot, max_shift, max_scale, flips, brightness, contrast, gamma = pipeline._AUGMENT[modality]
+  h, w = image.shape[:2]
+  angle = rng.uniform(-max_rot, max_rot)
+  scale = np.exp(rng.uniform(-max_scale, max_scale))
+  shift = rng.uniform(-max_shift, max_shift, size=2) * np.array([h, w])
+  flip = flips and rng.uniform() < 0.5
+  if angle or scale != 1.0 or shift.any() or flip:
+    c, s = np.cos(angle) / scale, np.sin(angle) / scale
+    matrix = np.array([[c, -s], [s, c]])
+    if flip:
+      matrix = matrix @ np.diag([1.0, -1.0])
+    centre = np.array([(h - 1) / 2, (w - 1) / 2])
+    image = pipeline.warp_channels(image, matrix, centre - matrix @ (centre + shift), "nearest")
+  if brightness or contrast:
+    mean = image.mean()
+    gain = np.exp(rng.uniform(-contrast, contrast))
+    image = (image - mean) * gain + mean + rng.uniform(-brightness, brightness)
+  if gamma:
+    image = np.clip(image, 1e-4, 1.0) ** np.exp(rng.uniform(-gamma, gamma))
+  return np.clip(image, 0.0, 1.0).astype(np.float32)
+
+
+@pytest.mark.parametrize("modality", sorted(pipeline._AUGMENT))
+def test_batch_augmentation_equals_image_by_image_bit_for_bit(modality):
+  rng = np.random.default_rng(2)
+  images = list(rng.uniform(size=(20, 24, 24, 3)).astype(np.float32))
+  got = pipeline.augment_batch(images, [np.random.default_rng(s) for s in range(20)], modality)
+  ref = [_augment_reference(x, np.random.default_rng(s), modality) for s, x in enumerate(images)]
+  np.testing.assert_array_equal(got.view(np.uint32), np.stack(ref).view(np.uint32))
+  one = pipeline.augment_image(images[5], np.random.default_rng(5), modality)
+  np.testing.assert_array_equal(one, ref[5])
+
+
 def test_fingerprint_source_works_in_worker_processes():
   from absl import flags
 
