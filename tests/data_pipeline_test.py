@@ -191,23 +191,27 @@ def test_per_channel_warps_equal_one_3d_warp_bit_for_bit():
     np.testing.assert_array_equal(per_channel, ref)
 
 
-def test_batch_warps_equal_scipys_per_image_warps_bit_for_bit(monkeypatch):
+def test_batch_shifts_equal_scipys_warps_bit_for_bit_and_other_warps_to_rounding(monkeypatch):
   # warp_batch redoes scipy's order-1 "nearest" affine_transform arithmetic for a whole
-  # batch: rotations, flips, scales and shifts, coordinates outside the image, chunks.
+  # batch: pure shifts (augment_batch's use) bit for bit, across chunks and coordinates
+  # outside the image; rotations, flips and scales to float32 rounding.
   monkeypatch.setattr(pipeline, "_WARP_CHUNK", 3)
   rng = np.random.default_rng(1)
   for h, w, c in ((20, 27, 3), (33, 33, 1), (8, 40, 2)):
     images = rng.uniform(size=(7, h, w, c)).astype(np.float32)
+    offsets = rng.uniform(-8, 8, (7, 2))
+    got = pipeline.warp_batch(images, np.tile(np.eye(2), (7, 1, 1)), offsets)
+    for i in range(7):
+      ref = pipeline.warp_channels(images[i], np.eye(2), offsets[i], mode="nearest")
+      np.testing.assert_array_equal(got[i].view(np.uint32), ref.view(np.uint32))
     angle, scale = rng.uniform(-0.5, 0.5, 7), np.exp(rng.uniform(-0.3, 0.3, 7))
     cos, sin = np.cos(angle) / scale, np.sin(angle) / scale
     matrices = np.stack([np.stack([cos, -sin], -1), np.stack([sin, cos], -1)], 1)
     matrices[::2] = matrices[::2] @ np.diag([1.0, -1.0])
-    matrices[3] = np.eye(2)  # a pure shift
-    offsets = rng.uniform(-8, 8, (7, 2))
     got = pipeline.warp_batch(images, matrices, offsets)
     for i in range(7):
       ref = pipeline.warp_channels(images[i], matrices[i], offsets[i], mode="nearest")
-      np.testing.assert_array_equal(got[i].view(np.uint32), ref.view(np.uint32))
+      np.testing.assert_allclose(got[i], ref, rtol=0, atol=1e-7)
 
 
 def _augment_reference(image, rng, modality):
