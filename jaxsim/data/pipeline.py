@@ -439,10 +439,12 @@ class _LoadImages:
       if self.text:
         out["text_ids"].append(record["text_ids"])
         out["text_mask"].append(record["text_mask"])
-    if self.augment:
+    if self.augment:  # augment_batch returns the stacked batch
       rngs = [_rng(self.seed, _AUG_SALT, position) for position in positions]
-      out["image"] = augment_batch(out["image"], rngs, self.modality)
-    batch_out = {k: np.stack(v) for k, v in out.items()}
+      image = augment_batch(out.pop("image"), rngs, self.modality)
+    else:
+      image = np.stack(out.pop("image"))
+    batch_out = {"image": image, **{k: np.stack(v) for k, v in out.items()}}
     batch_out["identity"] = batch_out["identity"].astype(np.int32)
     return batch_out
 
@@ -457,10 +459,11 @@ class _LoadTwoTower:
     out = {}
     for side, key in enumerate(("image_a", "image_b")):
       images = [row[key] for row in rows]
-      if self.augment:
+      if self.augment:  # augment_batch returns the stacked batch
         rngs = [_rng(self.seed, _AUG_SALT, position, side) for position in positions]
-        images = augment_batch(images, rngs, self.modalities[side])
-      out[key] = np.stack(images)
+        out[key] = augment_batch(images, rngs, self.modalities[side])
+      else:
+        out[key] = np.stack(images)
     out["identity"] = np.array([row["identity"] for row in rows], np.int32)
     return out
 
@@ -522,11 +525,12 @@ class _LoadPxK:
     rows = range(self.rows.start, self.rows.stop)
     chosen = [self.source[int(records[row])] for row in rows]
     images = [record["image"] for record in chosen]
-    if self.augment:
+    if self.augment:  # augment_batch returns the stacked batch
       rngs = [_rng(self.seed, _AUG_SALT, step, row) for row in rows]
-      images = augment_batch(images, rngs, self.modality)
-    ids = np.array([record["identity"] for record in chosen], np.int32)
-    return {"image": np.stack(images), "identity": ids}
+      batch = augment_batch(images, rngs, self.modality)
+    else:
+      batch = np.stack(images)
+    return {"image": batch, "identity": np.array([r["identity"] for r in chosen], np.int32)}
 
 
 def image_batches(
