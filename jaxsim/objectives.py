@@ -35,6 +35,8 @@ and across modalities, are negatives. For purely cross-modal contrast use
 
 from __future__ import annotations
 
+import collections
+import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -110,8 +112,41 @@ def _sum_objective(terms: Mapping[str, Any]) -> LossFn:
   return loss_fn
 
 
+# Objectives built so far, by canonical config (the last _BUILT_SIZE).
+_BUILT: collections.OrderedDict[str, LossFn] = collections.OrderedDict()
+_BUILT_SIZE = 64
+
+
+def _plain(value: Any) -> Any:
+  """A config value as JSON-able data: mappings (ConfigDicts too) and sequences unfolded."""
+  if hasattr(value, "to_dict"):
+    value = value.to_dict()
+  if isinstance(value, Mapping):
+    return {str(k): _plain(v) for k, v in value.items()}
+  if isinstance(value, list | tuple):
+    return [_plain(v) for v in value]
+  return value
+
+
 def objective_from_config(cfg: Any) -> LossFn:
-  """Builds `loss_fn(outputs, batch) -> (loss, aux)` from the `loss` config section."""
+  """Builds `loss_fn(outputs, batch) -> (loss, aux)` from the `loss` config section.
+
+  Equal sections give the same function object (loss functions are pure), so the train
+  steps of models that differ only in seed or data (`jaxsim.train.shared` keys on the
+  loss function) share one jitted step: no second trace, lowering or cache lookup
+  (about 1.1 s per model for a ResNet-18 step).
+  """
+  key = json.dumps(_plain(cfg), sort_keys=True, default=repr)
+  if key in _BUILT:
+    _BUILT.move_to_end(key)
+    return _BUILT[key]
+  fn = _BUILT[key] = _build_objective(cfg)
+  if len(_BUILT) > _BUILT_SIZE:
+    _BUILT.popitem(last=False)
+  return fn
+
+
+def _build_objective(cfg: Any) -> LossFn:
   cfg = dict(cfg)
   name = cfg.get("name")
   if name not in OBJECTIVES:

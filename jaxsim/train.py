@@ -230,9 +230,11 @@ def shared(key: Any, build: Callable[[], Any]) -> Any:
   return value
 
 
-def config_key(cfg: Any) -> str:
-  """A config section (ConfigDict or mapping) as canonical JSON, for `shared` keys."""
+def config_key(cfg: Any, ignore: Sequence[str] = ()) -> str:
+  """A config section (ConfigDict or mapping) as canonical JSON, for `shared` keys,
+  without the top-level entries named in `ignore`."""
   plain = cfg.to_dict() if hasattr(cfg, "to_dict") else dict(cfg)
+  plain = {k: v for k, v in plain.items() if k not in ignore}
   return json.dumps(plain, sort_keys=True, default=repr)
 
 
@@ -521,9 +523,12 @@ def fit(
   mesh = mesh if mesh is not None else parallel.data_mesh()
   parallel.check_global_batch(cfg.batch_size, mesh)
   is_chief = jax.process_index() == 0
-  # Models built from equal configs (a sweep's) share one optimizer object and so one
-  # jitted step: the second traces and compiles nothing.
-  optimizer, schedule = shared(("optimizer", config_key(cfg)), lambda: make_optimizer(cfg))
+  # Models built from equal configs (a sweep's, or seeds': the optimizer does not read
+  # the seed) share one optimizer object and so one jitted step: the second traces and
+  # compiles nothing.
+  optimizer, schedule = shared(
+    ("optimizer", config_key(cfg, ignore=("seed",))), lambda: make_optimizer(cfg)
+  )
   step_key = ("step", model, loss_fn, optimizer, mesh, _inputs_key(inputs))
   train_step = shared(step_key, lambda: make_train_step(model, loss_fn, optimizer, mesh, inputs))
 
@@ -745,9 +750,7 @@ def fit_model(
     `select_*`: best step and validation values).
   """
   model = model_from_config(model_cfg)
-  loss_fn = shared(
-    ("loss", config_key(loss_cfg)), lambda: objectives.objective_from_config(loss_cfg)
-  )
+  loss_fn = objectives.objective_from_config(loss_cfg)  # equal sections: the same function
   start = time.perf_counter()
   common = {"model": model, "loss_fn": loss_fn, "train_iter": train_iter, "inputs": inputs}
   if cfg.best_metric:

@@ -32,6 +32,19 @@ def test_every_objective_gives_a_finite_scalar(name):
   assert all(np.isfinite(v) for v in aux.values())
 
 
+def test_equal_sections_give_one_function_so_models_share_a_step():
+  import ml_collections
+
+  plain = {"name": "sum", "terms": {"t": {"name": "batch_hard", "margin": 0.2}}}
+  first = objectives.objective_from_config(plain)
+  same = objectives.objective_from_config(ml_collections.ConfigDict(plain))
+  assert same is first
+  other = objectives.objective_from_config(
+    {"name": "sum", "terms": {"t": {"name": "batch_hard", "margin": 0.3}}}
+  )
+  assert other is not first
+
+
 def test_proxy_objective_without_proxies_names_the_setting():
   fn = objectives.objective_from_config({"name": "normalized_softmax", "margin": 0.1})
   with pytest.raises(ValueError, match="num_proxies"):
