@@ -113,6 +113,31 @@ def test_queries_selected_in_parts_equal_a_stable_sort():
   np.testing.assert_allclose(s, ref_s, rtol=1e-5, atol=1e-5)
 
 
+def test_query_chunks_split_among_threads_equal_one_chain(monkeypatch):
+  # Large searches split their query chunks among host threads (each thread its own
+  # chain of tile programs): 5 chunks of 16 become 3 + 2, padded differently.
+  q, g = _data(13, 70, 3000, 8)
+  g_ids = np.arange(3000) // 2
+  q_ids = g_ids[::43][:70]
+  index = search.ExactIndex(g, "squared_euclidean", g_ids, gallery_tile=1024)
+  monkeypatch.setattr(search, "_THREADED_MACS", np.inf)
+  one = index.search(q, 9, q_ids, query_chunk=16)
+  used = []
+  map_in_order = search.host_threads.map_in_order
+
+  def recording(fn, items, threads):
+    used.append(threads)
+    return map_in_order(fn, items, threads)
+
+  monkeypatch.setattr(search, "_THREADED_MACS", 0)
+  monkeypatch.setattr(search.host_threads, "usable", lambda limit: limit)
+  monkeypatch.setattr(search.host_threads, "map_in_order", recording)
+  two = index.search(q, 9, q_ids, query_chunk=16)
+  assert used == [2]
+  for a, b in zip(one, two, strict=True):
+    np.testing.assert_array_equal(a, b)
+
+
 def test_exclusion_is_by_id_not_position():
   g = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]], np.float32)  # item 1 duplicates item 0
   ids = np.array([10, 11, 12])

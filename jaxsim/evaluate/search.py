@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsim import distances
+from jaxsim import distances, host_threads
 
 METRICS = ("dot", "cosine", "euclidean", "squared_euclidean")
 
@@ -388,6 +388,11 @@ def _prepare_gallery(g: jax.Array, metric: str) -> tuple[jax.Array, jax.Array]:
 
 # Queries on the device at once, in query chunks (their running top k stays there).
 _QUERY_BATCH_CHUNKS = 128
+# Searches of at least _THREADED_MACS multiply-adds split their query chunks among up to
+# _SEARCH_THREADS host threads, each running its own chain of tile programs: on two cores
+# 2,000 queries in 100,000 x 256 took 0.40-0.41 s against 0.43-0.45 s as one chain.
+_THREADED_MACS = 2**31
+_SEARCH_THREADS = 2
 
 
 class ExactIndex:
@@ -477,7 +482,15 @@ class ExactIndex:
     static["id_repeats"] = self.id_repeats
     scores = np.empty((num_q, k), np.float32)
     indices = np.empty((num_q, k), np.int32)
-    for b0, b1 in _chunks(num_q, chunk * _QUERY_BATCH_CHUNKS):
+    total_chunks = -(-num_q // chunk)
+    threads = 1
+    if total_chunks > 1 and num_q * self.size * self.dim >= _THREADED_MACS:
+      threads = host_threads.usable(min(_SEARCH_THREADS, total_chunks))
+    # Whole chunks per batch: the threads' shares, at most _QUERY_BATCH_CHUNKS each.
+    per_batch = min(-(-total_chunks // threads), _QUERY_BATCH_CHUNKS)
+
+    def search_batch(bounds):
+      b0, b1 = bounds
       num_chunks = -(-(b1 - b0) // chunk)
       # Padded to a power of two of chunks: a few compiles serve every batch size.
       rows = chunk * 2 ** (num_chunks - 1).bit_length()
@@ -491,6 +504,8 @@ class ExactIndex:
         )
       best_s, best_i = (np.asarray(b)[:, : b1 - b0] for b in best)
       scores[b0:b1], indices[b0:b1] = _finish(q[b0:b1], best_s, best_i, self.metric)
+
+    host_threads.map_in_order(search_batch, _chunks(num_q, chunk * per_batch), threads)
     return scores, indices
 
 
