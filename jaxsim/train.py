@@ -303,20 +303,26 @@ def make_train_step(
   Args:
     model: Flax module called as `model.apply(variables, **inputs, train=True)`.
     loss_fn: `(outputs, batch) -> (scalar loss, dict of scalar aux metrics)`.
-      An aux entry `active_fraction` (of pairs or triplets) is logged as is.
+      An aux entry `active_fraction` (of pairs or triplets) is logged as is. With a
+      `family` attribute (`objectives.objective_from_config`) the step calls
+      `family(outputs, batch, hparams)` with the settings as traced arguments, so one
+      compiled step serves every member of the family (a margin grid).
     optimizer: optax transformation (see `make_optimizer`).
     mesh: 1-D `data` mesh; the state must be replicated on it.
     inputs: model argument -> batch key(s), e.g. `PAIR_INPUTS`.
 
   Returns:
-    A function taking the (donated) state and a batch, either of global
-    `jax.Array`s or of this process's numpy rows (sharded here), and returning
+    A function taking the (donated) state, a batch, either of global
+    `jax.Array`s or of this process's numpy rows (sharded here), and optionally the
+    loss settings (`step_hparams`; default: `loss_fn`'s own), and returning
     the new state and a dict of scalar metrics: `loss`, `grad_norm`,
     `finite` (loss and gradient norm both finite), the loss's aux metrics and
     `embedding_statistics`.
   """
 
-  def step(state, batch):
+  family = getattr(loss_fn, "family", None)
+
+  def step(state, batch, hparams):
     def compute_loss(params):
       variables = {"params": params}
       if state["batch_stats"]:
@@ -324,7 +330,7 @@ def make_train_step(
       outputs, updates = model.apply(
         variables, **model_inputs(batch, inputs), train=True, mutable=["batch_stats"]
       )
-      loss, aux = loss_fn(outputs, batch)
+      loss, aux = loss_fn(outputs, batch) if family is None else family(outputs, batch, hparams)
       return loss, (aux, outputs, updates)
 
     (loss, (aux, outputs, updates)), grads = jax.value_and_grad(compute_loss, has_aux=True)(
@@ -344,20 +350,31 @@ def make_train_step(
 
   jitted = jax.jit(
     step,
-    in_shardings=(parallel.replicated(mesh), parallel.batch_sharding(mesh)),
+    in_shardings=(
+      parallel.replicated(mesh),
+      parallel.batch_sharding(mesh),
+      parallel.replicated(mesh),
+    ),
     out_shardings=(parallel.replicated(mesh), parallel.replicated(mesh)),
     donate_argnums=0,
   )
+  own_hparams = step_hparams(loss_fn)
 
-  def train_step(state, batch):
+  def train_step(state, batch, hparams=None):
     if any(not isinstance(v, jax.Array) for v in batch.values()):
       batch = parallel.shard_batch(batch, mesh)
     else:
       parallel.check_global_batch(next(iter(batch.values())).shape[0], mesh)
-    return jitted(state, batch)
+    return jitted(state, batch, own_hparams if hparams is None else hparams)
 
   train_step.jitted = jitted
   return train_step
+
+
+def step_hparams(loss_fn: LossFn) -> dict[str, np.float32]:
+  """The loss settings a train step takes as arguments (`objectives.objective_from_config`:
+  `loss_fn.hparams`), as float32 scalars; {} for a loss without them."""
+  return {k: np.float32(v) for k, v in getattr(loss_fn, "hparams", {}).items()}
 
 
 # ---------------------------------------------------------------------------
@@ -529,8 +546,11 @@ def fit(
   optimizer, schedule = shared(
     ("optimizer", config_key(cfg, ignore=("seed",))), lambda: make_optimizer(cfg)
   )
-  step_key = ("step", model, loss_fn, optimizer, mesh, _inputs_key(inputs))
+  # Losses of one family (a margin grid) share the step; each passes its own settings.
+  family = getattr(loss_fn, "family", loss_fn)
+  step_key = ("step", model, family, optimizer, mesh, _inputs_key(inputs))
   train_step = shared(step_key, lambda: make_train_step(model, loss_fn, optimizer, mesh, inputs))
+  hparams = step_hparams(loss_fn)
 
   with profiling.phase(_PIPELINE):
     first_batch = next(train_iter)
@@ -610,7 +630,7 @@ def fit(
         batch = first_batch if first_batch is not None else next(train_iter)
       first_batch = None
       with profiling.phase(_STEPS):
-        state, metrics = train_step(state, batch)
+        state, metrics = train_step(state, batch, hparams)
         window_steps += 1
         # One step stays in flight: the previous step's metrics are read while this one runs.
         if pending is not None:

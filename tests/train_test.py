@@ -11,7 +11,7 @@ import optax
 import pytest
 from _train_worker import dataset, pair_contrastive_loss
 
-from jaxsim import checkpoint, models, parallel, train
+from jaxsim import checkpoint, models, objectives, parallel, train
 
 
 def _cfg(**overrides):
@@ -126,6 +126,35 @@ def test_one_device_and_eight_devices_give_the_same_step():
   plain = jax.jit(pair_contrastive_loss)(outputs, batches[0])[0]
   np.testing.assert_allclose(losses1[0], plain, rtol=1e-5)
   assert int(state8["step"]) == 2
+
+
+def test_a_margin_passed_to_the_step_equals_the_margin_as_a_constant():
+  # A config's margin reaches the step as an argument, so a margin grid compiles one step
+  # (its loss family); the floats equal a step whose loss holds the margin as a constant.
+  mesh = parallel.data_mesh(jax.devices()[:1])
+  batches = list(_batches(2))
+  model = _model()
+  tx, _ = train.make_optimizer(_cfg(optimizer="adam", learning_rate=1e-2, schedule="constant"))
+  section = {"name": "in_batch_contrastive", "margin": 0.5, "reduction": "mean_active"}
+  first = objectives.objective_from_config(section)
+  other = objectives.objective_from_config({**section, "margin": 1.7})
+  assert other.family is first.family and other.hparams == {"margin": 1.7}
+  constant = objectives._build_objective({**section, "margin": 1.7})  # margin folded in
+  assert not hasattr(constant, "family")
+  grid_step = train.make_train_step(model, first, tx, mesh, train.SINGLE_INPUTS)
+  constant_step = train.make_train_step(model, constant, tx, mesh, train.SINGLE_INPUTS)
+  a = train.create_train_state(model, tx, batches[0], train.SINGLE_INPUTS, 0, mesh)
+  b = jax.tree.map(jnp.copy, a)
+  for batch in batches:
+    a, metrics_a = grid_step(a, batch, train.step_hparams(other))
+    b, metrics_b = constant_step(b, batch)
+  jax.tree.map(np.testing.assert_array_equal, jax.device_get(a), jax.device_get(b))
+  jax.tree.map(np.testing.assert_array_equal, jax.device_get(metrics_a), jax.device_get(metrics_b))
+  # Without settings the step uses its own loss's margin, 0.5: other floats.
+  c, _ = grid_step(jax.tree.map(jnp.copy, b), batches[0])
+  d, _ = constant_step(jax.tree.map(jnp.copy, b), batches[0])
+  pairs = zip(jax.tree.leaves(jax.device_get(c)), jax.tree.leaves(jax.device_get(d)), strict=True)
+  assert not all(np.array_equal(x, y) for x, y in pairs)
 
 
 def test_indivisible_batch_is_a_clear_error():
