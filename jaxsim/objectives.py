@@ -35,7 +35,6 @@ and across modalities, are negatives. For purely cross-modal contrast use
 
 from __future__ import annotations
 
-import collections
 import json
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -43,7 +42,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jaxsim import distances, losses
+from jaxsim import built, distances, losses
 
 LossFn = Callable[[Mapping[str, jax.Array], Mapping[str, jax.Array]], tuple[jax.Array, dict]]
 
@@ -112,9 +111,8 @@ def _sum_objective(terms: Mapping[str, Any]) -> LossFn:
   return loss_fn
 
 
-# Objectives and loss families built so far, by canonical config (the last _BUILT_SIZE).
-_BUILT: collections.OrderedDict[str, Any] = collections.OrderedDict()
-_BUILT_SIZE = 64
+# Objectives and loss families built so far, by canonical config.
+_BUILT = built.BuiltOnce(64)
 # Loss settings that a train step takes as arguments instead of constants (`family` below).
 TRACED = ("margin",)
 
@@ -131,14 +129,7 @@ def _plain(value: Any) -> Any:
 
 
 def _memo(key: Any, build: Callable[[], Any]) -> Any:
-  key = json.dumps(_plain(key), sort_keys=True, default=repr)
-  if key in _BUILT:
-    _BUILT.move_to_end(key)
-    return _BUILT[key]
-  value = _BUILT[key] = build()
-  if len(_BUILT) > _BUILT_SIZE:
-    _BUILT.popitem(last=False)
-  return value
+  return _BUILT.get(json.dumps(_plain(key), sort_keys=True, default=repr), build)
 
 
 def objective_from_config(cfg: Any) -> LossFn:

@@ -20,7 +20,6 @@ good checkpoint stays as it was).
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import functools
 import json
@@ -38,7 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxsim import checkpoint, inference, objectives, parallel, profiling
+from jaxsim import built, checkpoint, inference, objectives, parallel, profiling
 from jaxsim.models import model_from_config
 from jaxsim.objectives import LossFn
 from jaxsim.train_config import default_config  # noqa: F401 -- part of this module's API
@@ -205,8 +204,7 @@ def init_variables(
 # ---------------------------------------------------------------------------
 # Programs shared between models built from equal configs
 
-_SHARED: collections.OrderedDict[Any, Any] = collections.OrderedDict()
-_SHARED_SIZE = 32
+_SHARED = built.BuiltOnce(32)
 
 
 def shared(key: Any, build: Callable[[], Any]) -> Any:
@@ -221,13 +219,7 @@ def shared(key: Any, build: Callable[[], Any]) -> Any:
     hash(key)
   except TypeError:  # e.g. a module with a list field: built afresh, as before
     return build()
-  if key in _SHARED:
-    _SHARED.move_to_end(key)
-    return _SHARED[key]
-  value = _SHARED[key] = build()
-  if len(_SHARED) > _SHARED_SIZE:
-    _SHARED.popitem(last=False)
-  return value
+  return _SHARED.get(key, build)
 
 
 def config_key(cfg: Any, ignore: Sequence[str] = ()) -> str:
